@@ -1,0 +1,272 @@
+// Package config holds the settings of a Channels deployment: defaults,
+// command-line flags and CHANNELS_* environment variables, in that order of
+// precedence (flags win).
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration of one Channels process. It is built
+// once at start-up and then only read.
+type Config struct {
+	// Listen is the TCP address the HTTP server binds.
+	Listen string
+	// BaseURL is the public URL of the site (scheme, host, optional port).
+	BaseURL string
+	// DataDir holds the SQLite database and other local state.
+	DataDir string
+	// DatabaseURL selects the database: "postgres://…" for PostgreSQL,
+	// otherwise a SQLite file path (default: DataDir/channels.db).
+	DatabaseURL string
+	// SessionLifetime is how long a browser session lives.
+	SessionLifetime time.Duration
+	// LogFormat is "text" or "json".
+	LogFormat string
+	// LogLevel is "debug", "info", "warn" or "error".
+	LogLevel string
+
+	// VertoURL is the WebSocket URL browsers use for signalling. Empty means
+	// the embedded hub at /verto on the same host as the page.
+	VertoURL string
+	// ICEServers is the STUN/TURN list handed to browsers.
+	ICEServers []ICEServer
+	// Domain is the Verto/FreeSWITCH domain (force-register-domain).
+	Domain string
+
+	// FSAPIUser and FSAPIPassword are the HTTP basic credentials
+	// mod_xml_curl sends (gateway-credentials). The password also proves
+	// the origin of the Lua hooks' reports, which mod_curl sends without
+	// basic credentials.
+	FSAPIUser     string
+	FSAPIPassword string
+	// FSAPINetworks lists the client networks allowed to call /fsapi.
+	FSAPINetworks []netip.Prefix
+	// FreeSWITCHHostname, when set, must equal the hostname field of
+	// /fsapi requests.
+	FreeSWITCHHostname string
+	// VertoBind is the address mod_verto binds (served in verto.conf).
+	VertoBind string
+	// VertoTLSCert, when set, makes verto.conf ask for a secure listener.
+	VertoTLSCert string
+	// MaxClientsPerChannel limits connected clients per channel (0: off).
+	MaxClientsPerChannel int
+
+	// AllowedOrigins lists the Origins allowed to open /verto, besides
+	// BaseURL's own.
+	AllowedOrigins []string
+}
+
+// ICEServer is one entry of RTCConfiguration.iceServers.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		Listen:          "127.0.0.1:8080",
+		BaseURL:         "http://localhost:8080",
+		DataDir:         "data",
+		SessionLifetime: 14 * 24 * time.Hour,
+		LogFormat:       "text",
+		LogLevel:        "info",
+		ICEServers:      nil,
+		Domain:          "",
+		FSAPIUser:       "freeswitch",
+		FSAPINetworks:   []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		VertoBind:       "127.0.0.1:8081",
+	}
+}
+
+// Secure reports whether the site is served over HTTPS, which decides the
+// Secure attribute of cookies.
+func (c Config) Secure() bool { return strings.HasPrefix(c.BaseURL, "https://") }
+
+// Database returns the database URL, defaulting to a SQLite file in the data
+// directory.
+func (c Config) Database() string {
+	if c.DatabaseURL != "" {
+		return c.DatabaseURL
+	}
+	return filepath.Join(c.DataDir, "channels.db")
+}
+
+// VertoDomain returns the Verto domain: Domain, or the host of BaseURL.
+func (c Config) VertoDomain() string {
+	if c.Domain != "" {
+		return c.Domain
+	}
+	u, err := url.Parse(c.BaseURL)
+	if err != nil || u.Hostname() == "" {
+		return "localhost"
+	}
+	return u.Hostname()
+}
+
+// FlagSet returns a flag set whose flags write into c. Values already in c
+// are the defaults shown in -help.
+func (c *Config) FlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.StringVar(&c.Listen, "listen", c.Listen, "TCP address to listen on (CHANNELS_LISTEN)")
+	fs.StringVar(&c.BaseURL, "base-url", c.BaseURL, "public base URL of the site (CHANNELS_BASE_URL)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the SQLite database (CHANNELS_DATA_DIR)")
+	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "postgres:// URL or SQLite file; default DATA_DIR/channels.db (CHANNELS_DATABASE_URL)")
+	fs.DurationVar(&c.SessionLifetime, "session-lifetime", c.SessionLifetime, "lifetime of browser sessions (CHANNELS_SESSION_LIFETIME)")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json (CHANNELS_LOG_FORMAT)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error (CHANNELS_LOG_LEVEL)")
+	fs.StringVar(&c.VertoURL, "verto-url", c.VertoURL, "WebSocket URL of the signalling server; empty: embedded hub at /verto (CHANNELS_VERTO_URL)")
+	fs.Func("ice-servers", "comma-separated STUN/TURN URLs; user:pass@ before a turn: host sets credentials (CHANNELS_ICE_SERVERS)", func(s string) error {
+		v, err := ParseICEServers(s)
+		c.ICEServers = v
+		return err
+	})
+	fs.StringVar(&c.Domain, "domain", c.Domain, "Verto domain; default: host of the base URL (CHANNELS_DOMAIN)")
+	fs.StringVar(&c.FSAPIUser, "fsapi-user", c.FSAPIUser, "user name FreeSWITCH sends to /fsapi (CHANNELS_FSAPI_USER)")
+	fs.StringVar(&c.FSAPIPassword, "fsapi-password", c.FSAPIPassword, "password FreeSWITCH sends to /fsapi; empty disables /fsapi over HTTP (CHANNELS_FSAPI_PASSWORD)")
+	fs.Func("fsapi-networks", "comma-separated networks allowed to call /fsapi (CHANNELS_FSAPI_NETWORKS)", func(s string) error {
+		v, err := ParsePrefixes(s)
+		c.FSAPINetworks = v
+		return err
+	})
+	fs.StringVar(&c.FreeSWITCHHostname, "freeswitch-hostname", c.FreeSWITCHHostname, "FreeSWITCH host name /fsapi requests must carry (CHANNELS_FREESWITCH_HOSTNAME)")
+	fs.StringVar(&c.VertoBind, "verto-bind", c.VertoBind, "address mod_verto binds, served in verto.conf (CHANNELS_VERTO_BIND)")
+	fs.StringVar(&c.VertoTLSCert, "verto-tls-cert", c.VertoTLSCert, "certificate file for mod_verto's secure listener (CHANNELS_VERTO_TLS_CERT)")
+	fs.IntVar(&c.MaxClientsPerChannel, "max-clients-per-channel", c.MaxClientsPerChannel, "connected clients allowed per channel, 0 for no limit (CHANNELS_MAX_CLIENTS_PER_CHANNEL)")
+	fs.Func("allowed-origins", "comma-separated extra Origins allowed to open /verto (CHANNELS_ALLOWED_ORIGINS)", func(s string) error {
+		c.AllowedOrigins = splitList(s)
+		return nil
+	})
+	return fs
+}
+
+// Load builds a configuration from defaults, the environment (getenv) and
+// command-line arguments, and validates it. It returns the remaining
+// arguments.
+func Load(name string, args []string, getenv func(string) string) (Config, []string, error) {
+	c := Default()
+	fs := c.FlagSet(name)
+	// The environment is applied through the same flags, so parsing and
+	// validation are the same for both; flags are parsed after and win.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		key := "CHANNELS_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(key); v != "" {
+			if err := fs.Set(f.Name, v); err != nil && envErr == nil {
+				envErr = fmt.Errorf("%s: %w", key, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return c, nil, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, nil, err
+	}
+	return c, fs.Args(), c.Validate()
+}
+
+// LoadOS is Load with the process environment.
+func LoadOS(name string, args []string) (Config, []string, error) {
+	return Load(name, args, os.Getenv)
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	u, err := url.Parse(c.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("base URL %q: want http(s)://host[:port]", c.BaseURL)
+	}
+	if c.VertoURL != "" {
+		v, err := url.Parse(c.VertoURL)
+		if err != nil || (v.Scheme != "ws" && v.Scheme != "wss") || v.Host == "" {
+			return fmt.Errorf("verto URL %q: want ws(s)://host[:port]/path", c.VertoURL)
+		}
+	}
+	if c.SessionLifetime <= 0 {
+		return errors.New("session lifetime must be positive")
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("log format %q: want text or json", c.LogFormat)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.MaxClientsPerChannel < 0 {
+		return errors.New("max clients per channel must not be negative")
+	}
+	return nil
+}
+
+// ParsePrefixes parses a comma-separated list of networks; a bare address
+// is a network of one.
+func ParsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, item := range splitList(s) {
+		if p, err := netip.ParsePrefix(item); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(item)
+		if err != nil {
+			return nil, fmt.Errorf("network %q: want an address or CIDR prefix", item)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+// ParseICEServers parses "stun:host:3478,user:pass@turn:host:3478".
+func ParseICEServers(s string) ([]ICEServer, error) {
+	var out []ICEServer
+	for _, item := range splitList(s) {
+		var srv ICEServer
+		if at := strings.LastIndex(item, "@"); at >= 0 && (strings.Contains(item[at:], "turn:") || strings.Contains(item[at:], "turns:")) {
+			cred := item[:at]
+			item = item[at+1:]
+			user, pass, ok := strings.Cut(cred, ":")
+			if !ok {
+				return nil, fmt.Errorf("ICE server credentials %q: want user:password", cred)
+			}
+			srv.Username, srv.Credential = user, pass
+		}
+		if !strings.HasPrefix(item, "stun:") && !strings.HasPrefix(item, "turn:") && !strings.HasPrefix(item, "turns:") {
+			return nil, fmt.Errorf("ICE server %q: want stun:, turn: or turns: URL", item)
+		}
+		srv.URLs = []string{item}
+		out = append(out, srv)
+	}
+	return out, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// Port returns the port of an address like "127.0.0.1:8080", for messages.
+func Port(addr string) int {
+	i := strings.LastIndex(addr, ":")
+	p, _ := strconv.Atoi(addr[i+1:])
+	return p
+}

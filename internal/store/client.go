@@ -1,0 +1,105 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Client is one browser's identity in one channel: its Verto login name and
+// peer id, and the password it logs in with.
+type Client struct {
+	ID        string
+	Password  string
+	ChannelID string
+	Created   time.Time
+	// Connected is when the signalling server last reported a login; the
+	// zero time while the client is disconnected.
+	Connected time.Time
+}
+
+// CreateClient adds a client to a channel with a new random id and
+// password (UUIDv4s from crypto/rand).
+func (s *Store) CreateClient(ctx context.Context, channelID string) (Client, error) {
+	id, err := uuid.NewRandom()
+	if err != nil {
+		return Client{}, fmt.Errorf("create client: %w", err)
+	}
+	pw, err := uuid.NewRandom()
+	if err != nil {
+		return Client{}, fmt.Errorf("create client: %w", err)
+	}
+	c := Client{ID: id.String(), Password: pw.String(), ChannelID: channelID, Created: fromMicros(micros(s.now()))}
+	if err := s.PutClient(ctx, c); err != nil {
+		return Client{}, err
+	}
+	return c, nil
+}
+
+// PutClient inserts a client with the given id and password, for imports
+// and tests that replay recorded traffic. The channel must exist.
+func (s *Store) PutClient(ctx context.Context, c Client) error {
+	if c.Created.IsZero() {
+		c.Created = s.now()
+	}
+	var connected sql.NullInt64
+	if !c.Connected.IsZero() {
+		connected = sql.NullInt64{Int64: micros(c.Connected), Valid: true}
+	}
+	_, err := s.db.ExecContext(ctx,
+		s.q(`INSERT INTO clients (id, password, channel_id, created, connected) VALUES (?, ?, ?, ?, ?)`),
+		c.ID, c.Password, c.ChannelID, micros(c.Created), connected)
+	if isUniqueViolation(err) {
+		return fmt.Errorf("put client %s: %w", c.ID, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("put client %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// ClientByID looks a client up by id.
+func (s *Store) ClientByID(ctx context.Context, id string) (Client, error) {
+	var c Client
+	var created int64
+	var connected sql.NullInt64
+	err := s.db.QueryRowContext(ctx,
+		s.q(`SELECT id, password, channel_id, created, connected FROM clients WHERE id = ?`), id).
+		Scan(&c.ID, &c.Password, &c.ChannelID, &created, &connected)
+	if err != nil {
+		return Client{}, notFound(err, "client "+id)
+	}
+	c.Created = fromMicros(created)
+	if connected.Valid {
+		c.Connected = fromMicros(connected.Int64)
+	}
+	return c, nil
+}
+
+// SetClientConnected records that the client logged in to the signalling
+// server at the given time.
+func (s *Store) SetClientConnected(ctx context.Context, id string, at time.Time) error {
+	return s.execOne(ctx, "set client connected "+id,
+		`UPDATE clients SET connected = ? WHERE id = ?`, micros(at), id)
+}
+
+// ClearClientConnected records that the client disconnected.
+func (s *Store) ClearClientConnected(ctx context.Context, id string) error {
+	return s.execOne(ctx, "clear client connected "+id,
+		`UPDATE clients SET connected = NULL WHERE id = ?`, id)
+}
+
+// CountConnectedClients returns how many of a channel's clients are
+// connected.
+func (s *Store) CountConnectedClients(ctx context.Context, channelID string) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx,
+		s.q(`SELECT COUNT(*) FROM clients WHERE channel_id = ? AND connected IS NOT NULL`), channelID).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count connected clients of %s: %w", channelID, err)
+	}
+	return n, nil
+}

@@ -1,0 +1,91 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// SessionStore keeps browser sessions in the database, so they survive
+// restarts and are shared by every process. It implements scs.CtxStore.
+type SessionStore struct{ s *Store }
+
+// Sessions returns the store's session store.
+func (s *Store) Sessions() *SessionStore { return &SessionStore{s} }
+
+// FindCtx returns the data of an unexpired session.
+func (ss *SessionStore) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
+	var data []byte
+	err := ss.s.db.QueryRowContext(ctx,
+		ss.s.q(`SELECT data FROM sessions WHERE token = ? AND expiry > ?`), token, micros(ss.s.now())).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("find session: %w", err)
+	}
+	return data, true, nil
+}
+
+// CommitCtx saves a session's data and expiry.
+func (ss *SessionStore) CommitCtx(ctx context.Context, token string, data []byte, expiry time.Time) error {
+	_, err := ss.s.db.ExecContext(ctx, ss.s.q(
+		`INSERT INTO sessions (token, data, expiry) VALUES (?, ?, ?)
+		 ON CONFLICT (token) DO UPDATE SET data = excluded.data, expiry = excluded.expiry`),
+		token, data, micros(expiry))
+	if err != nil {
+		return fmt.Errorf("commit session: %w", err)
+	}
+	return nil
+}
+
+// DeleteCtx removes a session.
+func (ss *SessionStore) DeleteCtx(ctx context.Context, token string) error {
+	if _, err := ss.s.db.ExecContext(ctx, ss.s.q(`DELETE FROM sessions WHERE token = ?`), token); err != nil {
+		return fmt.Errorf("delete session: %w", err)
+	}
+	return nil
+}
+
+// Find, Commit and Delete complete scs.Store; scs calls the Ctx variants.
+func (ss *SessionStore) Find(token string) ([]byte, bool, error) {
+	return ss.FindCtx(context.Background(), token)
+}
+
+// Commit saves a session without a context.
+func (ss *SessionStore) Commit(token string, data []byte, expiry time.Time) error {
+	return ss.CommitCtx(context.Background(), token, data, expiry)
+}
+
+// Delete removes a session without a context.
+func (ss *SessionStore) Delete(token string) error {
+	return ss.DeleteCtx(context.Background(), token)
+}
+
+// DeleteExpiredSessions removes sessions past their expiry and returns how
+// many went.
+func (s *Store) DeleteExpiredSessions(ctx context.Context) (int64, error) {
+	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM sessions WHERE expiry <= ?`), micros(s.now()))
+	if err != nil {
+		return 0, fmt.Errorf("delete expired sessions: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// CleanSessions deletes expired sessions every interval until ctx ends.
+func (s *Store) CleanSessions(ctx context.Context, interval time.Duration, onErr func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := s.DeleteExpiredSessions(ctx); err != nil && ctx.Err() == nil && onErr != nil {
+				onErr(err)
+			}
+		}
+	}
+}

@@ -1,0 +1,118 @@
+// Package storetest gives tests fresh, migrated stores on every supported
+// database: a SQLite file in a temporary directory and a throw-away
+// PostgreSQL database on the server named by CHANNELS_TEST_POSTGRES.
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"channels/internal/store"
+)
+
+// DefaultPostgres is the server used when CHANNELS_TEST_POSTGRES is unset:
+// the local PostgreSQL with trust authentication.
+const DefaultPostgres = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// Backend is one store to run a test against.
+type Backend struct {
+	Name  string // "sqlite" or "postgres"
+	Store *store.Store
+	URL   string // the database URL, to open the same database again
+}
+
+// Stores returns a fresh store per supported database. A test ranges over
+// it with t.Run(b.Name, …).
+func Stores(t testing.TB) []Backend {
+	t.Helper()
+	return []Backend{SQLite(t), Postgres(t)}
+}
+
+// SQLite returns a fresh store in a SQLite file of a temporary directory.
+func SQLite(t testing.TB) Backend {
+	t.Helper()
+	u := SQLiteURL(t)
+	return Backend{Name: "sqlite", Store: openStore(t, u), URL: u}
+}
+
+// SQLiteURL returns the path of a new SQLite database file.
+func SQLiteURL(t testing.TB) string {
+	t.Helper()
+	return filepath.Join(t.TempDir(), "channels.db")
+}
+
+// Postgres returns a fresh store in a new PostgreSQL database that is
+// dropped when the test ends. Without a reachable server the test is
+// skipped — or fails, when the CI environment variable is set, so CI can
+// never pass by skipping.
+func Postgres(t testing.TB) Backend {
+	t.Helper()
+	u := PostgresURL(t)
+	return Backend{Name: "postgres", Store: openStore(t, u), URL: u}
+}
+
+// PostgresURL creates a throw-away database and returns its URL.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	admin := os.Getenv("CHANNELS_TEST_POSTGRES")
+	if admin == "" {
+		admin = DefaultPostgres
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	db, err := sql.Open("pgx", admin)
+	if err == nil {
+		err = db.PingContext(ctx)
+	}
+	if err != nil {
+		if db != nil {
+			db.Close()
+		}
+		if os.Getenv("CI") != "" {
+			t.Fatalf("PostgreSQL at %s is required in CI: %v", admin, err)
+		}
+		t.Skipf("PostgreSQL at %s not reachable: %v", admin, err)
+	}
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	name := "channels_test_" + hex.EncodeToString(b[:])
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		db.Close()
+		t.Fatalf("create database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+		db.Close()
+	})
+	pu, err := url.Parse(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pu.Path = "/" + name
+	return pu.String()
+}
+
+func openStore(t testing.TB, databaseURL string) *store.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := store.Open(ctx, databaseURL)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}

@@ -1,0 +1,118 @@
+// Package web is the Channels web application: server-rendered pages for
+// the channel list, the channel page that hands a browser its client
+// credentials, sign-in and sign-out, and channel management; browser
+// sessions; and the security headers every response carries.
+//
+// All routes are in one table (routes.go); handlers are methods on Server,
+// one file per action.
+package web
+
+import (
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+
+	"channels/internal/config"
+	"channels/internal/password"
+	"channels/internal/store"
+)
+
+// Assets names the browser client's files by their content-hashed URLs
+// (internal/webclient's *Assets implements it).
+type Assets interface {
+	URL(name string) string
+}
+
+// Options are the dependencies of a Server.
+type Options struct {
+	Config config.Config
+	Store  *store.Store
+	// Assets gives the URLs of site.css and channel.js.
+	Assets Assets
+	// Static, when set, serves the browser client's files under /static/.
+	Static http.Handler
+	// Logger receives request errors; nil discards them.
+	Logger *slog.Logger
+}
+
+// Server is the web application. It is an http.Handler.
+type Server struct {
+	cfg      config.Config
+	store    *store.Store
+	assets   Assets
+	static   http.Handler
+	log      *slog.Logger
+	sessions *scs.SessionManager
+	pages    map[string]*template.Template
+	handler  http.Handler
+	now      func() time.Time
+
+	// Sign-in attempts are limited per client address and per user name.
+	byAddr, byName *limiter
+	// dummyHash is verified against when the user name is unknown, so a
+	// failed sign-in takes as long whether or not the name exists.
+	dummyHash string
+}
+
+// Sign-in limits: a burst of attempts, then one more per interval.
+const (
+	addrBurst = 10
+	addrEvery = 6 * time.Second
+	nameBurst = 5
+	nameEvery = 12 * time.Second
+	// maxTracked bounds the memory of each limiter.
+	maxTracked = 10000
+)
+
+// maxFormBytes bounds the body of every form POST.
+const maxFormBytes = 16 << 10
+
+// New builds the web application.
+func New(opts Options) (*Server, error) {
+	if opts.Store == nil {
+		return nil, errors.New("web: no store")
+	}
+	if opts.Assets == nil {
+		return nil, errors.New("web: no assets")
+	}
+	if err := opts.Config.Validate(); err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	pages, err := parseTemplates(opts.Assets)
+	if err != nil {
+		return nil, err
+	}
+	dummy, err := password.Hash("no such user")
+	if err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	s := &Server{
+		cfg:       opts.Config,
+		store:     opts.Store,
+		assets:    opts.Assets,
+		static:    opts.Static,
+		log:       log,
+		pages:     pages,
+		now:       time.Now,
+		byAddr:    newLimiter(addrBurst, addrEvery, maxTracked),
+		byName:    newLimiter(nameBurst, nameEvery, maxTracked),
+		dummyHash: dummy,
+	}
+	s.sessions = s.newSessionManager()
+	s.handler = s.secure(s.routes())
+	return s, nil
+}
+
+// ServeHTTP serves the application.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.handler.ServeHTTP(w, r)
+}

@@ -1,0 +1,2 @@
+import { x } from './verto.js';
+x();
