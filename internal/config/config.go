@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -262,11 +261,4 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-// Port returns the port of an address like "127.0.0.1:8080", for messages.
-func Port(addr string) int {
-	i := strings.LastIndex(addr, ":")
-	p, _ := strconv.Atoi(addr[i+1:])
-	return p
 }

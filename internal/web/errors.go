@@ -41,7 +41,11 @@ func (s *Server) page(h handlerFunc) http.Handler {
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		}
-		if err := h(w, r); err != nil {
+		r, err := s.withUser(r)
+		if err == nil {
+			err = h(w, r)
+		}
+		if err != nil {
 			s.fail(w, r, err)
 		}
 	}))

@@ -1,0 +1,90 @@
+package config
+
+import (
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadPrecedence(t *testing.T) {
+	c, rest, err := Load("serve", []string{"-listen", "127.0.0.1:9999", "extra"}, env(map[string]string{
+		"CHANNELS_LISTEN":           "127.0.0.1:7777",
+		"CHANNELS_BASE_URL":         "https://calls.example.org",
+		"CHANNELS_SESSION_LIFETIME": "2h",
+		"CHANNELS_FSAPI_NETWORKS":   "10.0.0.0/8, 192.0.2.7",
+		"CHANNELS_ICE_SERVERS":      "stun:stun.example.org:3478,u:p@turn:turn.example.org:3478",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:9999" {
+		t.Errorf("Listen = %q: flags must win over the environment", c.Listen)
+	}
+	if !reflect.DeepEqual(rest, []string{"extra"}) {
+		t.Errorf("rest = %q", rest)
+	}
+	if !c.Secure() || c.VertoDomain() != "calls.example.org" {
+		t.Errorf("Secure = %v, VertoDomain = %q", c.Secure(), c.VertoDomain())
+	}
+	if c.SessionLifetime != 2*time.Hour {
+		t.Errorf("SessionLifetime = %v", c.SessionLifetime)
+	}
+	wantNets := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32")}
+	if !reflect.DeepEqual(c.FSAPINetworks, wantNets) {
+		t.Errorf("FSAPINetworks = %v", c.FSAPINetworks)
+	}
+	wantICE := []ICEServer{
+		{URLs: []string{"stun:stun.example.org:3478"}},
+		{URLs: []string{"turn:turn.example.org:3478"}, Username: "u", Credential: "p"},
+	}
+	if !reflect.DeepEqual(c.ICEServers, wantICE) {
+		t.Errorf("ICEServers = %+v", c.ICEServers)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, _, err := Load("serve", nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SessionLifetime != 14*24*time.Hour {
+		t.Errorf("default session lifetime = %v, want 14 days", c.SessionLifetime)
+	}
+	if c.Database() != "data/channels.db" || c.Secure() || c.VertoDomain() != "localhost" {
+		t.Errorf("Database = %q, Secure = %v, VertoDomain = %q", c.Database(), c.Secure(), c.VertoDomain())
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"bad base URL", []string{"-base-url", "ftp://x"}, nil, "base URL"},
+		{"bad verto URL", []string{"-verto-url", "http://x/verto"}, nil, "verto URL"},
+		{"bad duration in env", nil, map[string]string{"CHANNELS_SESSION_LIFETIME": "soon"}, "CHANNELS_SESSION_LIFETIME"},
+		{"negative lifetime", []string{"-session-lifetime", "-1h"}, nil, "positive"},
+		{"bad log format", []string{"-log-format", "xml"}, nil, "log format"},
+		{"bad log level", []string{"-log-level", "loud"}, nil, "log level"},
+		{"bad network", []string{"-fsapi-networks", "10.0.0.0/33"}, nil, "network"},
+		{"bad ICE server", []string{"-ice-servers", "http://x"}, nil, "ICE server"},
+		{"bad TURN credentials", []string{"-ice-servers", "user@turn:x"}, nil, "credentials"},
+		{"negative client limit", []string{"-max-clients-per-channel", "-1"}, nil, "negative"},
+		{"unknown flag", []string{"-nope"}, nil, "not defined"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := Load("serve", tc.args, env(tc.env))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,227 @@
+package fsapi
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+)
+
+// Report actions: the form's action field of the Lua hooks' login and
+// disconnect reports. These requests, and only these, may prove their
+// origin with SecretField instead of basic credentials.
+const (
+	ActionClientLogin      = "verto_client_login"
+	ActionClientDisconnect = "verto_client_disconnect"
+)
+
+// SecretField is the form field in which the Lua hooks' reports carry the
+// configured password. FreeSWITCH's curl API (mod_curl) sends no basic
+// credentials, not even from user:pass@ in the URL, so a report proves its
+// origin with this field — and, like every request, by coming from an
+// allowed network. The field is removed before handlers see the form.
+const SecretField = "secret"
+
+// DefaultMaxBody is the request body limit when Options.MaxBody is 0. A
+// Verto directory lookup is about 1 KiB.
+const DefaultMaxBody = 64 << 10
+
+// Options configure the HTTP endpoint.
+type Options struct {
+	// User and Password are the HTTP basic credentials mod_xml_curl sends
+	// (gateway-credentials). An empty Password refuses every request (401).
+	User, Password string
+	// Networks lists the client networks allowed to call; nil means
+	// loopback only (127.0.0.0/8 and ::1). The address is the connection's
+	// peer (Request.RemoteAddr); forwarding headers are not trusted.
+	Networks []netip.Prefix
+	// Hostname, when set, must equal a request's hostname field (the host
+	// name of FreeSWITCH); other requests match no handler.
+	Hostname string
+	// Path is the path the endpoint answers at (default "/fsapi"); any
+	// other path under the mount point gets the not-found document.
+	Path string
+	// MaxBody limits the request body in bytes (0: DefaultMaxBody).
+	MaxBody int64
+	// Logger receives refusals and handler errors (nil: discard).
+	Logger *slog.Logger
+}
+
+type endpoint struct {
+	reg      *Registry
+	opts     Options
+	userHash [sha256.Size]byte
+	passHash [sha256.Size]byte
+	logger   *slog.Logger
+}
+
+// NewHandler returns the /fsapi endpoint: POST only (405 otherwise), from
+// the allowed networks (403), with the basic credentials (401 with
+// WWW-Authenticate) — or, for report actions only, the password in
+// SecretField — and an URL-encoded body within the size limit (413; 400
+// when malformed). The answer is always HTTP 200, Content-Type text/xml and
+// a whole XML document: the registry's answer at Options.Path, the
+// not-found document at every other path below it.
+//
+// A request with an Authorization header is judged by it alone; one without
+// is read first, so a report's secret can be checked.
+func NewHandler(reg *Registry, opts Options) http.Handler {
+	if opts.Networks == nil {
+		opts.Networks = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	}
+	if opts.Path == "" {
+		opts.Path = "/fsapi"
+	}
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = DefaultMaxBody
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &endpoint{
+		reg:      reg,
+		opts:     opts,
+		userHash: sha256.Sum256([]byte(opts.User)),
+		passHash: sha256.Sum256([]byte(opts.Password)),
+		logger:   logger,
+	}
+}
+
+func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if !e.allowedPeer(r.RemoteAddr) {
+		e.logger.WarnContext(ctx, "fsapi: caller not in allowed networks", "remote", r.RemoteAddr)
+		http.Error(w, "forbidden", http.StatusForbidden)
+		return
+	}
+	authed := false
+	if _, _, present := r.BasicAuth(); present || r.Header.Get("Authorization") != "" {
+		if !e.basicOK(r) {
+			e.unauthorized(w, r)
+			return
+		}
+		authed = true
+	}
+	form, status := e.readForm(w, r)
+	if status != 0 {
+		if !authed {
+			// Nothing is known about an anonymous caller: do not tell it more.
+			e.unauthorized(w, r)
+			return
+		}
+		http.Error(w, http.StatusText(status), status)
+		return
+	}
+	secret, hasSecret := form[SecretField]
+	delete(form, SecretField)
+	if !authed {
+		if !hasSecret || !isReport(form) || !e.secretOK(secret[0]) {
+			e.unauthorized(w, r)
+			return
+		}
+	}
+	var body []byte
+	switch {
+	case r.URL.Path != e.opts.Path:
+		body = NotFound()
+	case e.opts.Hostname != "" && form.Get("hostname") != e.opts.Hostname:
+		e.logger.WarnContext(ctx, "fsapi: request from another FreeSWITCH host", "hostname", form.Get("hostname"))
+		body = NotFound()
+	default:
+		body = e.reg.Respond(ctx, form)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/xml")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+// readForm reads and parses the body; status is non-zero on failure.
+func (e *endpoint) readForm(w http.ResponseWriter, r *http.Request) (url.Values, int) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, _ := strings.Cut(ct, ";")
+		if !strings.EqualFold(strings.TrimSpace(mt), "application/x-www-form-urlencoded") {
+			return nil, http.StatusBadRequest
+		}
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, e.opts.MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, http.StatusRequestEntityTooLarge
+		}
+		return nil, http.StatusBadRequest
+	}
+	form, err := ParseForm(raw)
+	if err != nil {
+		return nil, http.StatusBadRequest
+	}
+	return form, 0
+}
+
+// ParseForm parses an URL-encoded request body. It refuses what
+// url.ParseQuery refuses (bad escapes, semicolons).
+func ParseForm(body []byte) (url.Values, error) {
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, errors.Join(errors.New("fsapi: malformed form"), err)
+	}
+	return form, nil
+}
+
+func isReport(form url.Values) bool {
+	a := form.Get("action")
+	return a == ActionClientLogin || a == ActionClientDisconnect
+}
+
+func (e *endpoint) allowedPeer(remote string) bool {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return false
+	}
+	addr := ap.Addr().Unmap()
+	for _, p := range e.opts.Networks {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// basicOK compares the basic credentials in constant time (of the hashes,
+// so lengths do not leak either).
+func (e *endpoint) basicOK(r *http.Request) bool {
+	user, pass, ok := r.BasicAuth()
+	if !ok || e.opts.Password == "" {
+		return false
+	}
+	u := sha256.Sum256([]byte(user))
+	p := sha256.Sum256([]byte(pass))
+	return subtle.ConstantTimeCompare(u[:], e.userHash[:])&subtle.ConstantTimeCompare(p[:], e.passHash[:]) == 1
+}
+
+func (e *endpoint) secretOK(secret string) bool {
+	if e.opts.Password == "" {
+		return false
+	}
+	s := sha256.Sum256([]byte(secret))
+	return subtle.ConstantTimeCompare(s[:], e.passHash[:]) == 1
+}
+
+func (e *endpoint) unauthorized(w http.ResponseWriter, r *http.Request) {
+	e.logger.WarnContext(r.Context(), "fsapi: bad or missing credentials", "remote", r.RemoteAddr)
+	w.Header().Set("WWW-Authenticate", `Basic realm="fsapi", charset="UTF-8"`)
+	http.Error(w, "unauthorized", http.StatusUnauthorized)
+}

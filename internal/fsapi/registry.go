@@ -1,0 +1,140 @@
+// Package fsapi is the gateway FreeSWITCH calls: mod_xml_curl fetches
+// directory entries and module configuration from it, and the Lua hooks of
+// the configuration pack report Verto logins and disconnects to it.
+//
+// A request is a set of URL-encoded key/value pairs. An ordered Registry of
+// Handlers answers it: the first handler whose required pairs are all
+// present processes the request and returns a Document (a template and its
+// data), rendered as a whole FreeSWITCH XML document. No match, a handler's
+// ErrNotFound, or any other error gives FreeSWITCH's not-found document,
+// which is how FreeSWITCH is told "no" (it then falls back to its local
+// files). Feature packages (directory, vertoconf) offer a Register function;
+// the app calls them in one visible list, and that list is the order.
+//
+// NewHandler puts a Registry on HTTP, guarded by basic credentials and a
+// network allowlist; the embedded Verto hub calls Respond in-process.
+package fsapi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"text/template"
+)
+
+// ErrNotFound is what a Handler returns when it has no answer for a
+// request (an unknown user, say). The response is the not-found document.
+var ErrNotFound = errors.New("fsapi: not found")
+
+// Pair is one key/value pair a Handler requires in a request.
+type Pair struct{ Key, Value string }
+
+// Document is a handler's answer: a template made with ParseTemplate (so
+// that every value it prints is XML-escaped) and the data to execute it
+// with. The template writes the <document> element; the XML declaration is
+// added in front of it.
+type Document struct {
+	Template *template.Template
+	Data     any
+}
+
+// Handler answers one kind of request.
+type Handler interface {
+	// Requires returns the key/value pairs that must all be present (as
+	// the first value of their key) for the handler to answer. It is
+	// called once, when the handler is added.
+	Requires() []Pair
+	// Process answers a matching request. ErrNotFound, or any other error,
+	// makes the response the not-found document; other errors are logged.
+	Process(ctx context.Context, form url.Values) (Document, error)
+}
+
+type entry struct {
+	h     Handler
+	pairs []Pair
+}
+
+// Registry is an ordered list of handlers; the first whose required pairs
+// all match answers. Add handlers while assembling the app, before the
+// registry serves requests; after that it is safe for concurrent use.
+type Registry struct {
+	entries []entry
+	logger  *slog.Logger
+}
+
+// NewRegistry returns an empty registry that logs handler errors to logger
+// (nil: discard).
+func NewRegistry(logger *slog.Logger) *Registry {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Registry{logger: logger}
+}
+
+// Add appends a handler: it is tried after every handler added before it.
+func (r *Registry) Add(h Handler) {
+	pairs := append([]Pair(nil), h.Requires()...)
+	r.entries = append(r.entries, entry{h: h, pairs: pairs})
+}
+
+// Match returns the first handler whose required pairs are all present in
+// form, or nil.
+func (r *Registry) Match(form url.Values) Handler {
+	for _, e := range r.entries {
+		if matches(form, e.pairs) {
+			return e.h
+		}
+	}
+	return nil
+}
+
+func matches(form url.Values, pairs []Pair) bool {
+	for _, p := range pairs {
+		vs := form[p.Key]
+		if len(vs) == 0 || vs[0] != p.Value {
+			return false
+		}
+	}
+	return true
+}
+
+// Respond answers a request: always a whole XML document, as /fsapi's
+// response body. No matching handler, ErrNotFound, any other error (logged)
+// and even a panicking handler (logged) give the not-found document.
+func (r *Registry) Respond(ctx context.Context, form url.Values) (out []byte) {
+	h := r.Match(form)
+	if h == nil {
+		return NotFound()
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			r.logger.ErrorContext(ctx, "fsapi handler panicked", "handler", fmt.Sprintf("%T", h), "panic", v)
+			out = NotFound()
+		}
+	}()
+	doc, err := h.Process(ctx, form)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			r.logger.DebugContext(ctx, "fsapi: not found", "handler", fmt.Sprintf("%T", h), "err", err)
+		} else {
+			r.logger.ErrorContext(ctx, "fsapi handler failed", "handler", fmt.Sprintf("%T", h), "err", err)
+		}
+		return NotFound()
+	}
+	if doc.Template == nil {
+		r.logger.ErrorContext(ctx, "fsapi handler returned no template", "handler", fmt.Sprintf("%T", h))
+		return NotFound()
+	}
+	var buf bytes.Buffer
+	buf.Grow(1024)
+	buf.WriteString(Declaration)
+	if err := doc.Template.Execute(&buf, doc.Data); err != nil {
+		r.logger.ErrorContext(ctx, "fsapi template failed", "handler", fmt.Sprintf("%T", h),
+			"template", doc.Template.Name(), "err", err)
+		return NotFound()
+	}
+	return buf.Bytes()
+}

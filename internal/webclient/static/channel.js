@@ -1,2 +1,0 @@
-import { x } from './verto.js';
-x();
