@@ -68,8 +68,9 @@ type endpoint struct {
 // a whole XML document: the registry's answer at Options.Path, the
 // not-found document at every other path below it.
 //
-// A request with an Authorization header is judged by it alone; one without
-// is read first, so a report's secret can be checked.
+// A request with an Authorization header is judged by it alone, before its
+// body is read; one without is read first (so 400 and 413 come before 401
+// there), so that a report's secret can be checked.
 func NewHandler(reg *Registry, opts Options) http.Handler {
 	if opts.Networks == nil {
 		opts.Networks = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
@@ -115,11 +116,6 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	form, status := e.readForm(w, r)
 	if status != 0 {
-		if !authed {
-			// Nothing is known about an anonymous caller: do not tell it more.
-			e.unauthorized(w, r)
-			return
-		}
 		http.Error(w, http.StatusText(status), status)
 		return
 	}

@@ -83,6 +83,11 @@ func New(opts Options) (*Server, error) {
 	if err := opts.Config.Validate(); err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
+	for _, name := range []string{"site.css", "channel.js"} {
+		if opts.Assets.URL(name) == "" {
+			return nil, fmt.Errorf("web: browser client file %s missing", name)
+		}
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

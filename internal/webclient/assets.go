@@ -7,6 +7,11 @@
 // ("./verto.js") are rewritten to the hashed names when the package is
 // loaded, and a file's hash covers its rewritten content, so a change to a
 // module changes the URL of every module that imports it, directly or not.
+//
+// Files are served compacted: lines that hold only a comment, blank lines
+// and indentation are dropped (the sources keep their JSDoc; the wire does
+// not need it). The sources must therefore not spread a string or template
+// literal over several lines.
 package webclient
 
 import (
@@ -100,6 +105,7 @@ func load(fsys fs.FS) (*Assets, error) {
 		}
 		visiting[name] = true
 		defer delete(visiting, name)
+		body = compact(body)
 		if strings.HasSuffix(name, ".js") {
 			var ierr error
 			body = importRE.ReplaceAllFunc(body, func(m []byte) []byte {
@@ -140,6 +146,30 @@ func load(fsys fs.FS) (*Assets, error) {
 		}
 	}
 	return a, nil
+}
+
+// compact drops indentation, blank lines and lines that hold only a
+// comment ("// …" lines and "/* … */" blocks starting a line). Code lines,
+// trailing comments included, are kept as they are, so no statement changes.
+func compact(src []byte) []byte {
+	var out []byte
+	inBlock := false
+	for line := range strings.SplitSeq(string(src), "\n") {
+		t := strings.TrimSpace(line)
+		switch {
+		case inBlock:
+			inBlock = !strings.HasSuffix(t, "*/")
+			continue
+		case strings.HasPrefix(t, "/*"):
+			inBlock = !strings.HasSuffix(t, "*/") || t == "/*"
+			continue
+		case t == "" || strings.HasPrefix(t, "//"):
+			continue
+		}
+		out = append(out, t...)
+		out = append(out, '\n')
+	}
+	return out
 }
 
 func contentType(name string) string {

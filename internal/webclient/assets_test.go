@@ -3,6 +3,9 @@ package webclient
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -160,5 +163,73 @@ func TestHandler(t *testing.T) {
 				t.Errorf("HEAD has a body")
 			}
 		})
+	}
+}
+
+func TestCompact(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"line comments and indentation", "// head\n  const a = 1; // keep\n\n  // drop\n", "const a = 1; // keep\n"},
+		{"jsdoc block", "/**\n * Doc.\n * @param {x} y\n */\nfunction f() {}\n", "function f() {}\n"},
+		{"one-line block", "/** @type {number} */\nlet n = 0;\n", "let n = 0;\n"},
+		{"css", "/* c */\nbody {\n  margin: 0;\n}\n", "body {\nmargin: 0;\n}\n"},
+		{"url in string", "const u = 'http://x/y';\n", "const u = 'http://x/y';\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := string(compact([]byte(tt.in))); got != tt.want {
+				t.Errorf("compact(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestServedModulesParse checks with Node, when it is installed, that every
+// module still parses after compaction and rewriting.
+func TestServedModulesParse(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node not installed")
+	}
+	a, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, n := range a.Names() {
+		as, _ := a.Asset(n)
+		if err := os.WriteFile(filepath.Join(dir, as.HashedName), as.Body, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range a.Names() {
+		as, _ := a.Asset(n)
+		if !strings.HasSuffix(n, ".js") {
+			continue
+		}
+		mjs := filepath.Join(dir, as.HashedName+".mjs")
+		if err := os.WriteFile(mjs, as.Body, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(node, "--check", mjs).CombinedOutput(); err != nil {
+			t.Errorf("%s does not parse after compaction: %v\n%s", n, err, out)
+		}
+	}
+}
+
+// TestChannelPageBudget keeps what the channel page loads (every module
+// and the stylesheet) within 40 KiB.
+func TestChannelPageBudget(t *testing.T) {
+	a, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, n := range a.Names() {
+		as, _ := a.Asset(n)
+		total += len(as.Body)
+	}
+	t.Logf("JS+CSS served: %d bytes", total)
+	if total > 40*1024 {
+		t.Errorf("JS+CSS = %d bytes, over the 40 KiB budget", total)
 	}
 }

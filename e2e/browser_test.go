@@ -1,0 +1,195 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// chromiumPath finds the browser, or skips (fails under CI) without one.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("CHANNELS_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if p == "" {
+			continue
+		}
+		if _, err := exec.LookPath(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("chromium not found: install Debian's chromium (apt-get install -y chromium)")
+	}
+	t.Skip("chromium not found; install Debian's chromium to run the end-to-end tests")
+	return ""
+}
+
+// browser is one headless Chromium with its own profile (cookies), and one tab.
+type browser struct {
+	t    *testing.T
+	name string
+	ctx  context.Context
+}
+
+// newBrowser starts a fresh Chromium with fake media devices.
+func newBrowser(t *testing.T, exe, name string) *browser {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exe),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(1024, 700),
+	}
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelC := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	if err := chromedp.Do(ctx); err != nil {
+		cancelC()
+		cancelA()
+		t.Fatalf("%s: start chromium: %v", name, err)
+	}
+	t.Cleanup(func() {
+		cancelC()
+		cancelA()
+	})
+	return &browser{t: t, name: name, ctx: ctx}
+}
+
+// run runs actions with a deadline.
+func (b *browser) run(d time.Duration, actions ...chromedp.Action[chromedp.Void]) error {
+	ctx, cancel := context.WithTimeout(b.ctx, d)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		return fmt.Errorf("%s: %w", b.name, err)
+	}
+	return nil
+}
+
+// must is run that fails the test on error.
+func (b *browser) must(d time.Duration, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := b.run(d, actions...); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// eval evaluates a JavaScript expression in b's page.
+func eval[T any](b *browser, expr string) (T, error) {
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		return v, fmt.Errorf("%s: eval %s: %w", b.name, expr, err)
+	}
+	return v, nil
+}
+
+// mustEval is eval that fails the test on error.
+func mustEval[T any](b *browser, expr string) T {
+	b.t.Helper()
+	v, err := eval[T](b, expr)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return v
+}
+
+// click clicks the element a CSS selector finds, as a user would.
+func (b *browser) click(sel string) {
+	b.t.Helper()
+	mustEval[bool](b, `(() => { const el = document.querySelector(`+jsString(sel)+`); if (!el) throw new Error('no element '+`+jsString(sel)+`); el.click(); return true })()`)
+}
+
+// jsString quotes s as a JavaScript string literal.
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// waitFor polls a boolean JavaScript expression until it holds; it returns
+// how long that took.
+func (b *browser) waitFor(expr string, d time.Duration) (time.Duration, error) {
+	start := time.Now()
+	for {
+		ok, err := eval[bool](b, "!!("+expr+")")
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			return time.Since(start), nil
+		}
+		if time.Since(start) > d {
+			return 0, fmt.Errorf("%s: still not %s after %v", b.name, expr, d)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// mustWait is waitFor that fails the test.
+func (b *browser) mustWait(expr string, d time.Duration) time.Duration {
+	b.t.Helper()
+	took, err := b.waitFor(expr, d)
+	if err != nil {
+		state, _ := eval[string](b, `JSON.stringify(Object.assign({}, document.getElementById('channel-app')?.dataset, {say: document.querySelector('.say')?.textContent, peers: document.querySelectorAll('[data-peer]').length}))`)
+		b.t.Fatalf("%v (page state %s)", err, state)
+	}
+	return took
+}
+
+// screenshot saves a PNG of the page into the artifacts directory.
+func (b *browser) screenshot(dir, file string) string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		b.t.Fatalf("%s: screenshot: %v", b.name, err)
+	}
+	p := filepath.Join(dir, file)
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	return p
+}
+
+// artifactsDir is CHANNELS_E2E_ARTIFACTS, or a temporary directory.
+func artifactsDir(t *testing.T) string {
+	t.Helper()
+	if d := os.Getenv("CHANNELS_E2E_ARTIFACTS"); d != "" {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	d, err := os.MkdirTemp("", "channels-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// mustNavigate opens a URL in the tab.
+func (b *browser) mustNavigate(url string) {
+	b.t.Helper()
+	b.must(15*time.Second, chromedp.Navigate(url))
+}
+
+// ftoa formats a number for a JavaScript expression.
+func ftoa(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }

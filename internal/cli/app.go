@@ -1,0 +1,127 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+
+	"channels/internal/config"
+	"channels/internal/directory"
+	"channels/internal/fsapi"
+	"channels/internal/hub"
+	"channels/internal/store"
+	"channels/internal/vertoconf"
+	"channels/internal/web"
+	"channels/internal/webclient"
+)
+
+// Assemble wires the whole application over an open store: the web app
+// with the browser client's files, the /fsapi gateway with its handlers in
+// order, and the embedded Verto hub at /verto, which authenticates through
+// the same handlers in-process. The returned function shuts down what
+// outlives HTTP requests (the hub's WebSockets); call it after
+// http.Server.Shutdown.
+func Assemble(ctx context.Context, cfg config.Config, st *store.Store, logger *slog.Logger) (http.Handler, func(context.Context) error, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	assets, err := webclient.New()
+	if err != nil {
+		return nil, nil, fmt.Errorf("load browser client: %w", err)
+	}
+	app, err := web.New(web.Options{
+		Config: cfg,
+		Store:  st,
+		Assets: assets,
+		Static: assets.Handler(),
+		Logger: logger.With("component", "web"),
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+
+	// The /fsapi handlers, in matching order: the first whose required
+	// fields are all present answers.
+	reg := fsapi.NewRegistry(logger.With("component", "fsapi"))
+	if err := directory.Register(reg, directory.Options{
+		Store:                st,
+		Domain:               cfg.VertoDomain(),
+		MaxClientsPerChannel: cfg.MaxClientsPerChannel,
+		Logger:               logger.With("component", "directory"),
+	}); err != nil {
+		return nil, nil, fmt.Errorf("register directory handlers: %w", err)
+	}
+	if err := vertoconf.Register(reg, vertoconf.FromConfig(cfg)); err != nil {
+		return nil, nil, fmt.Errorf("register verto.conf handler: %w", err)
+	}
+	gateway := fsapi.NewHandler(reg, fsapi.Options{
+		User:     cfg.FSAPIUser,
+		Password: cfg.FSAPIPassword,
+		Networks: cfg.FSAPINetworks,
+		Hostname: cfg.FreeSWITCHHostname,
+		Logger:   logger.With("component", "fsapi"),
+	})
+
+	verto := hub.New(hub.Options{
+		Gateway:        reg,
+		Domain:         cfg.VertoDomain(),
+		Hostname:       cfg.FreeSWITCHHostname,
+		AllowedOrigins: allowedOrigins(cfg),
+		Logger:         logger.With("component", "hub"),
+	})
+
+	mux := http.NewServeMux()
+	mux.Handle("/fsapi", gateway)
+	mux.Handle("/fsapi/", gateway)
+	mux.Handle("/verto", verto)
+	mux.Handle("/", app)
+
+	shutdown := func(ctx context.Context) error {
+		if err := verto.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("shut down hub: %w", err)
+		}
+		return nil
+	}
+	return mux, shutdown, nil
+}
+
+// allowedOrigins are the origins whose pages may open /verto: the site's
+// own and the configured extras.
+func allowedOrigins(cfg config.Config) []string {
+	var out []string
+	if u, err := url.Parse(cfg.BaseURL); err == nil {
+		out = append(out, u.Scheme+"://"+u.Host)
+	}
+	return append(out, cfg.AllowedOrigins...)
+}
+
+// seed prepares a fresh database: a public "Lobby" channel when there are
+// no channels, so a newcomer sees something, and a word to the operator
+// while there is no administrator.
+func seed(ctx context.Context, st *store.Store, logger *slog.Logger) error {
+	n, err := st.CountChannels(ctx)
+	if err != nil {
+		return fmt.Errorf("count channels: %w", err)
+	}
+	if n == 0 {
+		ch, err := st.CreateChannel(ctx, "Lobby", true, 0)
+		if err != nil {
+			return fmt.Errorf("create the Lobby channel: %w", err)
+		}
+		logger.InfoContext(ctx, "created the public channel Lobby", "channel", ch.ID)
+	}
+	users, err := st.ListUsers(ctx)
+	if err != nil {
+		return fmt.Errorf("list users: %w", err)
+	}
+	for _, u := range users {
+		if u.Admin {
+			return nil
+		}
+	}
+	logger.InfoContext(ctx, "there is no administrator yet; create one with: channels user add --admin NAME")
+	return nil
+}

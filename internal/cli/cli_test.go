@@ -1,0 +1,320 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"channels/internal/config"
+	"channels/internal/password"
+	"channels/internal/store"
+	"channels/internal/store/storetest"
+)
+
+// run runs a command line with the given environment and stdin and
+// returns its output.
+func run(t *testing.T, vars map[string]string, stdin string, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	env := Env{
+		Stdin:  strings.NewReader(stdin),
+		Stdout: &out,
+		Stderr: &errOut,
+		Getenv: func(k string) string { return vars[k] },
+	}
+	err := Run(t.Context(), args, env)
+	return out.String(), errOut.String(), err
+}
+
+func dbVars(url string) map[string]string { return map[string]string{"CHANNELS_DATABASE_URL": url} }
+
+func TestUserAndChannelCommands(t *testing.T) {
+	for _, b := range storetest.Stores(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			vars := dbVars(b.URL)
+			must := func(stdin string, args ...string) string {
+				t.Helper()
+				out, errOut, err := run(t, vars, stdin, args...)
+				if err != nil {
+					t.Fatalf("%q: %v\n%s", args, err, errOut)
+				}
+				return out
+			}
+			must("first password\n", "user", "add", "--admin", "root")
+			must("second password", "user", "add", "bob")                 // no newline, as from printf
+			must("third password\r\n", "user", "add", "carol", "--admin") // flags after the name
+
+			ctx := t.Context()
+			for name, want := range map[string]struct {
+				pw    string
+				admin bool
+			}{"root": {"first password", true}, "bob": {"second password", false}, "carol": {"third password", true}} {
+				u, err := b.Store.UserByName(ctx, name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ok, err := password.Verify(want.pw, u.PasswordHash); !ok || err != nil || u.Admin != want.admin {
+					t.Errorf("%s: admin %v, password ok %v (%v)", name, u.Admin, ok, err)
+				}
+			}
+
+			must("a new password\n", "user", "set-password", "bob")
+			u, _ := b.Store.UserByName(ctx, "bob")
+			if ok, _ := password.Verify("a new password", u.PasswordHash); !ok {
+				t.Error("set-password did not change the password")
+			}
+
+			list := must("", "user", "list")
+			if !strings.Contains(list, "bob ") || !strings.Contains(list, "root ") || !strings.Contains(list, "true") {
+				t.Errorf("user list:\n%s", list)
+			}
+			if strings.Contains(list, "argon2") {
+				t.Errorf("user list shows password hashes:\n%s", list)
+			}
+
+			out := must("", "channel", "add", "--private", "--owner", "bob", "Bob's", "room")
+			id, _, _ := strings.Cut(out, "\t")
+			ch, err := b.Store.ChannelByID(ctx, id)
+			if err != nil || ch.Topic != "Bob's room" || ch.Public || ch.OwnerID != u.ID {
+				t.Errorf("channel add made %+v, %v (output %q)", ch, err, out)
+			}
+			pub := must("", "channel", "add", "Open")
+			if list := must("", "channel", "list"); !strings.Contains(list, id) || !strings.Contains(list, "Open") {
+				t.Errorf("channel list:\n%s", list)
+			}
+			must("", "channel", "remove", id)
+			if _, err := b.Store.ChannelByID(ctx, id); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("after remove: %v", err)
+			}
+			if !strings.Contains(pub, "/c/") {
+				t.Errorf("channel add prints no URL: %q", pub)
+			}
+		})
+	}
+}
+
+// TestBadCommandLines: every mistake is an error that says what is wrong,
+// and changes nothing.
+func TestBadCommandLines(t *testing.T) {
+	b := storetest.SQLite(t)
+	vars := dbVars(b.URL)
+	if _, _, err := run(t, vars, "good password\n", "user", "add", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		stdin string
+		args  []string
+		usage bool
+		want  string
+	}{
+		{"unknown command", "", []string{"frobnicate"}, true, "unknown command"},
+		{"user without subcommand", "", []string{"user"}, true, "usage"},
+		{"unknown user subcommand", "", []string{"user", "delete", "x"}, true, "unknown command"},
+		{"user add without name", "good password\n", []string{"user", "add"}, true, "NAME"},
+		{"user add two names", "good password\n", []string{"user", "add", "a", "b"}, true, "NAME"},
+		{"user name with space", "good password\n", []string{"user", "add", "a b"}, true, "spaces"},
+		{"user name too long", "good password\n", []string{"user", "add", strings.Repeat("n", 65)}, true, "at most 64"},
+		{"user name invalid utf-8", "good password\n", []string{"user", "add", "\xff"}, true, "valid text"},
+		{"empty password", "", []string{"user", "add", "bob"}, true, "at least 8"},
+		{"short password", "short\n", []string{"user", "add", "bob"}, true, "at least 8"},
+		{"long password", strings.Repeat("p", 2000), []string{"user", "add", "bob"}, true, "at most 1024"},
+		{"password flag", "good password\n", []string{"user", "add", "--password", "x", "bob"}, true, "not defined"},
+		{"user exists", "good password\n", []string{"user", "add", "alice"}, false, "already exists"},
+		{"set password of nobody", "good password\n", []string{"user", "set-password", "nobody"}, false, "no user"},
+		{"channel without subcommand", "", []string{"channel"}, true, "usage"},
+		{"channel add no topic", "", []string{"channel", "add"}, true, "TOPIC"},
+		{"channel add blank topic", "", []string{"channel", "add", "  "}, true, "must not be empty"},
+		{"channel add long topic", "", []string{"channel", "add", strings.Repeat("t", 101)}, true, "at most 100"},
+		{"channel add unknown owner", "", []string{"channel", "add", "--owner", "nobody", "T"}, false, "no user"},
+		{"channel remove bad id", "", []string{"channel", "remove", "lobby"}, true, "not a channel id"},
+		{"channel remove unknown id", "", []string{"channel", "remove", "0b6f1c1e-5d43-4a6e-9d1e-8e1f4b3c2a10"}, false, "no channel"},
+		{"channel remove no id", "", []string{"channel", "remove"}, true, "ID"},
+		{"serve with argument", "", []string{"serve", "now"}, true, "no arguments"},
+		{"bad flag value", "", []string{"serve", "--session-lifetime", "forever"}, true, "invalid value"},
+		{"bad base URL", "", []string{"migrate", "--base-url", "ftp://x"}, false, "base URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, errOut, err := run(t, vars, tt.stdin, tt.args...)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if isUsage := errors.As(err, new(*usageError)); isUsage != tt.usage {
+				t.Errorf("usage error %v, want %v: %v", isUsage, tt.usage, err)
+			}
+			if !strings.Contains(err.Error()+errOut, tt.want) {
+				t.Errorf("error %q (stderr %q) lacks %q", err, errOut, tt.want)
+			}
+		})
+	}
+	users, err := b.Store.ListUsers(t.Context())
+	if err != nil || len(users) != 1 {
+		t.Errorf("users after bad command lines: %+v, %v", users, err)
+	}
+}
+
+func TestMigrateAndHelp(t *testing.T) {
+	dir := t.TempDir()
+	out, _, err := run(t, map[string]string{"CHANNELS_DATA_DIR": filepath.Join(dir, "new")}, "", "migrate")
+	if err != nil || !strings.Contains(out, "sqlite database is up to date") {
+		t.Errorf("migrate: %q, %v", out, err)
+	}
+	if out, _, err := run(t, nil, "", "help"); err != nil || !strings.Contains(out, "user add") {
+		t.Errorf("help: %q, %v", out, err)
+	}
+	if _, _, err := run(t, nil, "", "serve", "-help"); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("serve -help: %v", err)
+	}
+}
+
+// TestServe runs the service twice on one SQLite file: the first start
+// creates the Lobby and says how to make an administrator; data written in
+// between (by the user command) is there after the restart; SIGINT-style
+// cancellation shuts down gracefully.
+func TestServe(t *testing.T) {
+	dir := t.TempDir()
+	vars := map[string]string{"CHANNELS_DATA_DIR": dir}
+	start := func() (string, func() (string, string)) {
+		addr := freeAddr(t)
+		v := map[string]string{"CHANNELS_LISTEN": addr, "CHANNELS_BASE_URL": "http://" + addr}
+		for k, x := range vars {
+			v[k] = x
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		var out, errOut syncBuffer
+		done := make(chan error, 1)
+		go func() {
+			done <- Run(ctx, nil, Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut, Getenv: func(k string) string { return v[k] }})
+		}()
+		base := "http://" + addr
+		waitHealthy(t, base, done)
+		return base, func() (string, string) {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v\n%s", err, errOut.String())
+			}
+			return out.String(), errOut.String()
+		}
+	}
+
+	base, stop := start()
+	index := get(t, base+"/")
+	out, logs := stop()
+	if !strings.Contains(index, "Lobby") {
+		t.Errorf("index of a fresh site lacks Lobby:\n%s", index)
+	}
+	if !strings.Contains(out, "Open "+base+"/ in your browser") {
+		t.Errorf("stdout %q lacks the URL", out)
+	}
+	if !strings.Contains(logs, "channels user add --admin NAME") {
+		t.Errorf("logs lack the admin hint:\n%s", logs)
+	}
+
+	if _, errOut, err := run(t, vars, "good password\n", "user", "add", "--admin", "root"); err != nil {
+		t.Fatal(err, errOut)
+	}
+	if _, errOut, err := run(t, vars, "", "channel", "add", "Written between runs"); err != nil {
+		t.Fatal(err, errOut)
+	}
+
+	base, stop = start()
+	index = get(t, base+"/")
+	_, logs = stop()
+	if strings.Count(index, "Lobby") != 1 || !strings.Contains(index, "Written between runs") {
+		t.Errorf("index after restart:\n%s", index)
+	}
+	if strings.Contains(logs, "--admin NAME") {
+		t.Errorf("admin hint repeated although there is an administrator:\n%s", logs)
+	}
+}
+
+// TestAssemble checks that each part of the application answers at its
+// path.
+func TestAssemble(t *testing.T) {
+	b := storetest.SQLite(t)
+	cfg := config.Default()
+	cfg.FSAPIPassword = "gateway secret"
+	h, shutdown, err := Assemble(t.Context(), cfg, b.Store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdown(t.Context())
+	srv := newTestServer(t, h)
+	tests := []struct {
+		method, path string
+		want         int
+		contentType  string
+	}{
+		{"GET", "/", 200, "text/html"},
+		{"GET", "/healthz", 200, "text/plain"},
+		{"GET", "/nope", 404, "text/html"},
+		{"POST", "/fsapi", 401, ""}, // no credentials
+		{"GET", "/verto", 426, ""},  // not a WebSocket upgrade
+		{"GET", "/static/nope.css", 404, ""},
+	}
+	for _, tt := range tests {
+		req, _ := http.NewRequest(tt.method, srv+tt.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want || !strings.HasPrefix(resp.Header.Get("Content-Type"), tt.contentType) {
+			t.Errorf("%s %s: %d %q, want %d %q", tt.method, tt.path, resp.StatusCode, resp.Header.Get("Content-Type"), tt.want, tt.contentType)
+		}
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitHealthy(t *testing.T, base string, done <-chan error) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-done:
+			t.Fatalf("serve ended early: %v", err)
+		default:
+		}
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("service did not become healthy")
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,258 @@
+// Package directory holds the /fsapi handlers for Verto clients: the
+// directory lookup mod_verto makes when a client logs in, and the login and
+// disconnect reports of the FreeSWITCH Lua hooks (and of the embedded hub),
+// which keep each Client's connected time.
+//
+// A client's directory entry gives its password, the few JSON-RPC methods
+// the browser client needs, and its one channel as the only event channel
+// it may use — so a logged-in client can publish to its own channel only.
+package directory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"text/template"
+	"time"
+
+	"channels/internal/fsapi"
+	"channels/internal/store"
+)
+
+// AllowedMethods is the jsonrpc-allowed-methods value of every client:
+// what the browser client uses besides login.
+const AllowedMethods = "echo,verto.subscribe,verto.unsubscribe,verto.broadcast,verto.info"
+
+// Store is what the handlers need of the database; *store.Store has it.
+type Store interface {
+	ClientByID(ctx context.Context, id string) (store.Client, error)
+	SetClientConnected(ctx context.Context, id string, at time.Time) error
+	ClearClientConnected(ctx context.Context, id string) error
+	CountConnectedClients(ctx context.Context, channelID string) (int, error)
+}
+
+// Options configure the handlers.
+type Options struct {
+	// Store holds the clients.
+	Store Store
+	// Domain is the Verto domain (force-register-domain); only lookups
+	// for it match.
+	Domain string
+	// MaxClientsPerChannel, when positive, refuses the directory login of
+	// a client that is not connected yet when its channel already has that
+	// many connected clients.
+	MaxClientsPerChannel int
+	// Logger receives reports about unknown clients (nil: discard).
+	Logger *slog.Logger
+	// Now gives the connected time of login reports (nil: time.Now).
+	Now func() time.Time
+}
+
+const userTemplate = `<document type="freeswitch/xml">
+  <section name="directory">
+    <domain name="{{xml .Domain}}">
+      <user id="{{xml .ID}}">
+        <params>
+          <param name="password" value="{{xml .Password}}"/>
+          <param name="jsonrpc-allowed-methods" value="{{xml .Methods}}"/>
+          <param name="jsonrpc-allowed-event-channels" value="{{xml .Channel}}"/>
+        </params>
+      </user>
+    </domain>
+  </section>
+</document>
+`
+
+const okTemplate = `<document type="freeswitch/xml">
+  <section name="result">
+    <result status="ok"/>
+  </section>
+</document>
+`
+
+// userData is the data of userTemplate.
+type userData struct {
+	Domain, ID, Password, Methods, Channel string
+}
+
+// Register adds, in this order, the Verto directory login handler and the
+// login and disconnect report handlers to reg.
+func Register(reg *fsapi.Registry, opts Options) error {
+	if opts.Store == nil {
+		return errors.New("directory: no store")
+	}
+	if opts.Domain == "" {
+		return errors.New("directory: no domain")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	user, err := fsapi.ParseTemplate("directory-user", userTemplate)
+	if err != nil {
+		return fmt.Errorf("directory: %w", err)
+	}
+	ok, err := fsapi.ParseTemplate("report-ok", okTemplate)
+	if err != nil {
+		return fmt.Errorf("directory: %w", err)
+	}
+	reg.Add(&Login{opts: opts, tmpl: user})
+	reg.Add(&LoginReport{opts: opts, ok: ok})
+	reg.Add(&DisconnectReport{opts: opts, ok: ok})
+	return nil
+}
+
+// Login answers mod_verto's directory lookup for a logging-in client.
+type Login struct {
+	opts Options
+	tmpl *template.Template
+}
+
+// Requires implements fsapi.Handler.
+func (h *Login) Requires() []fsapi.Pair {
+	return []fsapi.Pair{
+		{Key: "section", Value: "directory"},
+		{Key: "action", Value: "jsonrpc-authenticate"},
+		{Key: "domain", Value: h.opts.Domain},
+	}
+}
+
+// Process implements fsapi.Handler: the client's directory entry, or
+// ErrNotFound for a malformed or unknown user and for a client whose
+// channel is full.
+func (h *Login) Process(ctx context.Context, form url.Values) (fsapi.Document, error) {
+	id := form.Get("user")
+	if !ValidID(id) {
+		return fsapi.Document{}, fmt.Errorf("directory login: malformed user %q: %w", id, fsapi.ErrNotFound)
+	}
+	c, err := h.opts.Store.ClientByID(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return fsapi.Document{}, fmt.Errorf("directory login: unknown client %s: %w", id, fsapi.ErrNotFound)
+	}
+	if err != nil {
+		return fsapi.Document{}, fmt.Errorf("directory login %s: %w", id, err)
+	}
+	if max := h.opts.MaxClientsPerChannel; max > 0 && c.Connected.IsZero() {
+		n, err := h.opts.Store.CountConnectedClients(ctx, c.ChannelID)
+		if err != nil {
+			return fsapi.Document{}, fmt.Errorf("directory login %s: %w", id, err)
+		}
+		if n >= max {
+			h.opts.Logger.InfoContext(ctx, "directory login refused: channel full",
+				"client", id, "channel", c.ChannelID, "connected", n, "max", max)
+			return fsapi.Document{}, fmt.Errorf("directory login %s: channel %s full: %w", id, c.ChannelID, fsapi.ErrNotFound)
+		}
+	}
+	return fsapi.Document{Template: h.tmpl, Data: userData{
+		Domain:   h.opts.Domain,
+		ID:       c.ID,
+		Password: c.Password,
+		Methods:  AllowedMethods,
+		Channel:  c.ChannelID,
+	}}, nil
+}
+
+// LoginReport records a successful Verto login as the client's connected
+// time.
+type LoginReport struct {
+	opts Options
+	ok   *template.Template
+}
+
+// Requires implements fsapi.Handler.
+func (h *LoginReport) Requires() []fsapi.Pair {
+	return []fsapi.Pair{{Key: "action", Value: fsapi.ActionClientLogin}}
+}
+
+// Process implements fsapi.Handler. A failed login changes nothing; a
+// report about an unknown client is logged and answered not found.
+func (h *LoginReport) Process(ctx context.Context, form url.Values) (fsapi.Document, error) {
+	login := form.Get("login")
+	if form.Get("success") != "1" {
+		h.opts.Logger.DebugContext(ctx, "verto login failed", "login", login, "address", form.Get("address"))
+		return fsapi.Document{Template: h.ok}, nil
+	}
+	id := clientID(login, h.opts.Domain)
+	if !ValidID(id) {
+		h.opts.Logger.InfoContext(ctx, "login report for a malformed client id", "login", login)
+		return fsapi.Document{}, fmt.Errorf("login report: malformed login %q: %w", login, fsapi.ErrNotFound)
+	}
+	err := h.opts.Store.SetClientConnected(ctx, id, h.opts.Now())
+	if errors.Is(err, store.ErrNotFound) {
+		h.opts.Logger.InfoContext(ctx, "login report for an unknown client", "client", id)
+		return fsapi.Document{}, fmt.Errorf("login report: unknown client %s: %w", id, fsapi.ErrNotFound)
+	}
+	if err != nil {
+		return fsapi.Document{}, fmt.Errorf("login report %s: %w", id, err)
+	}
+	return fsapi.Document{Template: h.ok}, nil
+}
+
+// DisconnectReport clears the client's connected time.
+type DisconnectReport struct {
+	opts Options
+	ok   *template.Template
+}
+
+// Requires implements fsapi.Handler.
+func (h *DisconnectReport) Requires() []fsapi.Pair {
+	return []fsapi.Pair{{Key: "action", Value: fsapi.ActionClientDisconnect}}
+}
+
+// Process implements fsapi.Handler. A report about an unknown client is
+// logged and answered not found.
+func (h *DisconnectReport) Process(ctx context.Context, form url.Values) (fsapi.Document, error) {
+	login := form.Get("login")
+	id := clientID(login, h.opts.Domain)
+	if !ValidID(id) {
+		h.opts.Logger.InfoContext(ctx, "disconnect report for a malformed client id", "login", login)
+		return fsapi.Document{}, fmt.Errorf("disconnect report: malformed login %q: %w", login, fsapi.ErrNotFound)
+	}
+	err := h.opts.Store.ClearClientConnected(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		h.opts.Logger.InfoContext(ctx, "disconnect report for an unknown client", "client", id)
+		return fsapi.Document{}, fmt.Errorf("disconnect report: unknown client %s: %w", id, fsapi.ErrNotFound)
+	}
+	if err != nil {
+		return fsapi.Document{}, fmt.Errorf("disconnect report %s: %w", id, err)
+	}
+	return fsapi.Document{Template: h.ok}, nil
+}
+
+// clientID takes the client id out of a Verto login: "id" or "id@domain"
+// (disconnect events carry the latter). Another domain gives "", which is
+// not a valid id.
+func clientID(login, domain string) string {
+	id, dom, found := strings.Cut(login, "@")
+	if found && dom != domain {
+		return ""
+	}
+	return id
+}
+
+// ValidID reports whether s has the form of a client id: a UUID in
+// canonical lower-case form (8-4-4-4-12 hexadecimal digits).
+func ValidID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+				return false
+			}
+		}
+	}
+	return true
+}

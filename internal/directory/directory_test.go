@@ -1,0 +1,327 @@
+package directory
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"log/slog"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"channels/internal/fsapi"
+	"channels/internal/store"
+	"channels/internal/store/storetest"
+)
+
+const domain = "channels.test"
+
+// entry is a directory answer as FreeSWITCH reads it.
+type entry struct {
+	Domain   string
+	ID       string
+	Params   map[string]string
+	NotFound bool
+}
+
+func parse(t *testing.T, doc []byte) entry {
+	t.Helper()
+	var d struct {
+		Section struct {
+			Name   string `xml:"name,attr"`
+			Domain struct {
+				Name string `xml:"name,attr"`
+				User struct {
+					ID     string `xml:"id,attr"`
+					Params []struct {
+						Name  string `xml:"name,attr"`
+						Value string `xml:"value,attr"`
+					} `xml:"params>param"`
+				} `xml:"user"`
+			} `xml:"domain"`
+			Result struct {
+				Status string `xml:"status,attr"`
+			} `xml:"result"`
+		} `xml:"section"`
+	}
+	if err := xml.Unmarshal(doc, &d); err != nil {
+		t.Fatalf("%v: %s", err, doc)
+	}
+	if d.Section.Name == "result" {
+		if d.Section.Result.Status == "not found" {
+			return entry{NotFound: true}
+		}
+		return entry{Params: map[string]string{"status": d.Section.Result.Status}}
+	}
+	e := entry{Domain: d.Section.Domain.Name, ID: d.Section.Domain.User.ID, Params: map[string]string{}}
+	for _, p := range d.Section.Domain.User.Params {
+		e.Params[p.Name] = p.Value
+	}
+	return e
+}
+
+func lookup(user string) url.Values {
+	return url.Values{
+		"section": {"directory"}, "tag_name": {"domain"}, "key_name": {"name"}, "key_value": {domain},
+		"action": {"jsonrpc-authenticate"}, "user": {user}, "domain": {domain}, "hostname": {"vm"},
+	}
+}
+
+type fixture struct {
+	st   *store.Store
+	reg  *fsapi.Registry
+	logs *bytes.Buffer
+	ch   store.Channel
+	c    []store.Client // clients of ch
+	now  time.Time
+}
+
+func newFixture(t *testing.T, st *store.Store, maxClients, clients int) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	f := &fixture{st: st, logs: &bytes.Buffer{}, now: time.Date(2026, 11, 24, 18, 0, 0, 0, time.UTC)}
+	var err error
+	if f.ch, err = st.CreateChannel(ctx, "t", true, 0); err != nil {
+		t.Fatal(err)
+	}
+	for range clients {
+		c, err := st.CreateClient(ctx, f.ch.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.c = append(f.c, c)
+	}
+	f.reg = fsapi.NewRegistry(slog.New(slog.NewTextHandler(f.logs, nil)))
+	err = Register(f.reg, Options{
+		Store: st, Domain: domain, MaxClientsPerChannel: maxClients,
+		Logger: slog.New(slog.NewTextHandler(f.logs, nil)),
+		Now:    func() time.Time { return f.now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) respond(form url.Values) []byte {
+	return f.reg.Respond(context.Background(), form)
+}
+
+func TestLogin(t *testing.T) {
+	for _, b := range storetest.Stores(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newFixture(t, b.Store, 0, 2)
+			other := f.c[1]
+			tests := []struct {
+				name string
+				form url.Values
+				want *store.Client // nil: not found
+			}{
+				{"known client", lookup(f.c[0].ID), &f.c[0]},
+				{"another client", lookup(other.ID), &other},
+				{"unknown client", lookup("00000000-0000-4000-8000-000000000000"), nil},
+				{"empty user", lookup(""), nil},
+				{"upper-case id", lookup(strings.ToUpper(f.c[0].ID)), nil},
+				{"id with domain", lookup(f.c[0].ID + "@" + domain), nil},
+				{"injection", lookup("' OR '1'='1"), nil},
+				{"too long", lookup(f.c[0].ID + "0"), nil},
+				{"hostile", lookup(`"/><user id="x`), nil},
+				{"other domain", func() url.Values { v := lookup(f.c[0].ID); v.Set("domain", "evil.test"); return v }(), nil},
+				{"not a jsonrpc lookup", func() url.Values { v := lookup(f.c[0].ID); v.Set("action", "sip_auth"); return v }(), nil},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					e := parse(t, f.respond(tt.form))
+					if tt.want == nil {
+						if !e.NotFound {
+							t.Fatalf("got %+v, want not found", e)
+						}
+						return
+					}
+					want := map[string]string{
+						"password":                       tt.want.Password,
+						"jsonrpc-allowed-methods":        AllowedMethods,
+						"jsonrpc-allowed-event-channels": f.ch.ID,
+					}
+					if e.Domain != domain || e.ID != tt.want.ID || len(e.Params) != len(want) {
+						t.Fatalf("got %+v", e)
+					}
+					for k, v := range want {
+						if e.Params[k] != v {
+							t.Errorf("%s = %q, want %q", k, e.Params[k], v)
+						}
+					}
+				})
+			}
+		})
+	}
+}
+
+// TestLoginHostilePassword stores values no real client has and checks
+// they come out escaped and intact.
+func TestLoginHostilePassword(t *testing.T) {
+	for _, b := range storetest.Stores(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newFixture(t, b.Store, 0, 0)
+			for i, pw := range []string{`"/><param name="x" value="`, "&amp;<!-- ]]>", "tab\tnl\n", "ctl\x01\x1f", "日本'\""} {
+				id := []string{
+					"10000000-0000-4000-8000-000000000000", "20000000-0000-4000-8000-000000000000",
+					"30000000-0000-4000-8000-000000000000", "40000000-0000-4000-8000-000000000000",
+					"50000000-0000-4000-8000-000000000000",
+				}[i]
+				if err := b.Store.PutClient(context.Background(), store.Client{ID: id, Password: pw, ChannelID: f.ch.ID}); err != nil {
+					t.Fatal(err)
+				}
+				e := parse(t, f.respond(lookup(id)))
+				want := strings.NewReplacer("\x01", "\uFFFD", "\x1f", "\uFFFD").Replace(pw)
+				if e.Params["password"] != want || len(e.Params) != 3 {
+					t.Errorf("password %q came back as %+v", pw, e)
+				}
+			}
+		})
+	}
+}
+
+func TestChannelLimit(t *testing.T) {
+	for _, b := range storetest.Stores(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			tests := []struct {
+				name      string
+				max       int
+				connected int  // clients of the channel connected beforehand
+				self      bool // the logging-in client is one of them
+				found     bool
+			}{
+				{"off", 0, 3, false, true},
+				{"below", 3, 2, false, true},
+				{"at the limit", 3, 3, false, false},
+				{"at the limit but already connected", 3, 3, true, true},
+				{"limit one, empty", 1, 0, false, true},
+				{"limit one, taken", 1, 1, false, false},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					f := newFixture(t, b.Store, tt.max, 4)
+					me := f.c[3]
+					connect := f.c[:tt.connected]
+					if tt.self {
+						connect = append(f.c[:tt.connected-1:tt.connected-1], me)
+					}
+					for _, c := range connect {
+						if err := b.Store.SetClientConnected(ctx, c.ID, f.now); err != nil {
+							t.Fatal(err)
+						}
+					}
+					e := parse(t, f.respond(lookup(me.ID)))
+					if e.NotFound == tt.found {
+						t.Fatalf("found %v, want %v", !e.NotFound, tt.found)
+					}
+					if !tt.found && !strings.Contains(f.logs.String(), "channel full") {
+						t.Errorf("no log line: %s", f.logs)
+					}
+				})
+			}
+		})
+	}
+}
+
+func report(action, login, success string) url.Values {
+	return url.Values{
+		"action": {action}, "login": {login}, "sessid": {"a0000000-0000-4000-8000-00000000000a"},
+		"success": {success}, "address": {"127.0.0.1:39360"}, "hostname": {"vm"},
+	}
+}
+
+func TestReports(t *testing.T) {
+	for _, b := range storetest.Stores(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			unknown := "00000000-0000-4000-8000-000000000000"
+			tests := []struct {
+				name      string
+				before    bool // the client is connected beforehand
+				form      func(id string) url.Values
+				connected bool
+				ok        bool   // answer ok (else not found)
+				log       string // a log line to expect
+			}{
+				{"login", false, func(id string) url.Values { return report(fsapi.ActionClientLogin, id, "1") }, true, true, ""},
+				{"login with domain", false, func(id string) url.Values { return report(fsapi.ActionClientLogin, id+"@"+domain, "1") }, true, true, ""},
+				{"login with other domain", false, func(id string) url.Values { return report(fsapi.ActionClientLogin, id+"@evil.test", "1") }, false, false, "malformed"},
+				{"failed login", false, func(id string) url.Values { return report(fsapi.ActionClientLogin, id, "0") }, false, true, ""},
+				{"failed login keeps connection", true, func(id string) url.Values { return report(fsapi.ActionClientLogin, id, "0") }, true, true, ""},
+				{"login of unknown client", false, func(string) url.Values { return report(fsapi.ActionClientLogin, unknown, "1") }, false, false, "unknown client"},
+				{"login of malformed id", false, func(string) url.Values { return report(fsapi.ActionClientLogin, "x'; DROP TABLE clients", "1") }, false, false, "malformed"},
+				{"disconnect", true, func(id string) url.Values { return report(fsapi.ActionClientDisconnect, id+"@"+domain, "") }, false, true, ""},
+				{"disconnect bare id", true, func(id string) url.Values { return report(fsapi.ActionClientDisconnect, id, "") }, false, true, ""},
+				{"disconnect when not connected", false, func(id string) url.Values { return report(fsapi.ActionClientDisconnect, id+"@"+domain, "") }, false, true, ""},
+				{"disconnect of unknown client", true, func(string) url.Values { return report(fsapi.ActionClientDisconnect, unknown+"@"+domain, "") }, true, false, "unknown client"},
+				{"disconnect of empty login", true, func(string) url.Values { return report(fsapi.ActionClientDisconnect, "", "") }, true, false, "malformed"},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					f := newFixture(t, b.Store, 0, 1)
+					id := f.c[0].ID
+					if tt.before {
+						if err := b.Store.SetClientConnected(ctx, id, f.now.Add(-time.Hour)); err != nil {
+							t.Fatal(err)
+						}
+					}
+					e := parse(t, f.respond(tt.form(id)))
+					if tt.ok != (e.Params["status"] == "ok") || tt.ok == e.NotFound {
+						t.Fatalf("answer %+v, want ok=%v", e, tt.ok)
+					}
+					c, err := b.Store.ClientByID(ctx, id)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if c.Connected.IsZero() == tt.connected {
+						t.Errorf("connected %v, want %v", c.Connected, tt.connected)
+					}
+					if tt.connected && !tt.before && !c.Connected.Equal(f.now) {
+						t.Errorf("connected at %v, want %v", c.Connected, f.now)
+					}
+					if tt.log != "" && !strings.Contains(f.logs.String(), tt.log) {
+						t.Errorf("log lacks %q: %s", tt.log, f.logs)
+					}
+					if strings.Contains(f.logs.String(), "level=ERROR") {
+						t.Errorf("logged an error: %s", f.logs)
+					}
+				})
+			}
+		})
+	}
+}
+
+func TestRegisterValidates(t *testing.T) {
+	reg := fsapi.NewRegistry(nil)
+	if err := Register(reg, Options{Domain: domain}); err == nil {
+		t.Error("no store accepted")
+	}
+	if err := Register(reg, Options{Store: &store.Store{}}); err == nil {
+		t.Error("no domain accepted")
+	}
+}
+
+func TestValidID(t *testing.T) {
+	tests := []struct {
+		s  string
+		ok bool
+	}{
+		{"3e1a6d2c-8f0b-4b6a-9c1d-2e3f4a5b6c7d", true},
+		{"00000000-0000-0000-0000-000000000000", true},
+		{"3E1A6D2C-8F0B-4B6A-9C1D-2E3F4A5B6C7D", false},
+		{"3e1a6d2c8f0b4b6a9c1d2e3f4a5b6c7d", false},
+		{"{3e1a6d2c-8f0b-4b6a-9c1d-2e3f4a5b6c7d}", false},
+		{"3e1a6d2c-8f0b-4b6a-9c1d-2e3f4a5b6c7g", false},
+		{"3e1a6d2c-8f0b-4b6a-9c1d+2e3f4a5b6c7d", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got := ValidID(tt.s); got != tt.ok {
+			t.Errorf("ValidID(%q) = %v", tt.s, got)
+		}
+	}
+}

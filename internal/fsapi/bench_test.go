@@ -1,0 +1,117 @@
+package fsapi_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"channels/internal/store"
+	"channels/internal/store/storetest"
+)
+
+// BenchmarkDirectoryLogin measures Verto directory logins through the
+// whole /fsapi stack — TCP, HTTP keep-alive, basic auth, form parsing,
+// matching, the store, rendering — at 16 and 64 concurrent clients, on
+// SQLite and PostgreSQL. It reports req/s and the p50/p99 latency.
+//
+//	go test ./internal/fsapi -run '^$' -bench DirectoryLogin -benchtime 20000x
+func BenchmarkDirectoryLogin(b *testing.B) {
+	recs := loadRecordings(b)
+	users := recordedUsers(b, recs)
+	lookup := recs[5] // A's directory lookup, with every header FreeSWITCH sends
+	if lookup.Form["action"] != "jsonrpc-authenticate" {
+		b.Fatal("recording 5 is not a directory lookup")
+	}
+	for _, backend := range []func(testing.TB) storetest.Backend{storetest.SQLite, storetest.Postgres} {
+		bk := backend(b)
+		seedMany(b, bk.Store, users, 1000)
+		srv := httptest.NewServer(newEndpoint(b, bk.Store, 0))
+		for _, conc := range []int{16, 64} {
+			b.Run(fmt.Sprintf("%s/c%d", bk.Name, conc), func(b *testing.B) {
+				benchLogins(b, srv.URL+"/fsapi", lookup, users, conc)
+			})
+		}
+		srv.Close()
+	}
+}
+
+// seedMany adds the recorded clients and n more, so lookups hit a table of
+// realistic size.
+func seedMany(b testing.TB, st *store.Store, users []recordedUser, n int) {
+	seed(b, st, users)
+	ctx := context.Background()
+	ch, err := st.CreateChannel(ctx, "bench", false, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range n {
+		if _, err := st.CreateClient(ctx, ch.ID); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchLogins(b *testing.B, target string, lookup recording, users []recordedUser, conc int) {
+	client := &http.Client{Transport: &http.Transport{
+		MaxIdleConns: conc * 2, MaxIdleConnsPerHost: conc * 2, MaxConnsPerHost: conc * 2,
+	}}
+	defer client.CloseIdleConnections()
+	bodies := make([]string, len(users))
+	for i, u := range users {
+		form := url.Values{}
+		for k, v := range lookup.Form {
+			form.Set(k, v)
+		}
+		form.Set("user", u.ID)
+		bodies[i] = form.Encode()
+	}
+	var mu sync.Mutex
+	var all []time.Duration
+	b.SetParallelism((conc + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		lat := make([]time.Duration, 0, 1024)
+		i := 0
+		for pb.Next() {
+			i++
+			req, _ := http.NewRequest(http.MethodPost, target, strings.NewReader(bodies[i%len(bodies)]))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(recUser, recPassword)
+			t0 := time.Now()
+			res, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			lat = append(lat, time.Since(t0))
+			if res.StatusCode != 200 || !strings.Contains(string(body), `name="password"`) {
+				b.Errorf("status %d: %s", res.StatusCode, body)
+				return
+			}
+		}
+		mu.Lock()
+		all = append(all, lat...)
+		mu.Unlock()
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if len(all) == 0 {
+		return
+	}
+	slices.Sort(all)
+	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "req/s")
+	b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
+}

@@ -1,0 +1,186 @@
+package hub
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// conn is one WebSocket client: an actor made of a reader goroutine, a
+// writer goroutine draining a bounded queue, and the loop (run) that owns
+// every field below marked loop-owned. Other goroutines only queue frames
+// (enqueue, never blocking) or ask it to stop.
+type conn struct {
+	h    *Hub
+	ws   *websocket.Conn // nil when the dispatcher is driven directly (tests, fuzzing)
+	addr string          // remote "ip:port", reported as mod_verto's client address
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	in     chan []byte // frames read, to the loop
+	out    chan []byte // frames to write; a nil frame closes the socket
+
+	stopOnce   sync.Once
+	stopping   atomic.Bool
+	closeCode  atomic.Int32
+	readerDone chan struct{}
+	writerDone chan struct{}
+
+	rs regState // owned by the registry, under registry.mu
+
+	// loop-owned
+	authed bool
+	id     string // user id (login name)
+	uid    string // id@domain
+	sessid string
+	perms  permissions
+	ready  bool // verto.clientReady sent
+	tokens float64
+	last   time.Time
+	after  []func() // actions run once the current frame's reply is queued
+}
+
+func newConn(h *Hub, ws *websocket.Conn, addr string) *conn {
+	ctx, cancel := context.WithCancel(h.root)
+	return &conn{
+		h:          h,
+		ws:         ws,
+		addr:       addr,
+		ctx:        ctx,
+		cancel:     cancel,
+		in:         make(chan []byte),
+		out:        make(chan []byte, h.opts.QueueSize),
+		readerDone: make(chan struct{}),
+		writerDone: make(chan struct{}),
+		tokens:     float64(h.opts.RequestBurst),
+		last:       time.Now(),
+	}
+}
+
+// run is the connection's loop: it handles frames one at a time until the
+// socket closes, then unregisters the connection and reports the
+// disconnect.
+func (c *conn) run() {
+	h := c.h
+	h.reg.add(c)
+	go c.readLoop()
+	go c.writeLoop()
+
+	idle := time.NewTimer(h.opts.IdleTimeout)
+	defer idle.Stop()
+loop:
+	for {
+		select {
+		case data, ok := <-c.in:
+			if !ok {
+				break loop
+			}
+			if c.stopping.Load() {
+				continue // closing: mod_verto drops the connection, reads nothing more
+			}
+			idle.Reset(h.opts.IdleTimeout)
+			c.handleFrame(data)
+		case <-idle.C:
+			h.log.Debug("verto: idle timeout", "addr", c.addr)
+			c.stop(websocket.StatusGoingAway)
+		case <-c.ctx.Done():
+			break loop
+		}
+	}
+	c.cancel()
+	<-c.readerDone
+	<-c.writerDone
+	h.reg.remove(c)
+	if c.uid != "" {
+		h.disconnectReport(c.ctx, c.uid, c.addr)
+	}
+}
+
+func (c *conn) readLoop() {
+	defer close(c.readerDone)
+	defer close(c.in)
+	for {
+		_, data, err := c.ws.Read(c.ctx)
+		if err != nil {
+			return
+		}
+		select {
+		case c.in <- data:
+		case <-c.ctx.Done():
+			return
+		}
+	}
+}
+
+func (c *conn) writeLoop() {
+	defer close(c.writerDone)
+	for {
+		select {
+		case f := <-c.out:
+			if f == nil {
+				_ = c.ws.Close(websocket.StatusCode(c.closeCode.Load()), "")
+				c.cancel()
+				return
+			}
+			ctx, cancel := context.WithTimeout(c.ctx, c.h.opts.WriteTimeout)
+			err := c.ws.Write(ctx, websocket.MessageText, f)
+			cancel()
+			if err != nil {
+				c.h.log.Debug("verto: write failed", "addr", c.addr, "err", err)
+				c.cancel()
+				return
+			}
+		case <-c.ctx.Done():
+			return
+		}
+	}
+}
+
+// enqueue queues a frame for writing without ever blocking. A connection
+// whose queue is full reads too slowly: it is dropped, so it cannot stall
+// whoever is sending to it.
+func (c *conn) enqueue(f []byte) {
+	if c.stopping.Load() {
+		return
+	}
+	select {
+	case c.out <- f:
+	default:
+		c.h.log.Info("verto: dropping slow connection", "addr", c.addr)
+		c.stopping.Store(true)
+		c.cancel()
+	}
+}
+
+// stop closes the connection with code once the frames queued so far are
+// written. Safe from any goroutine.
+func (c *conn) stop(code websocket.StatusCode) {
+	c.stopOnce.Do(func() {
+		c.closeCode.Store(int32(code))
+		select {
+		case c.out <- nil:
+		default:
+			c.cancel()
+		}
+		c.stopping.Store(true)
+	})
+}
+
+// allow takes n requests from the connection's token bucket.
+func (c *conn) allow(n int) bool {
+	now := time.Now()
+	o := &c.h.opts
+	c.tokens += now.Sub(c.last).Seconds() * o.RequestRate
+	if max := float64(o.RequestBurst); c.tokens > max {
+		c.tokens = max
+	}
+	c.last = now
+	if c.tokens < float64(n) {
+		return false
+	}
+	c.tokens -= float64(n)
+	return true
+}

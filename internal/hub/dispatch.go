@@ -1,0 +1,428 @@
+package hub
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+
+	"github.com/coder/websocket"
+	"github.com/google/uuid"
+
+	"channels/internal/verto"
+)
+
+// method is one JSON-RPC method. It returns the response object and
+// whether the call succeeded: on success the response becomes the result
+// (with "sessid" added), otherwise it becomes the error member as is — or,
+// when nil, the error -32602 "Permission Denied", as in mod_verto.
+type method func(c *conn, req *request) (resp []byte, ok bool)
+
+// request is one request being handled.
+type request struct {
+	msg    verto.Message
+	params verto.Params // decoded params when they are an object
+	isObj  bool
+}
+
+// methodTable lists every method the hub implements, in one place. The
+// mod_verto methods it lacks (calls and FreeSWITCH APIs: verto.invite,
+// verto.attach, verto.bye, verto.answer, verto.modify, jsapi, fsapi) get
+// -32601 like unknown ones.
+func methodTable() map[string]method {
+	return map[string]method{
+		"login":             (*conn).login,
+		"echo":              (*conn).echo,
+		"verto.ping":        (*conn).ping,
+		"verto.subscribe":   (*conn).subscribe,
+		"verto.unsubscribe": (*conn).unsubscribe,
+		"verto.broadcast":   (*conn).broadcast,
+		"verto.info":        (*conn).info,
+	}
+}
+
+// handleFrame answers one received frame: one reply for a single message,
+// an array of replies for a batch, then runs the actions the requests
+// left for after their replies (deliveries, reports, closing).
+func (c *conn) handleFrame(data []byte) {
+	f, err := verto.ParseFrame(data)
+	if err != nil {
+		if !c.allow(1) {
+			c.overLimit()
+			return
+		}
+		c.enqueue(verto.ErrorReply(nil, verto.CodeInvalid, verto.MsgInvalidRequest))
+		return
+	}
+	if !c.allow(max(len(f.Items), 1)) {
+		c.overLimit()
+		return
+	}
+	if f.Batch {
+		var b bytes.Buffer
+		b.WriteByte('[')
+		n := 0
+		for _, item := range f.Items {
+			if r := c.handleMessage(item); r != nil {
+				if n > 0 {
+					b.WriteByte(',')
+				}
+				b.Write(r)
+				n++
+			}
+		}
+		b.WriteByte(']')
+		c.enqueue(b.Bytes())
+	} else if r := c.handleMessage(f.Items[0]); r != nil {
+		c.enqueue(r)
+	}
+	after := c.after
+	c.after = nil
+	for _, fn := range after {
+		fn()
+	}
+}
+
+func (c *conn) overLimit() {
+	c.h.log.Info("verto: request rate exceeded", "addr", c.addr)
+	c.stop(websocket.StatusPolicyViolation)
+}
+
+// handleMessage is mod_verto's process_jrpc: it returns the reply, or nil
+// for a reply from the client.
+func (c *conn) handleMessage(raw json.RawMessage) []byte {
+	m := verto.ParseMessage(raw)
+	if !m.Valid {
+		return verto.ErrorReply(m.ID, verto.CodeInvalid, verto.MsgInvalidMessage)
+	}
+	if m.IsReply {
+		return nil
+	}
+	req := &request{msg: m}
+	req.params, req.isObj = verto.ParseParams(m.Params)
+
+	if !c.authed || m.Method == "login" {
+		if code, msg, ok := c.authenticate(req); !ok {
+			return verto.ErrorReply(m.ID, code, msg)
+		}
+	}
+	var fn method
+	if m.HasMethod && c.perms.methods.allows(m.Method) {
+		fn = c.h.methods[m.Method]
+	}
+	if fn == nil {
+		return verto.ErrorReply(m.ID, verto.CodeMethodNotFound, verto.MsgInvalidMethod)
+	}
+	resp, ok := fn(c, req)
+	if !ok {
+		if resp == nil {
+			return verto.ErrorReply(m.ID, -32602, "Permission Denied")
+		}
+		return verto.ErrorObjectReply(m.ID, resp)
+	}
+	if echo, has := req.params.Get("echoParams"); has && req.isObj {
+		if s, isStr := stringValue(echo); string(echo) == "true" || (isStr && isTrue(s)) {
+			resp = verto.WithMember(resp, "requestParams", m.Params)
+		} else {
+			resp = verto.WithMember(resp, "requestParams", echo)
+		}
+	}
+	return verto.ResultReply(m.ID, verto.WithMember(resp, "sessid", verto.Quote(c.sessid)))
+}
+
+func stringValue(raw json.RawMessage) (string, bool) {
+	var s string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// isTrue is FreeSWITCH's switch_true.
+func isTrue(s string) bool {
+	switch strings.ToLower(s) {
+	case "yes", "on", "true", "t", "enabled", "enable", "active", "allow":
+		return true
+	}
+	n := 0
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+		n = n*10 + int(r-'0')
+		if n > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// authenticate is mod_verto's check_auth followed by binding the session:
+// it runs for every request before login, and for every login.
+func (c *conn) authenticate(req *request) (code int, msg string, ok bool) {
+	h := c.h
+	if req.msg.Params == nil {
+		return verto.CodeAuthFailed, verto.MsgMissingParams, false
+	}
+	login, _ := req.params.String("login")
+	if login == "" {
+		return verto.CodeAuthRequired, verto.MsgAuthRequired, false
+	}
+	passwd, _ := req.params.String("passwd")
+	if passwd == "" {
+		h.loginReport(c.ctx, login, "", false, c.addr)
+		return verto.CodeAuthFailed, verto.MsgMissingPasswd, false
+	}
+	user, found := h.lookup(c.ctx, login)
+	if !found {
+		h.loginReport(c.ctx, login, "", false, c.addr)
+		return verto.CodeAuthFailed, verto.MsgLoginIncorrect, false
+	}
+	if !user.passwordOK(login, h.opts.Domain, passwd) {
+		h.loginReport(c.ctx, login, "", false, c.addr)
+		return verto.CodeAuthFailed, verto.MsgAuthFailure, false
+	}
+	uid := login + "@" + h.opts.Domain
+	perms := permissionsOf(user)
+
+	if c.authed { // a second login on this socket keeps its session
+		if uid != c.uid {
+			h.reg.changeUser(c, c.uid, uid)
+		}
+		c.id, c.uid, c.perms = login, uid, perms
+		return 0, "", true
+	}
+
+	sessid, _ := req.params.String("sessid")
+	if sessid == "" {
+		sessid = uuid.NewString()
+	}
+	res, prev := h.reg.attach(c, sessid, uid, h.opts.MaxConnsPerClient)
+	switch res {
+	case sessionInUse:
+		c.uid = uid // reported at disconnect, as mod_verto's jsock->uid
+		c.after = append(c.after, func() { c.stop(websocket.StatusNormalClosure) })
+		return verto.CodeAuthFailed, verto.MsgSessionInUse, false
+	case tooManyConns:
+		c.after = append(c.after, func() { c.stop(websocket.StatusPolicyViolation) })
+		return verto.CodeAuthFailed, "Too many connections", false
+	}
+	if prev != nil {
+		prev.enqueue(verto.Request(h.nextID(), verto.MethodPunt, nil))
+		prev.stop(websocket.StatusNormalClosure)
+	}
+	c.authed = true
+	c.id, c.uid, c.sessid, c.perms = login, uid, sessid, perms
+	if !c.ready {
+		c.ready = true
+		c.after = append(c.after, func() {
+			c.enqueue(verto.Request(h.nextID(), verto.MethodClientReady, []byte(`{"reattached_sessions":[]}`)))
+		})
+	}
+	return 0, "", true
+}
+
+func (c *conn) login(req *request) ([]byte, bool) {
+	login, _ := req.params.String("login")
+	sessid, _ := req.params.String("sessid")
+	c.after = append(c.after, func() { c.h.loginReport(c.ctx, login, sessid, true, c.addr) })
+	return verto.Object("message", verto.MsgLoggedIn), true
+}
+
+func (c *conn) echo(req *request) ([]byte, bool) {
+	if req.msg.Params != nil {
+		return req.msg.Params, true
+	}
+	return paramsMissing(), false
+}
+
+func paramsMissing() []byte {
+	return verto.Object("message", verto.MsgParamsMissing, "code", verto.CodeSessionError)
+}
+
+func (c *conn) ping(*request) ([]byte, bool) {
+	return verto.Object("message", verto.MsgPong), true
+}
+
+// eventChannels lists the eventChannel param: a string, or the strings of
+// an array.
+func eventChannels(req *request) []string {
+	raw, ok := req.params.Get("eventChannel")
+	if !ok {
+		return nil
+	}
+	if s, ok := stringValue(raw); ok {
+		return []string{s}
+	}
+	var items []json.RawMessage
+	if len(raw) == 0 || raw[0] != '[' || json.Unmarshal(raw, &items) != nil {
+		return nil
+	}
+	var out []string
+	for _, it := range items {
+		if s, ok := stringValue(it); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (c *conn) subscribe(req *request) ([]byte, bool) {
+	var subs, errs, exist []string
+	for _, ch := range eventChannels(req) {
+		if !c.perms.channelAllowed(ch) {
+			errs = append(errs, ch)
+			continue
+		}
+		if subs == nil {
+			subs = []string{}
+		}
+		if c.h.reg.subscribe(c, ch) {
+			subs = append(subs, ch)
+		} else {
+			exist = append(exist, ch)
+		}
+	}
+	resp := listObject("subscribedChannels", subs, "unauthorizedChannels", errs, "alreadySubscribedChannels", exist)
+	return resp, subs != nil
+}
+
+func (c *conn) unsubscribe(req *request) ([]byte, bool) {
+	var subs, errs []string
+	for _, ch := range eventChannels(req) {
+		if c.h.reg.unsubscribe(c, ch) {
+			subs = append(subs, ch)
+		} else {
+			errs = append(errs, ch)
+		}
+	}
+	resp := listObject("unsubscribedChannels", subs, "notSubscribedChannels", errs)
+	return resp, !(errs != nil && subs == nil)
+}
+
+// listObject builds an object of the named lists that are not nil.
+func listObject(kv ...any) []byte {
+	var args []any
+	for i := 0; i+1 < len(kv); i += 2 {
+		if l := kv[i+1].([]string); l != nil {
+			args = append(args, kv[i], l)
+		}
+	}
+	return verto.Object(args...)
+}
+
+func (c *conn) broadcast(req *request) ([]byte, bool) {
+	channel, ok := req.params.String("eventChannel")
+	if !ok {
+		return verto.Object("message", verto.MsgNoEventChannel, "code", verto.CodeSessionError), true
+	}
+	if !c.perms.channelAllowed(channel) {
+		return verto.Object("message", verto.MsgPermissionDenied, "code", verto.CodeSessionError), true
+	}
+	p := req.params
+	p.Set("userid", verto.Quote(c.uid))
+	p.Set("sessid", verto.Quote(c.sessid))
+	if c.perms.display != "" {
+		p.Set("fromDisplay", verto.Quote(c.perms.display))
+	}
+	if p.True("localBroadcast") {
+		// Without localBroadcast mod_verto hands the event to FreeSWITCH's
+		// event-channel bus, where (as recorded) no Verto subscriber gets it.
+		c.after = append(c.after, func() { c.h.fanOut(channel, p) })
+	}
+	return []byte("{}"), true
+}
+
+// fanOut is mod_verto's write_event for a local broadcast: every
+// subscriber of channel, then — for "a.b" — every subscriber of "a", gets a
+// verto.event with its subscription's eventSerno and subscribedChannel.
+func (h *Hub) fanOut(channel string, p verto.Params) {
+	delete(p, "eventSerno")
+	delete(p, "subscribedChannel")
+	common := p.Marshal()
+	common = common[:len(common)-1] // open object: members follow
+	h.writeEvent(channel, common)
+	if main, _, ok := strings.Cut(channel, "."); ok {
+		h.writeEvent(main, common)
+	}
+}
+
+func (h *Hub) writeEvent(channel string, common []byte) {
+	h.reg.eachSub(channel, func(s *sub) {
+		params := make([]byte, 0, len(common)+64+len(channel))
+		params = append(params, common...)
+		if len(common) > 1 {
+			params = append(params, ',')
+		}
+		params = append(params, `"eventSerno":`...)
+		params = appendUint(params, s.serno.Add(1)-1)
+		params = append(params, `,"subscribedChannel":`...)
+		params = verto.AppendQuote(params, s.channel)
+		params = append(params, '}')
+		s.c.enqueue(verto.Request(h.nextID(), verto.MethodEvent, params))
+	})
+}
+
+func appendUint(b []byte, n uint64) []byte {
+	var tmp [20]byte
+	i := len(tmp)
+	for {
+		i--
+		tmp[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			break
+		}
+	}
+	return append(b, tmp[i:]...)
+}
+
+// info is mod_verto's verto.info for direct messages: msg {to, body} fires
+// a MESSAGE event, which the Channels relay script turns into the chat API
+// call verto|<from_user>|<to>@<domain>|<body>.
+func (c *conn) info(req *request) ([]byte, bool) {
+	if req.msg.Params == nil {
+		return paramsMissing(), false
+	}
+	rawMsg, ok := req.params.Get("msg")
+	if !ok {
+		return []byte("{}"), true
+	}
+	msg, _ := verto.ParseParams(rawMsg)
+	to, _ := msg.String("to")
+	body, _ := msg.String("body")
+	if i := strings.IndexByte(to, '+'); i >= 0 {
+		to = to[i+1:] // "proto+to": the MESSAGE event carries the part after +
+	}
+	if to == "" || body == "" {
+		return verto.Object("message", verto.MsgInvalidInfo), false
+	}
+	inDialog := false
+	if v, ok := msg.Get("inDialog"); ok {
+		s, isStr := stringValue(v)
+		inDialog = string(v) == "true" || (isStr && isTrue(s))
+	}
+	if !inDialog { // in-dialog messages go to the call, never to the relay
+		from := c.id
+		c.after = append(c.after, func() { c.h.relay(from, to, body) })
+	}
+	return verto.Object("message", verto.MsgSent), true
+}
+
+// relay is the Lua relay script plus the chat API and mod_verto's
+// chat_send: the argument string is split on '|' (a body "a|b" arrives as
+// "a"), and one verto.info request — one id — goes to every connection
+// logged in as the target.
+func (h *Hub) relay(fromUser, to, body string) {
+	target := to
+	if !strings.Contains(target, "@") {
+		target += "@" + h.opts.Domain
+	}
+	args := strings.Split("verto|"+fromUser+"|"+target+"|"+body, "|")
+	if len(args) < 4 || args[1] == "" || args[2] == "" || args[3] == "" {
+		return
+	}
+	from, to, body := args[1], args[2], args[3]
+	params := verto.Object("msg", verto.Object("body", body, "from", from, "to", to))
+	frame := verto.Request(h.nextID(), verto.MethodInfo, params)
+	h.reg.eachUserConn(to, func(t *conn) { t.enqueue(frame) })
+}

@@ -1,0 +1,259 @@
+// Package hub is the embedded Verto signalling server served at /verto: a
+// WebSocket JSON-RPC hub that behaves on the wire like FreeSWITCH mod_verto
+// together with the Channels Lua scripts (message relay, login and
+// disconnect reports), for everything the browser client uses.
+//
+// Shape: every connection is a small actor — a reader goroutine, a writer
+// goroutine with a bounded queue, and one loop (the HTTP handler goroutine)
+// that owns all of the connection's state. Connections meet in a registry
+// (sessions by sessid, connections by user, subscriptions by event channel)
+// guarded by its own lock. Users authenticate through a Gateway — in
+// production the /fsapi handler registry, called in-process with exactly the
+// form mod_xml_curl would POST — and the XML it returns is read the way
+// FreeSWITCH reads it. There is no package-level state: every counter,
+// including the server request id shared by all connections, belongs to a
+// Hub value.
+//
+// docs/HUB.md lists the deliberate differences from mod_verto.
+package hub
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/google/uuid"
+)
+
+// Gateway answers directory lookups and takes login and disconnect reports:
+// the in-process form of /fsapi. (*fsapi.Registry).Respond satisfies it.
+// Respond receives the key/value pairs FreeSWITCH would POST and returns the
+// XML document (or, for reports, any body) /fsapi would answer.
+type Gateway interface {
+	Respond(ctx context.Context, form url.Values) []byte
+}
+
+// Options configure a Hub. Zero values take the defaults named on each
+// field.
+type Options struct {
+	// Gateway authenticates users and receives reports. Required.
+	Gateway Gateway
+	// Domain is the Verto domain (mod_verto's force-register-domain): the
+	// part after @ in user ids. Required.
+	Domain string
+	// Hostname is sent as "hostname" (and FreeSWITCH-Hostname) with every
+	// gateway request, as FreeSWITCH sends its host name. Default: os host name
+	// is not used; "channels".
+	Hostname string
+	// AllowedOrigins lists the origins allowed to open a WebSocket, as
+	// "https://host[:port]" or as a bare host pattern ("host", "*.example.com").
+	// Requests without an Origin header (non-browser clients) are allowed.
+	// Default: only the request's own host.
+	AllowedOrigins []string
+	// Logger receives diagnostics. Default: discard.
+	Logger *slog.Logger
+
+	// MaxFrameBytes is the largest frame read. Default 256 KiB.
+	MaxFrameBytes int64
+	// RequestRate and RequestBurst bound the JSON-RPC requests (batch items
+	// count one each) a connection may send: RequestRate per second on
+	// average, RequestBurst at once. A connection over the limit is closed
+	// with status 1008. Default 50/s, burst 200.
+	RequestRate  float64
+	RequestBurst int
+	// MaxConnsPerClient bounds the connections logged in as one user at a
+	// time. Default 16.
+	MaxConnsPerClient int
+	// MaxConnsPerAddress bounds the open WebSockets from one IP address.
+	// Default 256.
+	MaxConnsPerAddress int
+	// WriteTimeout bounds one frame write. Default 10 s.
+	WriteTimeout time.Duration
+	// QueueSize bounds the frames waiting to be written to one connection;
+	// a connection whose queue is full is dropped. Default 128.
+	QueueSize int
+	// IdleTimeout closes a connection that sent nothing for this long. The
+	// browser client's keepalive echo (about every 45 s) keeps it open.
+	// Default 2 min.
+	IdleTimeout time.Duration
+	// GatewayTimeout bounds one gateway call. Default 10 s.
+	GatewayTimeout time.Duration
+}
+
+// Defaults for Options.
+const (
+	DefaultMaxFrameBytes      = 256 << 10
+	DefaultRequestRate        = 50
+	DefaultRequestBurst       = 200
+	DefaultMaxConnsPerClient  = 16
+	DefaultMaxConnsPerAddress = 256
+	DefaultWriteTimeout       = 10 * time.Second
+	DefaultQueueSize          = 128
+	DefaultIdleTimeout        = 2 * time.Minute
+	DefaultGatewayTimeout     = 10 * time.Second
+	DefaultHostname           = "channels"
+)
+
+func (o *Options) setDefaults() {
+	if o.Hostname == "" {
+		o.Hostname = DefaultHostname
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxFrameBytes <= 0 {
+		o.MaxFrameBytes = DefaultMaxFrameBytes
+	}
+	if o.RequestRate <= 0 {
+		o.RequestRate = DefaultRequestRate
+	}
+	if o.RequestBurst <= 0 {
+		o.RequestBurst = DefaultRequestBurst
+	}
+	if o.MaxConnsPerClient <= 0 {
+		o.MaxConnsPerClient = DefaultMaxConnsPerClient
+	}
+	if o.MaxConnsPerAddress <= 0 {
+		o.MaxConnsPerAddress = DefaultMaxConnsPerAddress
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = DefaultQueueSize
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.GatewayTimeout <= 0 {
+		o.GatewayTimeout = DefaultGatewayTimeout
+	}
+}
+
+// Hub is the embedded Verto server. Create it with New, mount it with
+// ServeHTTP, stop it with Shutdown.
+type Hub struct {
+	opts    Options
+	log     *slog.Logger
+	reg     *registry
+	methods map[string]method
+	origins originPolicy
+
+	ids      atomic.Uint64 // server request ids, shared by all connections
+	eventSeq atomic.Uint64 // Event-Sequence of gateway lookups
+	coreUUID string        // Core-UUID of gateway lookups
+
+	root   context.Context // parent of every connection's context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // one per connection (its loop, reader and writer)
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// New returns a Hub. It panics if opts.Gateway is nil or opts.Domain is
+// empty: both are wiring mistakes that must fail at start-up.
+func New(opts Options) *Hub {
+	if opts.Gateway == nil {
+		panic("hub: Options.Gateway is required")
+	}
+	if opts.Domain == "" {
+		panic("hub: Options.Domain is required")
+	}
+	opts.setDefaults()
+	root, cancel := context.WithCancel(context.Background())
+	h := &Hub{
+		opts:     opts,
+		log:      opts.Logger,
+		reg:      newRegistry(),
+		origins:  newOriginPolicy(opts.AllowedOrigins),
+		coreUUID: uuid.Must(uuid.NewRandomFromReader(rand.Reader)).String(),
+		root:     root,
+		cancel:   cancel,
+	}
+	h.methods = methodTable()
+	return h
+}
+
+// nextID returns the next server request id (1, 2, …).
+func (h *Hub) nextID() uint64 { return h.ids.Add(1) }
+
+// ServeHTTP upgrades the request to a WebSocket and serves the connection
+// until it closes.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	h.wg.Add(1)
+	h.mu.Unlock()
+	defer h.wg.Done()
+
+	if !h.origins.allowed(r) {
+		h.log.Info("verto: origin refused", "origin", r.Header.Get("Origin"), "host", r.Host)
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
+	ip := remoteIP(r.RemoteAddr)
+	if !h.reg.admitAddress(ip, h.opts.MaxConnsPerAddress) {
+		http.Error(w, "too many connections", http.StatusTooManyRequests)
+		return
+	}
+	defer h.reg.releaseAddress(ip)
+
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		InsecureSkipVerify: true, // the origin was checked above
+		CompressionMode:    websocket.CompressionDisabled,
+	})
+	if err != nil {
+		h.log.Info("verto: upgrade failed", "err", err)
+		return
+	}
+	ws.SetReadLimit(h.opts.MaxFrameBytes)
+	c := newConn(h, ws, r.RemoteAddr)
+	c.run()
+}
+
+// Shutdown closes every connection (status 1001) and waits for their
+// goroutines and reports. If ctx ends first, the remaining sockets are cut
+// without a closing handshake and Shutdown still waits for the goroutines,
+// then returns ctx's error.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+
+	for _, c := range h.reg.all() {
+		c.stop(websocket.StatusGoingAway)
+	}
+	done := make(chan struct{})
+	go func() { h.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		h.cancel()
+		return nil
+	case <-ctx.Done():
+		h.cancel()
+		<-done
+		return fmt.Errorf("hub shutdown: %w", ctx.Err())
+	}
+}
+
+// remoteIP is the host part of a RemoteAddr.
+func remoteIP(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return host
+}

@@ -1,0 +1,123 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"channels/internal/password"
+	"channels/internal/store"
+)
+
+// Bounds on sign-in input, well above real names and passwords.
+const (
+	maxNameLen     = 64
+	maxPasswordLen = 1024
+)
+
+type signInData struct {
+	Name  string
+	Error string
+}
+
+// signInShow is the sign-in form.
+func (s *Server) signInShow(w http.ResponseWriter, r *http.Request) error {
+	s.render(w, r, http.StatusOK, "signin.html", "Sign in", signInData{})
+	return nil
+}
+
+// signInCheck signs a user in. Attempts are rate-limited per client
+// address and per user name. Success gives the session a new token (no
+// session fixation) and keeps its data, so the browser keeps its clients.
+func (s *Server) signInCheck(w http.ResponseWriter, r *http.Request) error {
+	form, err := readForm(r)
+	if err != nil {
+		return err
+	}
+	name, err := field(form, "name")
+	if err != nil {
+		return err
+	}
+	pass, err := field(form, "password")
+	if err != nil {
+		return err
+	}
+	name = strings.TrimSpace(name)
+	again := func(status int, msg string) error {
+		s.render(w, r, status, "signin.html", "Sign in", signInData{Name: name, Error: msg})
+		return nil
+	}
+	switch {
+	case name == "" || pass == "":
+		return again(http.StatusBadRequest, "Please enter your name and password.")
+	case len(name) > maxNameLen || len(pass) > maxPasswordLen:
+		return again(http.StatusBadRequest, "Wrong name or password.")
+	}
+
+	now := s.now()
+	okAddr, waitAddr := s.byAddr.take(clientAddr(r), now)
+	okName, waitName := s.byName.take(strings.ToLower(name), now)
+	if !okAddr || !okName {
+		s.log.WarnContext(r.Context(), "sign-in rate limited", "addr", clientAddr(r), "name", name)
+		return &statusError{
+			status:     http.StatusTooManyRequests,
+			message:    "Too many sign-in attempts. Please wait a minute and try again.",
+			retryAfter: max(waitAddr, waitName),
+		}
+	}
+
+	u, err := s.store.UserByName(r.Context(), name)
+	hash := u.PasswordHash
+	if errors.Is(err, store.ErrNotFound) {
+		hash = s.dummyHash
+	} else if err != nil {
+		return fmt.Errorf("look up user %q: %w", name, err)
+	}
+	ok, err := password.Verify(pass, hash)
+	if err != nil {
+		return fmt.Errorf("verify password of %q: %w", name, err)
+	}
+	if !ok || u.ID == 0 {
+		return again(http.StatusUnauthorized, "Wrong name or password.")
+	}
+
+	if err := s.sessions.RenewToken(r.Context()); err != nil {
+		return fmt.Errorf("renew session: %w", err)
+	}
+	s.sessions.Put(r.Context(), userKey, u.ID)
+	s.log.InfoContext(r.Context(), "signed in", "user", u.Name)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+	return nil
+}
+
+// signOut destroys the session: the browser's next channel visit gets a new
+// client.
+func (s *Server) signOut(w http.ResponseWriter, r *http.Request) error {
+	if err := s.sessions.Destroy(r.Context()); err != nil {
+		return fmt.Errorf("destroy session: %w", err)
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+	return nil
+}
+
+// clientAddr is the rate-limiting key of the request's sender: its IP
+// address, or its /64 for IPv6, where one host often owns a whole /64.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	a = a.Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.String()
+}

@@ -1,0 +1,340 @@
+// A call between two peers: the offer/accept/decline/close protocol and an
+// RTCPeerConnection with "perfect negotiation". Nothing here touches the
+// DOM, and browser APIs are used only once a call runs, so Node's test
+// runner can import the pure parts.
+
+/**
+ * @typedef {'idle'|'calling'|'ringing'|'connecting'|'in call'|'reconnecting'} CallState
+ * @typedef {{t: string, call: string, d?: any, c?: any, busy?: boolean}} CallMsg
+ */
+
+/** Call states and the events that move between them. */
+const MOVES = /** @type {Record<string, Record<string, CallState>>} */ ({
+  idle: { place: 'calling', incoming: 'ringing' },
+  calling: { accepted: 'connecting', declined: 'idle', closed: 'idle', hangup: 'idle', timeout: 'idle' },
+  ringing: { accept: 'connecting', decline: 'idle', closed: 'idle', hangup: 'idle', timeout: 'idle' },
+  connecting: { connected: 'in call', closed: 'idle', hangup: 'idle', failed: 'idle' },
+  'in call': { disconnected: 'reconnecting', closed: 'idle', hangup: 'idle', failed: 'idle' },
+  reconnecting: { connected: 'in call', closed: 'idle', hangup: 'idle', failed: 'idle' },
+});
+
+/** The state after an event, or null if the event does not apply.
+ * @param {CallState} state @param {string} event @returns {CallState | null} */
+export function transition(state, event) {
+  return MOVES[state]?.[event] || null;
+}
+
+/**
+ * Perfect negotiation's rule for an incoming description: does it collide
+ * with our own offer, and must we (the impolite side) ignore it?
+ * @param {{type: string, polite: boolean, makingOffer: boolean, signalingState: string, settingAnswer: boolean}} s
+ * @returns {{collision: boolean, ignore: boolean}}
+ */
+export function offerCollision(s) {
+  const ready = !s.makingOffer && (s.signalingState === 'stable' || s.settingAnswer);
+  const collision = s.type === 'offer' && !ready;
+  return { collision, ignore: collision && !s.polite };
+}
+
+/** Ring for this long before giving up. */
+export const RING_MS = 45000;
+/** Give a broken connection this long to recover. */
+export const RECOVER_MS = 20000;
+
+/** A fresh random call id. */
+export function newCallId() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/**
+ * Asks for camera and microphone; falls back to audio only, then to nothing.
+ * @param {{audio?: string, video?: string}} [ids] device ids
+ * @returns {Promise<MediaStream>}
+ */
+export async function getMedia(ids = {}) {
+  const audio = ids.audio ? { deviceId: { exact: ids.audio } } : true;
+  const video = { width: { ideal: 1280 }, height: { ideal: 720 }, ...(ids.video ? { deviceId: { exact: ids.video } } : {}) };
+  for (const c of [{ audio, video }, { audio }, { video }]) {
+    try { return await navigator.mediaDevices.getUserMedia(c); } catch { /* try less */ }
+  }
+  return new MediaStream();
+}
+
+/**
+ * One call with one peer. The caller is the polite peer, the callee the
+ * impolite one; until the callee has answered the caller's first offer it
+ * makes no offers itself, so the usual start has no glare at all.
+ */
+export class Call {
+  /**
+   * @param {{
+   *   id: string, peer: string, outgoing: boolean, iceServers: RTCIceServer[],
+   *   send: (m: any) => void, onChange: (c: Call) => void,
+   *   devices?: {audio?: string, video?: string},
+   *   PC?: typeof RTCPeerConnection, media?: typeof getMedia,
+   * }} o
+   */
+  constructor(o) {
+    this.o = o;
+    this.id = o.id;
+    this.peer = o.peer;
+    this.outgoing = o.outgoing;
+    this.polite = o.outgoing;
+    /** @type {CallState} */
+    this.state = o.outgoing ? 'calling' : 'ringing';
+    /** Why the call ended, for the view. */
+    this.reason = '';
+    /** @type {RTCPeerConnection | null} */
+    this.pc = null;
+    /** @type {MediaStream | null} */
+    this.local = null;
+    /** @type {MediaStream | null} */
+    this.remote = null;
+    this.micOn = true;
+    this.camOn = true;
+    this.makingOffer = false;
+    this.settingAnswer = false;
+    this.ignoreOffer = false;
+    this.answeredOnce = this.polite;
+    /** @type {CallMsg[]} messages that came while ringing */
+    this.early = [];
+    /** @type {Promise<any>} */
+    this.chain = Promise.resolve();
+    this.timer = setTimeout(() => this.end('timeout', this.outgoing ? 'No answer' : 'Missed call', this.outgoing), RING_MS);
+  }
+
+  /** @param {string} event @returns {boolean} */
+  fire(event) {
+    const next = transition(this.state, event);
+    if (!next) return false;
+    this.state = next;
+    if (next === 'idle') this.cleanup();
+    this.o.onChange(this);
+    return true;
+  }
+
+  /** @param {Omit<CallMsg, 'call'>} m */
+  send(m) {
+    (globalThis.__log ||= []).push(Math.round(performance.now()) + ' send ' + m.t + (m.d ? ' ' + m.d.type : ''));
+    this.o.send({ ...m, call: this.id });
+  }
+
+  /**
+   * Caller: invite the peer, and set up the connection and the camera at
+   * once, side by side: the offer and our candidates wait at the callee
+   * while it rings, and the camera joins the call when it is ready.
+   */
+  start() {
+    this.send({ t: 'offer' });
+    this.connect();
+    this.mediaReady = this.loadMedia();
+  }
+
+  /** Starts camera and microphone and puts them on the connection. */
+  async loadMedia() {
+    const s = await (this.o.media || getMedia)(this.o.devices);
+    if (this.state === 'idle') { s.getTracks().forEach((t) => t.stop()); return; }
+    this.local = s;
+    for (const t of s.getTracks()) await this.replace(t.kind, t);
+    this.o.onChange(this);
+  }
+
+  /**
+   * Callee: take the call. The connection starts at once and the camera
+   * joins it when ready, so the transport is set up while the camera starts.
+   */
+  accept() {
+    this.chain = this.chain.then(async () => {
+      if (!this.fire('accept')) return;
+      clearTimeout(this.timer);
+      this.connect();
+      this.send({ t: 'accept' });
+      this.mediaReady = this.loadMedia();
+      for (const m of this.early.splice(0)) await this.take(m);
+    }).catch(() => {});
+    return this.chain;
+  }
+
+  /** Callee: refuse the call. */
+  decline() {
+    if (this.state !== 'ringing') return;
+    this.send({ t: 'decline' });
+    this.end('decline', 'Declined', false);
+  }
+
+  /** Either side: end the call. */
+  hangup() {
+    this.end('hangup', 'Call ended', true);
+  }
+
+  /**
+   * Ends the call locally, telling the peer when asked to.
+   * @param {string} event @param {string} reason @param {boolean} tell
+   */
+  end(event, reason, tell) {
+    if (this.state === 'idle') return;
+    if (tell) this.send({ t: 'close' });
+    this.reason = reason;
+    if (!this.fire(event)) {
+      this.state = 'idle';
+      this.cleanup();
+      this.o.onChange(this);
+    }
+  }
+
+  cleanup() {
+    clearTimeout(this.timer);
+    this.local?.getTracks().forEach((t) => t.stop());
+    if (this.pc) {
+      this.pc.onicecandidate = this.pc.onnegotiationneeded = this.pc.onconnectionstatechange = this.pc.ontrack = null;
+      this.pc.close();
+    }
+  }
+
+  /** Creates the peer connection and adds our media. */
+  connect() {
+    const PC = this.o.PC || RTCPeerConnection;
+    const pc = new PC({ iceServers: this.o.iceServers });
+    this.pc = pc;
+    pc.onicecandidate = (e) => { if (e.candidate) this.send({ t: 'ice', c: e.candidate.toJSON() }); };
+    pc.onnegotiationneeded = async () => {
+      if (!this.answeredOnce) return;
+      try {
+        this.makingOffer = true;
+        await pc.setLocalDescription();
+        this.send({ t: 'sdp', d: pc.localDescription?.toJSON() });
+      } catch { /* a newer negotiation takes over */ } finally {
+        this.makingOffer = false;
+      }
+    };
+    pc.ontrack = (e) => {
+      if (!this.remote) this.remote = e.streams[0] || new MediaStream();
+      if (!this.remote.getTracks().includes(e.track)) this.remote.addTrack(e.track);
+      this.o.onChange(this);
+    };
+    pc.onconnectionstatechange = () => this.pcState(pc.connectionState);
+    // The caller offers audio and video both ways before any camera is on;
+    // tracks are put on the senders when they come, with no renegotiation.
+    if (this.polite) for (const kind of ['audio', 'video']) pc.addTransceiver(kind, { direction: 'sendrecv' });
+  }
+
+  /** @param {string} s */
+  pcState(s) {
+    (globalThis.__log ||= []).push(Math.round(performance.now()) + ' pc ' + s);
+    clearTimeout(this.timer);
+    if (s === 'connected') this.fire('connected');
+    else if (s === 'disconnected' || s === 'failed') {
+      this.fire('disconnected');
+      if (s === 'failed' && this.polite) this.pc?.restartIce();
+      this.timer = setTimeout(() => this.end('failed', 'Connection lost', true), RECOVER_MS);
+    }
+  }
+
+  /** Takes a message of this call from the peer, in order. @param {CallMsg} m */
+  handle(m) {
+    this.chain = this.chain.then(() => this.take(m)).catch(() => {});
+    return this.chain;
+  }
+
+  /** @param {CallMsg} m */
+  async take(m) {
+    (globalThis.__log ||= []).push(Math.round(performance.now()) + ' take ' + m.t + (m.d ? ' ' + m.d.type : '') + ' ' + this.state);
+    if (this.state === 'ringing' && (m.t === 'sdp' || m.t === 'ice')) {
+      if (this.early.length < 200) this.early.push(m);
+      return;
+    }
+    switch (m.t) {
+      case 'accept':
+        if (this.state !== 'calling') return;
+        clearTimeout(this.timer);
+        this.fire('accepted');
+        return;
+      case 'decline':
+        this.end('declined', m.busy ? 'Busy' : 'Declined', false);
+        return;
+      case 'close':
+        this.end('closed', 'Call ended', false);
+        return;
+      case 'sdp':
+        return this.description(m.d);
+      case 'ice':
+        if (!this.pc || !m.c) return;
+        try { await this.pc.addIceCandidate(m.c); } catch (e) { if (!this.ignoreOffer) throw e; }
+    }
+  }
+
+  /** @param {RTCSessionDescriptionInit} d */
+  async description(d) {
+    const pc = this.pc;
+    if (!pc || !d || (d.type !== 'offer' && d.type !== 'answer')) return;
+    const { ignore } = offerCollision({
+      type: d.type, polite: this.polite, makingOffer: this.makingOffer,
+      signalingState: pc.signalingState, settingAnswer: this.settingAnswer,
+    });
+    this.ignoreOffer = ignore;
+    if (ignore) return;
+    this.settingAnswer = d.type === 'answer';
+    await pc.setRemoteDescription(d);
+    this.settingAnswer = false;
+    if (d.type === 'offer') {
+      // Answer sending both ways; the camera joins when ready.
+      for (const tr of pc.getTransceivers()) if (tr.direction === 'recvonly') tr.direction = 'sendrecv';
+      await pc.setLocalDescription();
+      this.answeredOnce = true;
+      this.send({ t: 'sdp', d: pc.localDescription?.toJSON() });
+    }
+  }
+
+  /** Mutes or unmutes the microphone. */
+  toggleMic() {
+    this.micOn = !this.micOn;
+    this.local?.getAudioTracks().forEach((t) => { t.enabled = this.micOn; });
+    this.o.onChange(this);
+  }
+
+  /** Stops the camera (releasing it) or starts it again. */
+  async toggleCamera() {
+    this.camOn = !this.camOn;
+    if (!this.camOn) {
+      this.local?.getVideoTracks().forEach((t) => { t.stop(); this.local?.removeTrack(t); });
+      await this.replace('video', null);
+    } else {
+      await this.useDevice('video', this.o.devices?.video || '');
+    }
+    this.o.onChange(this);
+  }
+
+  /**
+   * Switches to another microphone or camera.
+   * @param {'audio'|'video'} kind @param {string} deviceId
+   */
+  async useDevice(kind, deviceId) {
+    if (kind === 'video' && !this.camOn) return;
+    const c = deviceId ? { deviceId: { exact: deviceId } } : true;
+    const s = await navigator.mediaDevices.getUserMedia(kind === 'audio' ? { audio: c } : { video: c });
+    const t = s.getTracks()[0];
+    if (kind === 'audio') t.enabled = this.micOn;
+    if (!this.local) this.local = new MediaStream();
+    for (const old of this.local.getTracks()) if (old.kind === kind) { old.stop(); this.local.removeTrack(old); }
+    this.local.addTrack(t);
+    await this.replace(kind, t);
+    this.o.onChange(this);
+  }
+
+  /** @param {string} kind @param {MediaStreamTrack | null} track */
+  async replace(kind, track) {
+    if (!this.pc) return;
+    const tr = this.pc.getTransceivers().find((x) => x.receiver.track.kind === kind);
+    if (!tr) { if (track && this.local) this.pc.addTrack(track, this.local); return; }
+    if (track && tr.direction === 'recvonly') tr.direction = 'sendrecv';
+    await tr.sender.replaceTrack(track);
+  }
+
+  /** Bytes received so far (all inbound RTP). @returns {Promise<number>} */
+  async received() {
+    if (!this.pc) return 0;
+    let n = 0;
+    (await this.pc.getStats()).forEach((r) => { if (r.type === 'inbound-rtp') n += r.bytesReceived || 0; });
+    return n;
+  }
+}

@@ -1,0 +1,234 @@
+// Entry point of the channel page: reads the page's configuration and
+// wires signalling, presence, calls and the view together.
+
+import { Verto } from './verto.js';
+import { Presence, HEARTBEAT_MS, cleanName } from './presence.js';
+import { encodeBody, decodeBody, bareId, Sealer, cryptoAvailable, safetyCode } from './codec.js';
+import { Call, newCallId } from './call.js';
+import { View } from './view.js';
+
+/**
+ * @typedef {{channelId: string, clientId: string, password: string, vertoUrl: string,
+ *   domain: string, iceServers: RTCIceServer[], topic: string}} ChannelConfig
+ */
+
+const NAME_KEY = 'channels.name';
+
+/** The WebSocket URL: absolute as given, or relative to this page. @param {string} u */
+function wsURL(u) {
+  const url = new URL(u || '/verto', location.href);
+  if (url.protocol === 'http:') url.protocol = 'ws:';
+  if (url.protocol === 'https:') url.protocol = 'wss:';
+  return url.href;
+}
+
+function main() {
+  const root = document.getElementById('channel-app');
+  const cfgEl = document.getElementById('channel-config');
+  if (!root || !cfgEl) return;
+  /** @type {ChannelConfig} */
+  const cfg = JSON.parse(cfgEl.textContent || '{}');
+  const self = cfg.clientId;
+  const inst = newCallId();
+  const presence = new Presence(self);
+  let name = cleanName(localStorage.getItem(NAME_KEY), self);
+  /** @type {Sealer | null} */
+  let sealer = null;
+  /** @type {Call | null} */
+  let call = null;
+  /** @type {{audio?: string, video?: string}} */
+  const devices = {};
+  let secureNote = '';
+
+  const view = new View(root, {
+    call: (id) => placeCall(id),
+    accept: () => call?.accept(),
+    decline: () => call?.decline(),
+    hangup: () => call?.hangup(),
+    mic: () => call?.toggleMic(),
+    camera: () => call?.toggleCamera(),
+    name: (n) => {
+      name = cleanName(n, self);
+      localStorage.setItem(NAME_KEY, name);
+      view.setName(name);
+      announce(false);
+    },
+    device: (kind, id) => {
+      devices[kind] = id;
+      call?.useDevice(kind, id).catch(() => {});
+    },
+    reconnect: () => verto.start(),
+  });
+  view.setName(name);
+
+  const verto = new Verto({
+    url: wsURL(cfg.vertoUrl),
+    login: self,
+    passwd: cfg.password,
+    sessid: self,
+    onState: (s, detail) => {
+      view.setConn(s, detail);
+      refreshPeers();
+    },
+    onReady: () => {
+      verto.subscribe(cfg.channelId).then(() => announce(true), () => view.setConn('login failed', 'not allowed in this channel'));
+    },
+    onEvent: (p) => onEvent(p),
+    onInfo: (p) => onInfo(p),
+  });
+
+  /** @param {boolean} hello */
+  function announce(hello) {
+    if (verto.state !== 'ready') return;
+    verto.broadcast(cfg.channelId, encodeBody({ t: 'available', name, key: sealer?.pub || '', inst, hello })).catch(() => {});
+  }
+
+  function refreshPeers() {
+    view.setPeers(presence.list(), verto.state === 'ready' && (!call || call.state === 'idle'));
+  }
+
+  /**
+   * Messages to one peer leave in the order they were made, sealed when
+   * both sides can; sending does not wait for the relay's receipts.
+   */
+  const queues = new Map();
+  /** @param {string} to @param {any} m @param {boolean} [plain] */
+  function sendTo(to, m, plain) {
+    const q = (queues.get(to) || Promise.resolve()).then(async () => {
+      const key = presence.get(to)?.key;
+      const body = sealer && key && !plain ? { s: await sealer.seal(key, m, self + '>' + to) } : m;
+      verto.info(to, encodeBody(body)).catch(() => {});
+    }).catch(() => {});
+    queues.set(to, q);
+  }
+
+  /** @param {any} p a verto.event */
+  function onEvent(p) {
+    if (p.eventChannel !== cfg.channelId && p.subscribedChannel !== cfg.channelId) return;
+    const from = bareId(p.userid || '');
+    let a;
+    try { a = decodeBody(p.eventData); } catch { return; }
+    const out = presence.take(from, a);
+    if (out.answer) sendTo(from, { t: 'here', name, key: sealer?.pub || '', inst }, true);
+    if (call && call.peer === from && (a.t === 'unavailable' || out.restarted)) call.end('closed', 'Call ended', false);
+    if (out.changed) refreshPeers();
+  }
+
+  const inbox = new Map();
+  /** @param {any} p a verto.info */
+  function onInfo(p) {
+    const msg = p && p.msg;
+    if (!msg || typeof msg.body !== 'string') return;
+    // The relay sets `from` to the sender's verified id; it is the only identity we trust.
+    const from = bareId(msg.from || '');
+    if (!from || from === self) return;
+    const q = (inbox.get(from) || Promise.resolve()).then(() => receive(from, msg.body)).catch(() => {});
+    inbox.set(from, q);
+  }
+
+  /** @param {string} from @param {string} body */
+  async function receive(from, body) {
+    let m = decodeBody(body);
+    let sealed = false;
+    if (m && m.s) {
+      const key = presence.get(from)?.key;
+      if (!sealer || !key) return;
+      m = await sealer.open(key, m.s, from + '>' + self);
+      sealed = true;
+    }
+    if (!m || typeof m.t !== 'string') return;
+    if (m.t === 'here') {
+      if (presence.take(from, m).changed) refreshPeers();
+      return;
+    }
+    const peer = presence.get(from);
+    if (!peer) return; // calls only from people seen in this channel
+    if (sealer && peer.key && !sealed) return; // no downgrade once keys are known
+    presence.touch(from);
+    if (m.t === 'offer') {
+      if (call && call.state === 'calling' && call.peer === from && call.id !== m.call) {
+        // Both called each other at once: the call from the smaller id wins.
+        if (self < from) return;
+        call.end('hangup', '', false);
+      }
+      if (call && call.state !== 'idle') {
+        if (call.id !== m.call) sendTo(from, { t: 'decline', call: m.call, busy: true });
+        return;
+      }
+      call = newCall(m.call, from, false);
+      secureNote = await note(peer.key);
+      update();
+      return;
+    }
+    if (call && call.id === m.call && call.peer === from) await call.handle(m);
+  }
+
+  /** @param {string} key @returns {Promise<string>} */
+  async function note(key) {
+    if (!sealer || !key) return 'Signalling is not end-to-end encrypted';
+    return 'Signalling end-to-end encrypted · code ' + await safetyCode(sealer.pub, key);
+  }
+
+  /** @param {string} id @param {string} peer @param {boolean} outgoing */
+  function newCall(id, peer, outgoing) {
+    return new Call({
+      id, peer, outgoing, iceServers: cfg.iceServers || [], devices,
+      send: (m) => sendTo(peer, m),
+      onChange: (c) => { if (c === call) update(); },
+    });
+  }
+
+  /** @param {string} peer */
+  async function placeCall(peer) {
+    if (call && call.state !== 'idle') return;
+    call = newCall(newCallId(), peer, true);
+    secureNote = await note(presence.get(peer)?.key || '');
+    call.start();
+    update();
+  }
+
+  let statsTimer = 0;
+  let lastBytes = 0;
+  function update() {
+    const c = call;
+    view.setCall(c, c ? presence.get(c.peer)?.name || 'Someone' : '', secureNote);
+    root?.setAttribute('data-secure', String(secureNote.startsWith('Signalling end')));
+    refreshPeers();
+    const live = !!c && (c.state === 'in call' || c.state === 'reconnecting');
+    if (live && !statsTimer) {
+      lastBytes = 0;
+      statsTimer = setInterval(async () => {
+        if (!call) return;
+        const n = await call.received();
+        view.setStats(n, Math.round(((n - lastBytes) * 8) / 1000));
+        lastBytes = n;
+      }, 1000);
+    } else if (!live && statsTimer) {
+      clearInterval(statsTimer);
+      statsTimer = 0;
+    }
+    if (c && c.local) navigator.mediaDevices.enumerateDevices().then((l) => view.setDevices(l), () => {});
+  }
+
+  setInterval(() => {
+    if (verto.state !== 'ready') return;
+    announce(false);
+    const gone = presence.sweep();
+    if (gone.length) refreshPeers();
+    if (call && gone.includes(call.peer) && call.state !== 'in call' && call.state !== 'reconnecting') call.end('closed', 'Call ended', false);
+  }, HEARTBEAT_MS * (0.85 + 0.3 * Math.random()));
+
+  addEventListener('pagehide', () => {
+    call?.hangup();
+    if (verto.state === 'ready') verto.broadcast(cfg.channelId, encodeBody({ t: 'unavailable' })).catch(() => {});
+  });
+  addEventListener('online', () => verto.reconnectNow());
+
+  const keys = cryptoAvailable() ? Sealer.create().catch(() => null) : Promise.resolve(null);
+  keys.then((s) => {
+    sealer = s;
+    verto.start();
+  });
+}
+
+main();
