@@ -10,28 +10,26 @@ import (
 	"testing"
 	"time"
 
+	"channels/internal/cli"
 	"channels/internal/config"
-	"channels/internal/directory"
-	"channels/internal/fsapi"
-	"channels/internal/hub"
 	"channels/internal/store"
-	"channels/internal/web"
-	"channels/internal/webclient"
 )
 
 // app is one running Channels process, in-process.
 type app struct {
-	t     *testing.T
+	t     testing.TB
 	addr  string
 	store *store.Store
 	srv   *http.Server
-	hub   *hub.Hub
-	done  chan struct{}
+	// shutdown closes what outlives requests (the hub's WebSockets).
+	shutdown func(context.Context) error
+	done     chan struct{}
 }
 
-// startApp serves Channels on addr ("127.0.0.1:0" for any port) over the
-// SQLite database at dbPath.
-func startApp(t *testing.T, addr, dbPath string) *app {
+// startApp serves Channels, assembled as the serve command does
+// (cli.Assemble), on addr ("127.0.0.1:0" for any port) over the SQLite
+// database at dbPath.
+func startApp(t testing.TB, addr, dbPath string) *app {
 	t.Helper()
 	ctx := t.Context()
 	var ln net.Listener
@@ -55,24 +53,12 @@ func startApp(t *testing.T, addr, dbPath string) *app {
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
-	assets, err := webclient.New()
+	handler, shutdown, err := cli.Assemble(ctx, cfg, st, log)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("assemble: %v", err)
 	}
-	reg := fsapi.NewRegistry(log)
-	if err := directory.Register(reg, directory.Options{Store: st, Domain: cfg.VertoDomain(), Logger: log}); err != nil {
-		t.Fatal(err)
-	}
-	h := hub.New(hub.Options{Gateway: reg, Domain: cfg.VertoDomain(), Logger: log})
-	site, err := web.New(web.Options{Config: cfg, Store: st, Assets: assets, Static: assets.Handler(), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/verto", h)
-	mux.Handle("/", site)
-	a := &app{t: t, addr: ln.Addr().String(), store: st, hub: h, done: make(chan struct{}),
-		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
+	a := &app{t: t, addr: ln.Addr().String(), store: st, shutdown: shutdown, done: make(chan struct{}),
+		srv: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}}
 	go func() {
 		defer close(a.done)
 		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -92,11 +78,11 @@ func (a *app) stop() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := a.hub.Shutdown(ctx); err != nil {
-		a.t.Errorf("hub shutdown: %v", err)
-	}
 	if err := a.srv.Shutdown(ctx); err != nil {
 		a.t.Errorf("http shutdown: %v", err)
+	}
+	if err := a.shutdown(ctx); err != nil {
+		a.t.Errorf("app shutdown: %v", err)
 	}
 	<-a.done
 	if err := a.store.Close(); err != nil {

@@ -11,11 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
 // chromiumPath finds the browser, or skips (fails under CI) without one.
-func chromiumPath(t *testing.T) string {
+func chromiumPath(t testing.TB) string {
 	t.Helper()
 	for _, p := range []string{os.Getenv("CHANNELS_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
 		if p == "" {
@@ -34,13 +35,13 @@ func chromiumPath(t *testing.T) string {
 
 // browser is one headless Chromium with its own profile (cookies), and one tab.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 	ctx  context.Context
 }
 
 // newBrowser starts a fresh Chromium with fake media devices.
-func newBrowser(t *testing.T, exe, name string) *browser {
+func newBrowser(t testing.TB, exe, name string) *browser {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(exe),
@@ -64,6 +65,11 @@ func newBrowser(t *testing.T, exe, name string) *browser {
 		cancelC()
 		cancelA()
 		t.Fatalf("%s: start chromium: %v", name, err)
+	}
+	// Record, on the test's side, what the page would only log: uncaught
+	// errors, rejected promises and Content-Security-Policy violations.
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: watcher}); err != nil {
+		t.Fatalf("%s: add watcher: %v", name, err)
 	}
 	t.Cleanup(func() {
 		cancelC()
@@ -170,7 +176,7 @@ func (b *browser) screenshot(dir, file string) string {
 }
 
 // artifactsDir is CHANNELS_E2E_ARTIFACTS, or a temporary directory.
-func artifactsDir(t *testing.T) string {
+func artifactsDir(t testing.TB) string {
 	t.Helper()
 	if d := os.Getenv("CHANNELS_E2E_ARTIFACTS"); d != "" {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -185,11 +191,42 @@ func artifactsDir(t *testing.T) string {
 	return d
 }
 
-// mustNavigate opens a URL in the tab.
-func (b *browser) mustNavigate(url string) {
+// navigate opens a URL in the tab and waits for it to load.
+func (b *browser) navigate(url string) error {
+	return b.run(20*time.Second, chromedp.Navigate(url))
+}
+
+// mustEmulatePhone makes the viewport that of a phone held upright.
+func (b *browser) mustEmulatePhone() {
 	b.t.Helper()
-	b.must(15*time.Second, chromedp.Navigate(url))
+	b.must(5*time.Second, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulateTouch))
+}
+
+// watcher collects page problems into window.__e2eProblems (test browsers only).
+const watcher = `(() => {
+  const p = window.__e2eProblems = [];
+  addEventListener('error', (e) => p.push('error: ' + e.message));
+  addEventListener('unhandledrejection', (e) => p.push('rejection: ' + (e.reason && e.reason.message || e.reason)));
+  document.addEventListener('securitypolicyviolation', (e) => p.push('csp: ' + e.violatedDirective + ' ' + e.blockedURI));
+})()`
+
+// problems returns what the watcher collected, or "".
+func (b *browser) problems() string {
+	b.t.Helper()
+	return mustEval[string](b, `(window.__e2eProblems || []).join('; ')`)
 }
 
 // ftoa formats a number for a JavaScript expression.
 func ftoa(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+// newTab opens another tab in b's browser (same profile, same cookies).
+func (b *browser) newTab(name string) *browser {
+	b.t.Helper()
+	ctx, cancel := chromedp.NewContext(b.ctx)
+	if err := chromedp.Do(ctx); err != nil {
+		cancel()
+		b.t.Fatalf("%s: new tab: %v", name, err)
+	}
+	b.t.Cleanup(cancel)
+	return &browser{t: b.t, name: name, ctx: ctx}
+}

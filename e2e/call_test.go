@@ -1,23 +1,38 @@
 package e2e
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"channels/internal/store"
 )
 
-// appState reads the client's state from the DOM: data attributes only.
+// DOM state of the browser client: data attributes only.
 const (
 	connReady = `document.getElementById('channel-app')?.dataset.conn === 'ready'`
+	notReady  = `document.getElementById('channel-app')?.dataset.conn !== 'ready'`
+	ringing   = `document.getElementById('channel-app')?.dataset.call === 'ringing'`
 	inCall    = `document.getElementById('channel-app')?.dataset.call === 'in call'`
 	idle      = `document.getElementById('channel-app')?.dataset.call === 'idle'`
 	peerCount = `document.querySelectorAll('#channel-app [data-peer]').length`
+	rxBytes   = `+(document.getElementById('channel-app').dataset.rxBytes || 0)`
+	// assetBytes sums the uncompressed bodies of the scripts and
+	// stylesheets the page loaded.
+	assetBytes = `performance.getEntriesByType('resource').filter(e => /\.(js|css)$/.test(new URL(e.name).pathname)).reduce((n, e) => n + e.decodedBodySize, 0)`
 )
 
 // sees is true when the page lists the peer with this client id.
 func sees(id string) string {
 	return `!!document.querySelector('#channel-app [data-peer=` + jsString(id) + `]')`
+}
+
+// callButton is the Call button next to a peer.
+func callButton(id string) string {
+	return `#channel-app [data-peer=` + jsString(id) + `] button.call`
 }
 
 // clientID reads the page's own client id from its configuration.
@@ -26,13 +41,59 @@ func clientID(b *browser) string {
 	return mustEval[string](b, `JSON.parse(document.getElementById('channel-config').textContent).clientId`)
 }
 
+// openBoth opens url in both browsers at once.
+func openBoth(t testing.TB, url string, a, b *browser) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, br := range []*browser{a, b} {
+		wg.Go(func() { errs[i] = br.navigate(url) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// meetAndCall opens the channel in both browsers, waits until they list
+// each other, lets a call b and b accept, and waits until both are in the
+// call. It returns the time from opening the pages to the connected call.
+func meetAndCall(t testing.TB, srv *app, ch store.Channel, a, b *browser) (time.Duration, string, string) {
+	t.Helper()
+	start := time.Now()
+	openBoth(t, srv.url("/c/"+ch.ID), a, b)
+	aID, bID := clientID(a), clientID(b)
+	if aID == bID {
+		t.Fatalf("both browsers got client id %s", aID)
+	}
+	loaded := time.Since(start)
+	a.mustWait(connReady, 10*time.Second)
+	b.mustWait(connReady, 10*time.Second)
+	online := time.Since(start)
+	// Once both are online, each lists the other within 2 s.
+	a.mustWait(sees(bID), 2*time.Second)
+	b.mustWait(sees(aID), 2*time.Second)
+	met := time.Since(start)
+
+	a.click(callButton(bID))
+	b.mustWait(ringing, 5*time.Second)
+	rang := time.Since(start)
+	b.click(`#channel-app .accept`)
+	a.mustWait(inCall, 10*time.Second)
+	b.mustWait(inCall, 10*time.Second)
+	took := time.Since(start)
+	t.Logf("pages loaded %v, online %v, listed each other %v, ringing %v, in call %v", loaded, online, met, rang, took)
+	return took, aID, bID
+}
+
 // TestCall: two browsers in one channel see each other, call, talk (video
 // frames flow both ways), hang up, and survive a server restart; a third
 // browser in another channel sees none of them.
 func TestCall(t *testing.T) {
 	exe := chromiumPath(t)
-	dir := t.TempDir()
-	db := filepath.Join(dir, "channels.db")
+	db := filepath.Join(t.TempDir(), "channels.db")
 	artifacts := artifactsDir(t)
 	srv := startApp(t, "127.0.0.1:0", db)
 	room, err := srv.store.CreateChannel(t.Context(), "Standup ☕ <b>not bold</b>", true, 0)
@@ -48,59 +109,62 @@ func TestCall(t *testing.T) {
 	bob := newBrowser(t, exe, "bob")
 	carol := newBrowser(t, exe, "carol")
 
+	// The front page lists the public channel.
+	if err := carol.navigate(srv.url("/")); err != nil {
+		t.Fatal(err)
+	}
+	if !mustEval[bool](carol, `[...document.querySelectorAll('main a')].some(a => a.getAttribute('href') === `+jsString("/c/"+room.ID)+`)`) {
+		t.Errorf("the front page does not link the public channel")
+	}
+	t.Logf("screenshot of the front page: %s", carol.screenshot(artifacts, "index.png"))
+
 	// Carol waits in another channel the whole time.
-	carol.mustNavigate(srv.url("/c/" + other.ID))
+	if err := carol.navigate(srv.url("/c/" + other.ID)); err != nil {
+		t.Fatal(err)
+	}
 	carol.mustWait(connReady, 10*time.Second)
 
-	start := time.Now()
-	alice.mustNavigate(srv.url("/c/" + room.ID))
-	t.Logf("alice loaded at %v", time.Since(start))
-	bob.mustNavigate(srv.url("/c/" + room.ID))
-	t.Logf("bob loaded at %v", time.Since(start))
-	bob.mustWait(connReady, 5*time.Second)
-	t.Logf("bob ready at %v", time.Since(start))
-	aliceID, bobID := clientID(alice), clientID(bob)
-	if aliceID == bobID {
-		t.Fatalf("both browsers got client id %s", aliceID)
+	took, aliceID, bobID := meetAndCall(t, srv, room, alice, bob)
+	t.Logf("opening the page to a connected call: %v", took)
+	t.Logf("JS+CSS loaded by the channel page: %.0f bytes", mustEval[float64](alice, assetBytes))
+	if n := mustEval[float64](alice, assetBytes); n > 40*1024 || n == 0 {
+		t.Errorf("channel page loaded %.0f bytes of JS+CSS, want 1…40 KiB", n)
 	}
-	alice.mustWait(sees(bobID), 10*time.Second)
-	bob.mustWait(sees(aliceID), 10*time.Second)
-	// After both are online, each must list the other within 2 s.
-	online := max(mustEval[float64](alice, `performance.now()`), 0)
-	_ = online
-	t.Logf("both present after %v", time.Since(start))
-
-	alice.click(`#channel-app [data-peer=` + jsString(bobID) + `] button.call`)
-	t.Logf("clicked call at %v", time.Since(start))
-	bob.mustWait(`document.getElementById('channel-app').dataset.call === 'ringing'`, 5*time.Second)
-	t.Logf("ringing at %v", time.Since(start))
-	bob.click(`#channel-app .accept`)
-	alice.mustWait(`document.getElementById('channel-app').dataset.call === 'connecting'`, 10*time.Second)
-	t.Logf("alice connecting at %v", time.Since(start))
-	alice.mustWait(inCall, 10*time.Second)
-	bob.mustWait(inCall, 10*time.Second)
-	connected := time.Since(start)
-	t.Logf("page open to connected call: %v", connected)
-	t.Logf("alice: %s", mustEval[string](alice, `(globalThis.__log||[]).join("\n")`))
-	t.Logf("bob: %s", mustEval[string](bob, `(globalThis.__log||[]).join("\n")`))
 
 	for _, b := range []*browser{alice, bob} {
 		b.mustWait(`document.querySelector('#channel-app video.remote').videoWidth > 0`, 10*time.Second)
-		b.mustWait(`+(document.getElementById('channel-app').dataset.rxBytes || 0) > 0`, 5*time.Second)
-		first := mustEval[float64](b, `+document.getElementById('channel-app').dataset.rxBytes`)
-		b.mustWait(`+document.getElementById('channel-app').dataset.rxBytes > `+ftoa(first), 5*time.Second)
-		// Own video is shown small, the peer's large.
-		if !mustEval[bool](b, `(() => { const r = document.querySelector('video.remote').getBoundingClientRect(), l = document.querySelector('video.local').getBoundingClientRect(); return r.width > 2 * l.width && l.width > 0 })()`) {
-			t.Errorf("%s: remote video is not large with own video small", b.name)
+		b.mustWait(rxBytes+` > 0`, 5*time.Second)
+		first := mustEval[float64](b, rxBytes)
+		b.mustWait(rxBytes+` > `+ftoa(first), 5*time.Second)
+		// The peer's video is large, one's own small.
+		if !mustEval[bool](b, `(() => { const r = document.querySelector('video.remote').getBoundingClientRect(), l = document.querySelector('video.local').getBoundingClientRect(); return l.width > 0 && r.width > 2 * l.width })()`) {
+			t.Errorf("%s: the remote video is not large with the own video small", b.name)
 		}
-		if s := mustEval[string](b, `document.querySelector('#channel-app .secure').textContent`); !strings.Contains(s, "end-to-end encrypted") || strings.Contains(s, "not") {
+		if s := mustEval[string](b, `document.querySelector('#channel-app .secure').textContent`); !strings.HasPrefix(s, "Signalling end-to-end encrypted") {
 			t.Errorf("%s: signalling note %q, want end-to-end encrypted", b.name, s)
 		}
 	}
-	shot := alice.screenshot(artifacts, "in-call.png")
-	t.Logf("screenshot of the call: %s", shot)
+	// Both sides show the same safety code.
+	if a, b := mustEval[string](alice, `document.querySelector('.secure').textContent`), mustEval[string](bob, `document.querySelector('.secure').textContent`); a != b {
+		t.Errorf("safety codes differ: %q and %q", a, b)
+	}
+	t.Logf("screenshot of the call: %s", alice.screenshot(artifacts, "in-call.png"))
+	bob.mustEmulatePhone()
+	time.Sleep(300 * time.Millisecond)
+	t.Logf("screenshot on a phone: %s", bob.screenshot(artifacts, "in-call-phone.png"))
 
-	// Peer-supplied and page text is text, never markup.
+	// A display name is the peer's text, shown as text, never as markup.
+	evil := `Ålice <img src=x onerror="document.title='pwned'"> 🎉`
+	mustEval[bool](alice, `(() => { const f = document.querySelector('#channel-app form'); f.elements.name.value = `+jsString(evil)+`; f.requestSubmit(); return true })()`)
+	bob.mustWait(`document.querySelector(`+jsString(`#channel-app [data-peer="`+aliceID+`"] .name`)+`)?.textContent === `+jsString(evil), 5*time.Second)
+	if n := mustEval[float64](bob, `document.querySelectorAll('#channel-app img').length`); n != 0 {
+		t.Errorf("a display name became markup: %v <img> elements", n)
+	}
+	if mustEval[bool](alice, `localStorage.getItem('channels.name') !== `+jsString(evil)) {
+		t.Errorf("display name not kept in the browser")
+	}
+
+	// The topic is text, never markup.
 	if n := mustEval[float64](alice, `document.querySelectorAll('main b').length`); n != 0 {
 		t.Errorf("topic rendered as HTML: %v <b> elements", n)
 	}
@@ -109,25 +173,82 @@ func TestCall(t *testing.T) {
 	alice.mustWait(idle, 5*time.Second)
 	bob.mustWait(idle, 5*time.Second)
 	for _, b := range []*browser{alice, bob} {
-		if live := mustEval[float64](b, `document.querySelectorAll('video').length && [...document.querySelectorAll('video')].filter(v => v.srcObject).length`); live != 0 {
-			t.Errorf("%s: %v videos still playing after hang-up", b.name, live)
+		if n := mustEval[float64](b, `[...document.querySelectorAll('video')].filter(v => v.srcObject).length`); n != 0 {
+			t.Errorf("%s: %v videos still attached after hang-up", b.name, n)
 		}
+		b.mustWait(`!document.querySelector(`+jsString(callButton(map[*browser]string{alice: bobID, bob: aliceID}[b]))+`).disabled`, 2*time.Second)
 	}
 
-	// Restart: a new server on the same address and database.
+	// Restart: a new server on the same address and database. Both pages
+	// notice, reconnect by themselves and find each other again.
 	srv.stop()
-	alice.mustWait(`document.getElementById('channel-app').dataset.conn !== 'ready'`, 5*time.Second)
-	restart := time.Now()
+	alice.mustWait(notReady, 5*time.Second)
+	bob.mustWait(notReady, 5*time.Second)
+	restarted := time.Now()
 	startApp(t, srv.addr, db)
-	alice.mustWait(connReady, 40*time.Second)
-	bob.mustWait(connReady, 40*time.Second)
+	for _, b := range []*browser{alice, bob, carol} {
+		b.mustWait(connReady, 40*time.Second)
+	}
 	alice.mustWait(sees(bobID), 5*time.Second)
 	bob.mustWait(sees(aliceID), 5*time.Second)
-	t.Logf("reconnected %v after the restart", time.Since(restart))
+	t.Logf("reconnected %v after the restart", time.Since(restarted))
 
-	// Carol, in another channel, never saw anyone, and is back online too.
-	carol.mustWait(connReady, 40*time.Second)
+	// And they can call again.
+	alice.click(callButton(bobID))
+	bob.mustWait(ringing, 5*time.Second)
+	bob.click(`#channel-app .accept`)
+	alice.mustWait(inCall, 10*time.Second)
+	bob.mustWait(inCall, 10*time.Second)
+	bob.click(`#channel-app .hangup`)
+	alice.mustWait(idle, 5*time.Second)
+
+	// The same browser opening the channel in a second tab takes the
+	// session over: the first tab says so and stays quiet.
+	tab := alice.newTab("alice's second tab")
+	if err := tab.navigate(srv.url("/c/" + room.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if id := clientID(tab); id != aliceID {
+		t.Fatalf("second tab has client id %s, want %s", id, aliceID)
+	}
+	tab.mustWait(connReady, 10*time.Second)
+	alice.mustWait(`document.getElementById('channel-app').dataset.conn === 'punted'`, 5*time.Second)
+	bob.mustWait(sees(aliceID), 2*time.Second)
+	time.Sleep(time.Second)
+	if !mustEval[bool](alice, `document.getElementById('channel-app').dataset.conn === 'punted'`) {
+		t.Errorf("the punted tab reconnected by itself")
+	}
+
+	// Carol, in another channel, never saw anyone.
 	if n := mustEval[float64](carol, peerCount); n != 0 {
 		t.Errorf("carol sees %v peers from another channel", n)
 	}
+	for _, b := range []*browser{alice, bob, carol} {
+		if p := b.problems(); p != "" {
+			t.Errorf("%s: page problems: %s", b.name, p)
+		}
+	}
+}
+
+// BenchmarkPageToCall measures the time from opening a channel page in two
+// browsers to their connected call (run with -benchtime=1x or a small count).
+func BenchmarkPageToCall(b *testing.B) {
+	exe := chromiumPath(b)
+	db := filepath.Join(b.TempDir(), "channels.db")
+	srv := startApp(b, "127.0.0.1:0", db)
+	var total time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		room, err := srv.store.CreateChannel(b.Context(), fmt.Sprint("bench ", i), false, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		alice := newBrowser(b, exe, "alice")
+		bob := newBrowser(b, exe, "bob")
+		b.StartTimer()
+		took, _, _ := meetAndCall(b, srv, room, alice, bob)
+		total += took
+	}
+	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/call")
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -317,4 +318,46 @@ func get(t *testing.T, url string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+func TestFreeSWITCHConfig(t *testing.T) {
+	dir := t.TempDir()
+	vars := map[string]string{"CHANNELS_DATA_DIR": dir, "CHANNELS_FSAPI_PASSWORD": "gateway secret", "CHANNELS_LISTEN": "0.0.0.0:9090"}
+	out, errOut, err := run(t, vars, "", "freeswitch-config", "--out", filepath.Join(dir, "fs"))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	if !strings.Contains(out, "http://127.0.0.1:9090/fsapi") {
+		t.Errorf("output %q", out)
+	}
+	xml, err := os.ReadFile(filepath.Join(dir, "fs", "autoload_configs", "xml_curl.conf.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(xml), "http://127.0.0.1:9090/fsapi") || !strings.Contains(string(xml), "gateway secret") {
+		t.Errorf("xml_curl.conf.xml lacks the URL or credentials:\n%s", xml)
+	}
+
+	delete(vars, "CHANNELS_FSAPI_PASSWORD")
+	if _, _, err := run(t, vars, "", "freeswitch-config", "--out", filepath.Join(dir, "fs2")); err == nil || !strings.Contains(err.Error(), "FSAPI_PASSWORD") {
+		t.Errorf("without a password: %v", err)
+	}
+}
+
+func TestDefaultFSAPIURL(t *testing.T) {
+	tests := []struct{ listen, want string }{
+		{"127.0.0.1:8080", "http://127.0.0.1:8080/fsapi"},
+		{":9000", "http://127.0.0.1:9000/fsapi"},
+		{"0.0.0.0:80", "http://127.0.0.1:80/fsapi"},
+		{"[::]:8080", "http://127.0.0.1:8080/fsapi"},
+		{"[::1]:8080", "http://[::1]:8080/fsapi"},
+		{"10.0.0.5:8080", "http://10.0.0.5:8080/fsapi"},
+	}
+	for _, tt := range tests {
+		cfg := config.Default()
+		cfg.Listen = tt.listen
+		if got := defaultFSAPIURL(cfg); got != tt.want {
+			t.Errorf("%s: %s, want %s", tt.listen, got, tt.want)
+		}
+	}
 }

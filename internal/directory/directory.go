@@ -47,9 +47,24 @@ type Options struct {
 	MaxClientsPerChannel int
 	// Logger receives reports about unknown clients (nil: discard).
 	Logger *slog.Logger
-	// Now gives the connected time of login reports (nil: time.Now).
+	// Now gives the connected time of login reports and the cache's clock
+	// (nil: time.Now).
 	Now func() time.Time
+	// CacheTTL is how long a client's password and channel, which never
+	// change, are kept in memory after a lookup (0: DefaultCacheTTL;
+	// negative: no cache). The TTL bounds how long a client whose channel
+	// was deleted can still log in. With MaxClientsPerChannel set, logins
+	// read the store every time (connected counts change).
+	CacheTTL time.Duration
+	// CacheSize bounds the number of cached clients (0: DefaultCacheSize).
+	CacheSize int
 }
+
+// Cache defaults.
+const (
+	DefaultCacheTTL  = time.Minute
+	DefaultCacheSize = 10000
+)
 
 const userTemplate = `<document type="freeswitch/xml">
   <section name="directory">
@@ -93,6 +108,16 @@ func Register(reg *fsapi.Registry, opts Options) error {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.CacheTTL == 0 {
+		opts.CacheTTL = DefaultCacheTTL
+	}
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = DefaultCacheSize
+	}
+	var c *cache
+	if opts.CacheTTL > 0 && opts.MaxClientsPerChannel <= 0 {
+		c = newCache(opts.CacheSize, opts.CacheTTL, opts.Now)
+	}
 	user, err := fsapi.ParseTemplate("directory-user", userTemplate)
 	if err != nil {
 		return fmt.Errorf("directory: %w", err)
@@ -101,7 +126,7 @@ func Register(reg *fsapi.Registry, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("directory: %w", err)
 	}
-	reg.Add(&Login{opts: opts, tmpl: user})
+	reg.Add(&Login{opts: opts, tmpl: user, cache: c})
 	reg.Add(&LoginReport{opts: opts, ok: ok})
 	reg.Add(&DisconnectReport{opts: opts, ok: ok})
 	return nil
@@ -109,8 +134,9 @@ func Register(reg *fsapi.Registry, opts Options) error {
 
 // Login answers mod_verto's directory lookup for a logging-in client.
 type Login struct {
-	opts Options
-	tmpl *template.Template
+	opts  Options
+	tmpl  *template.Template
+	cache *cache // nil: none
 }
 
 // Requires implements fsapi.Handler.
@@ -130,6 +156,9 @@ func (h *Login) Process(ctx context.Context, form url.Values) (fsapi.Document, e
 	if !ValidID(id) {
 		return fsapi.Document{}, fmt.Errorf("directory login: malformed user %q: %w", id, fsapi.ErrNotFound)
 	}
+	if cached, ok := h.cache.get(id); ok {
+		return h.document(cached), nil
+	}
 	c, err := h.opts.Store.ClientByID(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return fsapi.Document{}, fmt.Errorf("directory login: unknown client %s: %w", id, fsapi.ErrNotFound)
@@ -137,24 +166,29 @@ func (h *Login) Process(ctx context.Context, form url.Values) (fsapi.Document, e
 	if err != nil {
 		return fsapi.Document{}, fmt.Errorf("directory login %s: %w", id, err)
 	}
-	if max := h.opts.MaxClientsPerChannel; max > 0 && c.Connected.IsZero() {
+	if limit := h.opts.MaxClientsPerChannel; limit > 0 && c.Connected.IsZero() {
 		n, err := h.opts.Store.CountConnectedClients(ctx, c.ChannelID)
 		if err != nil {
 			return fsapi.Document{}, fmt.Errorf("directory login %s: %w", id, err)
 		}
-		if n >= max {
+		if n >= limit {
 			h.opts.Logger.InfoContext(ctx, "directory login refused: channel full",
-				"client", id, "channel", c.ChannelID, "connected", n, "max", max)
+				"client", id, "channel", c.ChannelID, "connected", n, "max", limit)
 			return fsapi.Document{}, fmt.Errorf("directory login %s: channel %s full: %w", id, c.ChannelID, fsapi.ErrNotFound)
 		}
 	}
+	h.cache.put(c)
+	return h.document(c), nil
+}
+
+func (h *Login) document(c store.Client) fsapi.Document {
 	return fsapi.Document{Template: h.tmpl, Data: userData{
 		Domain:   h.opts.Domain,
 		ID:       c.ID,
 		Password: c.Password,
 		Methods:  AllowedMethods,
 		Channel:  c.ChannelID,
-	}}, nil
+	}}
 }
 
 // LoginReport records a successful Verto login as the client's connected

@@ -77,7 +77,7 @@ type fixture struct {
 	now  time.Time
 }
 
-func newFixture(t *testing.T, st *store.Store, maxClients, clients int) *fixture {
+func newFixture(t testing.TB, st *store.Store, maxClients, clients int, edit ...func(*Options)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &fixture{st: st, logs: &bytes.Buffer{}, now: time.Date(2026, 11, 24, 18, 0, 0, 0, time.UTC)}
@@ -93,11 +93,15 @@ func newFixture(t *testing.T, st *store.Store, maxClients, clients int) *fixture
 		f.c = append(f.c, c)
 	}
 	f.reg = fsapi.NewRegistry(slog.New(slog.NewTextHandler(f.logs, nil)))
-	err = Register(f.reg, Options{
+	opts := Options{
 		Store: st, Domain: domain, MaxClientsPerChannel: maxClients,
 		Logger: slog.New(slog.NewTextHandler(f.logs, nil)),
 		Now:    func() time.Time { return f.now },
-	})
+	}
+	for _, e := range edit {
+		e(&opts)
+	}
+	err = Register(f.reg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,5 +327,70 @@ func TestValidID(t *testing.T) {
 		if got := ValidID(tt.s); got != tt.ok {
 			t.Errorf("ValidID(%q) = %v", tt.s, got)
 		}
+	}
+}
+
+// TestCache: a client's password and channel are served from memory for
+// CacheTTL after a lookup — even when the store has lost the client, which
+// shows the cache answered — and never when the cache is off or a channel
+// limit is set.
+func TestCache(t *testing.T) {
+	for _, b := range storetest.Stores(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			tests := []struct {
+				name     string
+				max      int
+				ttl      time.Duration
+				advance  time.Duration
+				stillHit bool
+			}{
+				{"within TTL", 0, 0, DefaultCacheTTL - time.Second, true},
+				{"TTL over", 0, 0, DefaultCacheTTL, false},
+				{"custom TTL", 0, time.Hour, 59 * time.Minute, true},
+				{"cache off", 0, -1, 0, false},
+				{"limit set: no cache", 5, 0, 0, false},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					f := newFixture(t, b.Store, tt.max, 1, func(o *Options) { o.CacheTTL = tt.ttl })
+					c := f.c[0]
+					if e := parse(t, f.respond(lookup(c.ID))); e.NotFound || e.Params["password"] != c.Password {
+						t.Fatalf("first lookup: %+v", e)
+					}
+					if err := b.Store.DeleteChannel(ctx, f.ch.ID); err != nil {
+						t.Fatal(err)
+					}
+					f.now = f.now.Add(tt.advance)
+					e := parse(t, f.respond(lookup(c.ID)))
+					if e.NotFound == tt.stillHit {
+						t.Fatalf("found %v, want %v", !e.NotFound, tt.stillHit)
+					}
+					if tt.stillHit && (e.Params["password"] != c.Password || e.Params["jsonrpc-allowed-event-channels"] != f.ch.ID) {
+						t.Errorf("cached answer %+v", e)
+					}
+				})
+			}
+		})
+	}
+}
+
+func TestCacheBounded(t *testing.T) {
+	now := time.Unix(0, 0)
+	c := newCache(2, time.Minute, func() time.Time { return now })
+	for _, id := range []string{"a", "b", "c", "d"} {
+		c.put(store.Client{ID: id, Password: "p" + id, ChannelID: "ch"})
+		if len(c.entries) > 2 {
+			t.Fatalf("%d entries", len(c.entries))
+		}
+	}
+	got, ok := c.get("d")
+	if !ok || got.Password != "pd" || got.ChannelID != "ch" || got.ID != "d" {
+		t.Errorf("get d: %+v %v", got, ok)
+	}
+	var nilCache *cache
+	nilCache.put(store.Client{ID: "x"})
+	if _, ok := nilCache.get("x"); ok {
+		t.Error("nil cache has entries")
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path"
@@ -27,6 +29,7 @@ import (
 	"text/template"
 	"text/template/parse"
 
+	"channels/internal/config"
 	"channels/internal/fsapi"
 )
 
@@ -54,6 +57,28 @@ type Params struct {
 	EventSocketPassword string
 	// LogLevel is FreeSWITCH's console and core log level (default "info").
 	LogLevel string
+}
+
+// FromConfig takes the pack's values from the deployment's configuration:
+// the /fsapi URL on the address Channels listens on (127.0.0.1 when it
+// listens on all addresses), its credentials, the Verto domain and the log
+// level. Set FSAPIURL yourself when FreeSWITCH reaches Channels another way.
+func FromConfig(c config.Config) Params {
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		host, port = "127.0.0.1", "8080"
+	}
+	if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	level := map[string]string{"debug": "debug", "info": "info", "warn": "warning", "error": "err"}[c.LogLevel]
+	return Params{
+		FSAPIURL: "http://" + net.JoinHostPort(host, port) + "/fsapi",
+		User:     c.FSAPIUser,
+		Password: c.FSAPIPassword,
+		Domain:   c.VertoDomain(),
+		LogLevel: level,
+	}
 }
 
 // File is one file of the pack.

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"channels/internal/config"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/pack")
@@ -396,5 +398,33 @@ func TestTemplatesMustEscape(t *testing.T) {
 	}
 	if _, err := parseTemplate("x.xml", `{{if .HTTPS}}{{lua .Domain}}{{end}}`); err == nil {
 		t.Error("Lua quoting accepted in XML")
+	}
+}
+
+func TestFromConfig(t *testing.T) {
+	tests := []struct {
+		listen, level string
+		wantURL       string
+		wantLevel     string
+	}{
+		{"127.0.0.1:8080", "info", "http://127.0.0.1:8080/fsapi", "info"},
+		{":9000", "warn", "http://127.0.0.1:9000/fsapi", "warning"},
+		{"0.0.0.0:80", "error", "http://127.0.0.1:80/fsapi", "err"},
+		{"[::]:8080", "debug", "http://127.0.0.1:8080/fsapi", "debug"},
+		{"[::1]:8080", "info", "http://[::1]:8080/fsapi", "info"},
+		{"10.0.0.5:8080", "info", "http://10.0.0.5:8080/fsapi", "info"},
+	}
+	for _, tt := range tests {
+		c := config.Default()
+		c.Listen, c.LogLevel = tt.listen, tt.level
+		c.BaseURL = "https://meet.example.org"
+		c.FSAPIPassword = "pw"
+		p := FromConfig(c)
+		if p.FSAPIURL != tt.wantURL || p.LogLevel != tt.wantLevel || p.User != "freeswitch" || p.Password != "pw" || p.Domain != "meet.example.org" {
+			t.Errorf("%s: %+v", tt.listen, p)
+		}
+		if _, err := Render(p); err != nil {
+			t.Errorf("%s: %v", tt.listen, err)
+		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"reflect"
 	"testing"
 )
 
@@ -31,6 +33,14 @@ func FuzzRequest(f *testing.F) {
 	reg.Add(&fixed{name: "dir", pairs: []Pair{{"section", "directory"}}})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		form, err := ParseForm(body)
+		// ParseForm is url.ParseQuery with fewer allocations.
+		std, stdErr := url.ParseQuery(string(body))
+		if (err == nil) != (stdErr == nil) {
+			t.Fatalf("ParseForm error %v, url.ParseQuery error %v", err, stdErr)
+		}
+		if err == nil && !reflect.DeepEqual(form, std) {
+			t.Fatalf("ParseForm %v, url.ParseQuery %v", form, std)
+		}
 		if err == nil {
 			out := reg.Respond(context.Background(), form)
 			if err := strictWellFormed(out); err != nil {
@@ -56,6 +66,37 @@ func FuzzRequest(f *testing.F) {
 		case w.Code == http.StatusOK:
 			if err := strictWellFormed(w.Body.Bytes()); err != nil {
 				t.Fatal(err)
+			}
+		}
+	})
+}
+
+func TestParseFormDuplicates(t *testing.T) {
+	form, err := ParseForm([]byte("a=1&b=2&a=3&c=&d&a=4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := url.Values{"a": {"1", "3", "4"}, "b": {"2"}, "c": {""}, "d": {""}}
+	if !reflect.DeepEqual(form, want) {
+		t.Fatalf("got %v, want %v", form, want)
+	}
+}
+
+func BenchmarkParseForm(b *testing.B) {
+	body := []byte("Core-UUID=6526765d-ebdc-4e4a-a857-f3511bb7bad6&Event-Calling-File=mod_verto.c&Event-Calling-Function=check_auth&Event-Calling-Line-Number=1073&Event-Date-GMT=Tue%2C+24+Nov+2026+18%3A12%3A45+GMT&Event-Date-Local=2026-11-24+18%3A12%3A45&Event-Date-Timestamp=1795543965359401&Event-Name=REQUEST_PARAMS&Event-Sequence=360&FreeSWITCH-Hostname=vm&FreeSWITCH-IPv4=192.0.2.2&FreeSWITCH-IPv6=fd00%3A%3A2&FreeSWITCH-Switchname=vm&action=jsonrpc-authenticate&domain=channels.test&hostname=vm&key=id&key_name=name&key_value=channels.test&section=directory&tag_name=domain&user=3e1a6d2c-8f0b-4b6a-9c1d-2e3f4a5b6c7d")
+	b.Run("ParseForm", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := ParseForm(body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("url.ParseQuery", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := url.ParseQuery(string(body)); err != nil {
+				b.Fatal(err)
 			}
 		}
 	})

@@ -200,12 +200,18 @@ func seed(t testing.TB, st *store.Store, users []recordedUser) *strings.Replacer
 
 // newEndpoint assembles /fsapi as the app does, for the recorded settings.
 func newEndpoint(t testing.TB, st directory.Store, maxClients int) http.Handler {
+	return newEndpointCache(t, st, maxClients, 0)
+}
+
+// newEndpointCache is newEndpoint with the directory cache's TTL (0:
+// default, negative: none).
+func newEndpointCache(t testing.TB, st directory.Store, maxClients int, ttl time.Duration) http.Handler {
 	t.Helper()
 	reg := fsapi.NewRegistry(nil)
 	if err := vertoconf.Register(reg, vertoconf.Options{Bind: recBind, Domain: recDomain}); err != nil {
 		t.Fatal(err)
 	}
-	if err := directory.Register(reg, directory.Options{Store: st, Domain: recDomain, MaxClientsPerChannel: maxClients}); err != nil {
+	if err := directory.Register(reg, directory.Options{Store: st, Domain: recDomain, MaxClientsPerChannel: maxClients, CacheTTL: ttl}); err != nil {
 		t.Fatal(err)
 	}
 	return fsapi.NewHandler(reg, fsapi.Options{

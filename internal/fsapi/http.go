@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -107,7 +108,7 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	authed := false
-	if _, _, present := r.BasicAuth(); present || r.Header.Get("Authorization") != "" {
+	if r.Header.Get("Authorization") != "" {
 		if !e.basicOK(r) {
 			e.unauthorized(w, r)
 			return
@@ -167,12 +168,39 @@ func (e *endpoint) readForm(w http.ResponseWriter, r *http.Request) (url.Values,
 	return form, 0
 }
 
-// ParseForm parses an URL-encoded request body. It refuses what
-// url.ParseQuery refuses (bad escapes, semicolons).
+// ParseForm parses an URL-encoded request body exactly as url.ParseQuery
+// does — same values, same refusals (bad escapes, semicolons) — with fewer
+// allocations: the values of all keys share one backing array.
 func ParseForm(body []byte) (url.Values, error) {
-	form, err := url.ParseQuery(string(body))
-	if err != nil {
-		return nil, errors.Join(errors.New("fsapi: malformed form"), err)
+	s := string(body)
+	n := strings.Count(s, "&") + 1
+	form := make(url.Values, n)
+	backing := make([]string, 0, n)
+	for s != "" {
+		var kv string
+		kv, s, _ = strings.Cut(s, "&")
+		if strings.Contains(kv, ";") {
+			return nil, errors.New("fsapi: malformed form: semicolon separator")
+		}
+		if kv == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		k, err := url.QueryUnescape(k)
+		if err != nil {
+			return nil, fmt.Errorf("fsapi: malformed form: %w", err)
+		}
+		v, err = url.QueryUnescape(v)
+		if err != nil {
+			return nil, fmt.Errorf("fsapi: malformed form: %w", err)
+		}
+		if old, ok := form[k]; ok {
+			form[k] = append(old, v) // capacity is capped: this copies
+			continue
+		}
+		backing = append(backing, v)
+		i := len(backing)
+		form[k] = backing[i-1 : i : i]
 	}
 	return form, nil
 }

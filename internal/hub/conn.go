@@ -21,8 +21,9 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	in     chan []byte // frames read, to the loop
-	out    chan []byte // frames to write; a nil frame closes the socket
+	out    outQueue    // frames to write; a nil frame closes the socket
 
+	writeSince atomic.Int64 // UnixNano when the current write began; 0 between writes
 	stopOnce   sync.Once
 	stopping   atomic.Bool
 	closeCode  atomic.Int32
@@ -52,7 +53,7 @@ func newConn(h *Hub, ws *websocket.Conn, addr string) *conn {
 		ctx:        ctx,
 		cancel:     cancel,
 		in:         make(chan []byte),
-		out:        make(chan []byte, h.opts.QueueSize),
+		out:        outQueue{max: h.opts.QueueSize, ready: make(chan struct{}, 1)},
 		readerDone: make(chan struct{}),
 		writerDone: make(chan struct{}),
 		tokens:     float64(h.opts.RequestBurst),
@@ -91,6 +92,7 @@ loop:
 		}
 	}
 	c.cancel()
+	_ = c.ws.CloseNow() // unblocks a writer or a closing handshake still under way
 	<-c.readerDone
 	<-c.writerDone
 	h.reg.remove(c)
@@ -117,26 +119,75 @@ func (c *conn) readLoop() {
 
 func (c *conn) writeLoop() {
 	defer close(c.writerDone)
+	var batch [][]byte
 	for {
 		select {
-		case f := <-c.out:
+		case <-c.out.ready:
+		case <-c.ctx.Done():
+			return
+		}
+		batch = c.out.take(batch[:0])
+		for i, f := range batch {
+			batch[i] = nil
 			if f == nil {
 				_ = c.ws.Close(websocket.StatusCode(c.closeCode.Load()), "")
 				c.cancel()
 				return
 			}
-			ctx, cancel := context.WithTimeout(c.ctx, c.h.opts.WriteTimeout)
-			err := c.ws.Write(ctx, websocket.MessageText, f)
-			cancel()
+			// No per-write context: the hub's watchdog cuts writes that take
+			// longer than WriteTimeout (see Hub.watchWrites).
+			c.writeSince.Store(time.Now().UnixNano())
+			err := c.ws.Write(context.Background(), websocket.MessageText, f)
+			c.writeSince.Store(0)
 			if err != nil {
 				c.h.log.Debug("verto: write failed", "addr", c.addr, "err", err)
 				c.cancel()
 				return
 			}
-		case <-c.ctx.Done():
-			return
+		}
+		if cap(batch) > 64 {
+			batch = nil // do not keep a burst's memory on an idle connection
 		}
 	}
+}
+
+// outQueue is a connection's bounded queue of frames to write. It holds no
+// memory while empty, so idle connections stay small.
+type outQueue struct {
+	mu     sync.Mutex
+	frames [][]byte
+	max    int
+	ready  chan struct{} // capacity 1: frames are waiting
+}
+
+// push queues f; false if the queue is full.
+func (q *outQueue) push(f []byte) bool {
+	q.mu.Lock()
+	if len(q.frames) >= q.max && f != nil {
+		q.mu.Unlock()
+		return false
+	}
+	q.frames = append(q.frames, f)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// take moves every queued frame to dst.
+func (q *outQueue) take(dst [][]byte) [][]byte {
+	q.mu.Lock()
+	dst = append(dst, q.frames...)
+	clear(q.frames)
+	if cap(q.frames) > 64 {
+		q.frames = nil
+	} else {
+		q.frames = q.frames[:0]
+	}
+	q.mu.Unlock()
+	return dst
 }
 
 // enqueue queues a frame for writing without ever blocking. A connection
@@ -146,9 +197,7 @@ func (c *conn) enqueue(f []byte) {
 	if c.stopping.Load() {
 		return
 	}
-	select {
-	case c.out <- f:
-	default:
+	if !c.out.push(f) {
 		c.h.log.Info("verto: dropping slow connection", "addr", c.addr)
 		c.stopping.Store(true)
 		c.cancel()
@@ -160,13 +209,18 @@ func (c *conn) enqueue(f []byte) {
 func (c *conn) stop(code websocket.StatusCode) {
 	c.stopOnce.Do(func() {
 		c.closeCode.Store(int32(code))
-		select {
-		case c.out <- nil:
-		default:
-			c.cancel()
-		}
+		c.out.push(nil) // the close marker always fits: the queue bound is for frames
 		c.stopping.Store(true)
 	})
+}
+
+// kill cuts the connection at once, without a closing handshake.
+func (c *conn) kill() {
+	c.stopping.Store(true)
+	c.cancel()
+	if c.ws != nil {
+		_ = c.ws.CloseNow()
+	}
 }
 
 // allow takes n requests from the connection's token bucket.

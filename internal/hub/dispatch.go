@@ -61,8 +61,8 @@ func (c *conn) handleFrame(data []byte) {
 		var b bytes.Buffer
 		b.WriteByte('[')
 		n := 0
-		for _, item := range f.Items {
-			if r := c.handleMessage(item); r != nil {
+		for i := range f.Items {
+			if r := c.handleMessage(f.Message(i)); r != nil {
 				if n > 0 {
 					b.WriteByte(',')
 				}
@@ -72,13 +72,17 @@ func (c *conn) handleFrame(data []byte) {
 		}
 		b.WriteByte(']')
 		c.enqueue(b.Bytes())
-	} else if r := c.handleMessage(f.Items[0]); r != nil {
+	} else if r := c.handleMessage(f.Message(0)); r != nil {
 		c.enqueue(r)
 	}
 	after := c.after
 	c.after = nil
 	for _, fn := range after {
 		fn()
+	}
+	if c.authed && !c.ready { // mod_verto's attach_calls, once, after the frame
+		c.ready = true
+		c.enqueue(verto.Request(c.h.nextID(), verto.MethodClientReady, []byte(`{"reattached_sessions":[]}`)))
 	}
 }
 
@@ -89,8 +93,7 @@ func (c *conn) overLimit() {
 
 // handleMessage is mod_verto's process_jrpc: it returns the reply, or nil
 // for a reply from the client.
-func (c *conn) handleMessage(raw json.RawMessage) []byte {
-	m := verto.ParseMessage(raw)
+func (c *conn) handleMessage(m verto.Message) []byte {
 	if !m.Valid {
 		return verto.ErrorReply(m.ID, verto.CodeInvalid, verto.MsgInvalidMessage)
 	}
@@ -212,12 +215,6 @@ func (c *conn) authenticate(req *request) (code int, msg string, ok bool) {
 	}
 	c.authed = true
 	c.id, c.uid, c.sessid, c.perms = login, uid, sessid, perms
-	if !c.ready {
-		c.ready = true
-		c.after = append(c.after, func() {
-			c.enqueue(verto.Request(h.nextID(), verto.MethodClientReady, []byte(`{"reattached_sessions":[]}`)))
-		})
-	}
 	return 0, "", true
 }
 

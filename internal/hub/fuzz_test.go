@@ -78,18 +78,14 @@ func FuzzDispatch(f *testing.F) {
 func drain(t *testing.T, c *conn) [][]byte {
 	t.Helper()
 	var out [][]byte
-	for {
-		select {
-		case fr := <-c.out:
-			if fr == nil {
-				continue
-			}
-			if !json.Valid(fr) {
-				t.Fatalf("invalid frame queued: %q", fr)
-			}
-			out = append(out, fr)
-		default:
-			return out
+	for _, fr := range c.out.take(nil) {
+		if fr == nil {
+			continue
 		}
+		if !json.Valid(fr) {
+			t.Fatalf("invalid frame queued: %q", fr)
+		}
+		out = append(out, fr)
 	}
+	return out
 }

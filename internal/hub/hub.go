@@ -151,9 +151,10 @@ type Hub struct {
 	eventSeq atomic.Uint64 // Event-Sequence of gateway lookups
 	coreUUID string        // Core-UUID of gateway lookups
 
-	root   context.Context // parent of every connection's context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // one per connection (its loop, reader and writer)
+	root    context.Context // parent of every connection's context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // one per connection (its loop, reader and writer)
+	watcher chan struct{}  // closed when watchWrites returns
 
 	mu     sync.Mutex
 	closed bool
@@ -178,9 +179,34 @@ func New(opts Options) *Hub {
 		coreUUID: uuid.Must(uuid.NewRandomFromReader(rand.Reader)).String(),
 		root:     root,
 		cancel:   cancel,
+		watcher:  make(chan struct{}),
 	}
 	h.methods = methodTable()
+	go h.watchWrites()
 	return h
+}
+
+// watchWrites is the write timeout: it cuts every connection whose current
+// write has taken longer than WriteTimeout. One watchdog for all
+// connections costs less than a timer per frame.
+func (h *Hub) watchWrites() {
+	defer close(h.watcher)
+	tick := time.NewTicker(max(h.opts.WriteTimeout/4, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-h.root.Done():
+			return
+		case now := <-tick.C:
+			limit := now.Add(-h.opts.WriteTimeout).UnixNano()
+			h.reg.eachConn(func(c *conn) {
+				if since := c.writeSince.Load(); since != 0 && since < limit {
+					h.log.Info("verto: write timeout", "addr", c.addr)
+					c.kill()
+				}
+			})
+		}
+	}
 }
 
 // nextID returns the next server request id (1, 2, …).
@@ -241,10 +267,12 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 		h.cancel()
+		<-h.watcher
 		return nil
 	case <-ctx.Done():
 		h.cancel()
 		<-done
+		<-h.watcher
 		return fmt.Errorf("hub shutdown: %w", ctx.Err())
 	}
 }

@@ -80,6 +80,16 @@ func (r *registry) all() []*conn {
 	return out
 }
 
+// eachConn calls fn for every live connection under the read lock. fn
+// must not block.
+func (r *registry) eachConn(fn func(*conn)) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for c := range r.conns {
+		fn(c)
+	}
+}
+
 // attachResult says how binding a session went.
 type attachResult int
 

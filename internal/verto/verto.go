@@ -68,11 +68,31 @@ var ErrNotJSON = errors.New("verto: frame is not JSON")
 type Frame struct {
 	Batch bool
 	Items []json.RawMessage
+
+	single *Message // a single object, decoded while parsing the frame
+}
+
+// Message returns item i read as a message (ParseMessage), without decoding
+// a single-object frame twice.
+func (f Frame) Message(i int) Message {
+	if i == 0 && f.single != nil {
+		return *f.single
+	}
+	return ParseMessage(f.Items[i])
 }
 
 // ParseFrame splits a received frame into the values to handle. Like cJSON,
 // it reads the first JSON value and ignores anything after it.
 func ParseFrame(data []byte) (Frame, error) {
+	if t := bytes.TrimSpace(data); len(t) > 0 && t[0] == '{' {
+		// The common case, decoded in one pass; anything odd (trailing
+		// data, bad syntax) takes the general path below.
+		var w wireMessage
+		if err := json.Unmarshal(t, &w); err == nil {
+			m := messageOf(&w)
+			return Frame{Items: []json.RawMessage{t}, single: &m}, nil
+		}
+	}
 	v := firstValue(data)
 	if v == nil {
 		return Frame{}, ErrNotJSON
@@ -142,6 +162,11 @@ func ParseMessage(raw json.RawMessage) Message {
 	if err := json.Unmarshal(raw, &w); err != nil {
 		return m
 	}
+	return messageOf(&w)
+}
+
+func messageOf(w *wireMessage) Message {
+	var m Message
 	m.ID = w.ID
 	m.Params = w.Params
 	m.IsReply = w.Result != nil
@@ -398,6 +423,20 @@ func WithMember(result []byte, key string, val json.RawMessage) []byte {
 	}
 	switch r[0] {
 	case '{':
+		if !bytes.Contains(r, []byte(key)) && r[len(r)-1] == '}' {
+			// No member of that name: append without decoding. (A name
+			// spelt with escapes would give a duplicate member; JSON
+			// parsers take the last, which is the one set here.)
+			out := make([]byte, 0, len(r)+len(key)+len(val)+4)
+			out = append(out, r[:len(r)-1]...)
+			if len(bytes.TrimSpace(r[1:len(r)-1])) > 0 {
+				out = append(out, ',')
+			}
+			out = AppendQuote(out, key)
+			out = append(out, ':')
+			out = append(out, val...)
+			return append(out, '}')
+		}
 		p, ok := ParseParams(r)
 		if !ok {
 			return r

@@ -1,11 +1,15 @@
 package web
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
+
+	"github.com/alexedwards/scs/v2"
 )
 
 // statusError is an error meant for the person at the browser: a status
@@ -34,27 +38,110 @@ var (
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 // page adapts a handlerFunc to http.Handler, with the browser session
-// loaded and form bodies bounded. It is the one place where errors become
-// responses.
+// loaded and form bodies bounded. The response is buffered until the
+// session is saved, so a failure to save it can still become an error page.
+// It and fail are the one place where errors become responses.
 func (s *Server) page(h handlerFunc) http.Handler {
-	return s.sessions.LoadAndSave(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Vary", "Cookie")
+		var token string
+		if c, err := r.Cookie(s.sessions.Cookie.Name); err == nil {
+			token = c.Value
+		}
+		ctx, err := s.sessions.Load(r.Context(), token)
+		if err != nil && s.store.Ping(r.Context()) == nil {
+			// The database answers, so the session's data is what is
+			// broken: start afresh rather than fail on every visit.
+			s.log.WarnContext(r.Context(), "unreadable session replaced", "err", err)
+			ctx, err = s.sessions.Load(r.Context(), "")
+		}
+		if err != nil {
+			s.fail(w, r, fmt.Errorf("load session: %w", err))
+			return
+		}
+		r = r.WithContext(ctx)
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		}
-		r, err := s.withUser(r)
+		buf := &bufferedWriter{header: w.Header()}
+		r, err = s.withUser(r)
 		if err == nil {
-			err = h(w, r)
+			err = h(buf, r)
 		}
 		if err != nil {
-			s.fail(w, r, err)
+			buf = &bufferedWriter{header: w.Header()}
+			w.Header().Del("Location")
+			s.fail(buf, r, err)
 		}
-	}))
+		if err := s.saveSession(w, r); err != nil {
+			w.Header().Del("Location")
+			s.fail(w, r, err)
+			return
+		}
+		if buf.status == 0 {
+			buf.status = http.StatusOK
+		}
+		w.WriteHeader(buf.status)
+		w.Write(buf.body.Bytes())
+	})
+}
+
+// saveSession stores a changed session and sends its cookie, or expires
+// the cookie of a destroyed one.
+func (s *Server) saveSession(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	switch s.sessions.Status(ctx) {
+	case scs.Modified:
+		token, expiry, err := s.sessions.Commit(ctx)
+		if err != nil {
+			return fmt.Errorf("save session: %w", err)
+		}
+		s.sessions.WriteSessionCookie(ctx, w, token, expiry)
+	case scs.Destroyed:
+		s.sessions.WriteSessionCookie(ctx, w, "", time.Time{})
+	default:
+		return nil
+	}
+	// WriteSessionCookie adds its own Cache-Control; no-store, where a page
+	// asked for it, covers it.
+	if slices.Contains(w.Header().Values("Cache-Control"), "no-store") {
+		w.Header().Set("Cache-Control", "no-store")
+	}
+	return nil
+}
+
+// bufferedWriter holds a response until the session is saved. Headers go
+// straight to the real writer's map.
+type bufferedWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *bufferedWriter) Header() http.Header { return b.header }
+
+func (b *bufferedWriter) WriteHeader(status int) {
+	if b.status == 0 {
+		b.status = status
+	}
+}
+
+func (b *bufferedWriter) Write(p []byte) (int, error) {
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	return b.body.Write(p)
 }
 
 // fail writes the error page for err.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var se *statusError
-	if !errors.As(err, &se) {
+	if !errors.As(err, &se) && r.Context().Err() != nil {
+		// The browser went away mid-request; nobody is left to tell.
+		s.log.DebugContext(r.Context(), "request abandoned", "method", r.Method, "path", r.URL.Path, "err", err)
+		return
+	}
+	if se == nil {
 		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		se = &statusError{status: http.StatusInternalServerError, message: "Something went wrong on our side. Please try again later."}
 	}

@@ -31,7 +31,7 @@ func cheapHash(t testing.TB, pw string) string {
 
 // site is one running web application over a real store.
 type site struct {
-	t     *testing.T
+	t     testing.TB
 	ts    *httptest.Server
 	srv   *Server
 	store *store.Store
@@ -43,7 +43,7 @@ type site struct {
 
 // newSite starts the web application on st; edit may change the
 // configuration before the server is built.
-func newSite(t *testing.T, st *store.Store, edit func(*config.Config)) *site {
+func newSite(t testing.TB, st *store.Store, edit func(*config.Config)) *site {
 	t.Helper()
 	ts := httptest.NewUnstartedServer(nil)
 	cfg := config.Default()
@@ -106,7 +106,7 @@ func (s *site) channel(topic string, public bool, owner int64) store.Channel {
 
 // browser is one browser: its own cookie jar.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	site *site
 	c    *http.Client
 }
@@ -210,7 +210,7 @@ func (b *browser) channelPage(id string) channelConfig {
 	return parseConfig(b.t, r.body)
 }
 
-func parseConfig(t *testing.T, body string) channelConfig {
+func parseConfig(t testing.TB, body string) channelConfig {
 	t.Helper()
 	m := configRE.FindStringSubmatch(body)
 	if m == nil {

@@ -206,3 +206,21 @@ func parseCSP(h string) map[string]string {
 	}
 	return m
 }
+
+// TestDatabaseDown: when the database fails, pages are a clean 500 page
+// and the failure is logged; nothing half-written reaches the browser.
+func TestDatabaseDown(t *testing.T) {
+	b := storetest.SQLite(t)
+	s := newSite(t, b.Store, nil)
+	ch := s.channel("Lobby", true, 0)
+	b.Store.Close()
+	for _, path := range []string{"/", "/c/" + ch.ID} {
+		r := s.browser().get(path)
+		if r.status != http.StatusInternalServerError || !strings.Contains(r.body, "Something went wrong on our side") {
+			t.Errorf("GET %s: %d\n%s", path, r.status, r.body)
+		}
+		if strings.Count(r.body, "<html") != 1 {
+			t.Errorf("GET %s: not exactly one page:\n%s", path, r.body)
+		}
+	}
+}

@@ -33,10 +33,6 @@ func (s *Server) newSessionManager() *scs.SessionManager {
 	sm.Cookie.Secure = s.cfg.Secure()
 	sm.Cookie.Path = "/"
 	sm.Cookie.Persist = true
-	sm.ErrorFunc = func(w http.ResponseWriter, r *http.Request, err error) {
-		s.log.ErrorContext(r.Context(), "session", "method", r.Method, "path", r.URL.Path, "err", err)
-		http.Error(w, "Something went wrong on our side. Please try again later.", http.StatusInternalServerError)
-	}
 	return sm
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"channels/internal/config"
+	"channels/internal/store"
 	"channels/internal/store/storetest"
 )
 
@@ -68,7 +69,7 @@ func TestSessionRules(t *testing.T) {
 func TestSessionExpiry(t *testing.T) {
 	for _, b := range storetest.Stores(t) {
 		t.Run(b.Name, func(t *testing.T) {
-			const lifetime = time.Second
+			const lifetime = 2 * time.Second
 			s := newSite(t, b.Store, func(c *config.Config) { c.SessionLifetime = lifetime })
 			lobby := s.channel("Lobby", true, 0)
 			a := s.browser()
@@ -149,5 +150,54 @@ func TestIndexNoCookie(t *testing.T) {
 	s := newSite(t, storetest.SQLite(t).Store, nil)
 	if r := s.browser().get("/"); len(r.header.Values("Set-Cookie")) != 0 {
 		t.Errorf("GET / set cookies %q", r.header.Values("Set-Cookie"))
+	}
+}
+
+// TestClientForReplacesStaleClient: a session naming a client the store no
+// longer has, or one of another channel, gets a new client.
+func TestClientForReplacesStaleClient(t *testing.T) {
+	for _, be := range storetest.Stores(t) {
+		t.Run(be.Name, func(t *testing.T) { testClientForReplacesStaleClient(t, be.Store) })
+	}
+}
+
+func testClientForReplacesStaleClient(t *testing.T, st *store.Store) {
+	s := newSite(t, st, nil)
+	a := s.channel("A", true, 0)
+	b := s.channel("B", true, 0)
+	inB, err := s.store.CreateClient(t.Context(), b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stale := range []string{"0b6f1c1e-5d43-4a6e-9d1e-8e1f4b3c2a10", inB.ID, "not even a uuid"} {
+		ctx, err := s.srv.sessions.Load(t.Context(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.srv.sessions.Put(ctx, clientKeyPrefix+a.ID, stale)
+		c, err := s.srv.clientFor(ctx, a)
+		if err != nil {
+			t.Fatalf("stale %q: %v", stale, err)
+		}
+		if c.ID == stale || c.ChannelID != a.ID {
+			t.Errorf("stale %q: got client %+v", stale, c)
+		}
+		if got := s.srv.sessions.GetString(ctx, clientKeyPrefix+a.ID); got != c.ID {
+			t.Errorf("session now holds %q, want %q", got, c.ID)
+		}
+	}
+}
+
+// TestCorruptSessionReplaced: a session whose stored data cannot be decoded
+// is replaced by a fresh one instead of failing every visit.
+func TestCorruptSessionReplaced(t *testing.T) {
+	s := newSite(t, storetest.SQLite(t).Store, nil)
+	lobby := s.channel("Lobby", true, 0)
+	token := "corrupt-session-token-0123456789abcdefghijk"
+	if err := s.store.Sessions().CommitCtx(t.Context(), token, []byte("not gob"), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if c := withCookie(t, s, token, lobby.ID); c.ClientID == "" {
+		t.Errorf("no client for a browser with a corrupt session: %+v", c)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
@@ -55,8 +56,9 @@ type Server struct {
 	// Sign-in attempts are limited per client address and per user name.
 	byAddr, byName *limiter
 	// dummyHash is verified against when the user name is unknown, so a
-	// failed sign-in takes as long whether or not the name exists.
-	dummyHash string
+	// failed sign-in takes as long whether or not the name exists. It is
+	// made on first use: hashing costs tens of milliseconds.
+	dummyHash func() (string, error)
 }
 
 // Sign-in limits: a burst of attempts, then one more per interval.
@@ -96,10 +98,6 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	dummy, err := password.Hash("no such user")
-	if err != nil {
-		return nil, fmt.Errorf("web: %w", err)
-	}
 	s := &Server{
 		cfg:       opts.Config,
 		store:     opts.Store,
@@ -110,7 +108,7 @@ func New(opts Options) (*Server, error) {
 		now:       time.Now,
 		byAddr:    newLimiter(addrBurst, addrEvery, maxTracked),
 		byName:    newLimiter(nameBurst, nameEvery, maxTracked),
-		dummyHash: dummy,
+		dummyHash: sync.OnceValues(func() (string, error) { return password.Hash("no such user") }),
 	}
 	s.sessions = s.newSessionManager()
 	s.handler = s.secure(s.routes())

@@ -115,7 +115,6 @@ export class Call {
 
   /** @param {Omit<CallMsg, 'call'>} m */
   send(m) {
-    (globalThis.__log ||= []).push(Math.round(performance.now()) + ' send ' + m.t + (m.d ? ' ' + m.d.type : ''));
     this.o.send({ ...m, call: this.id });
   }
 
@@ -149,8 +148,9 @@ export class Call {
       clearTimeout(this.timer);
       this.connect();
       this.send({ t: 'accept' });
-      this.mediaReady = this.loadMedia();
+      // Answer first, then start the camera: both at once slow each other down.
       for (const m of this.early.splice(0)) await this.take(m);
+      this.mediaReady = this.loadMedia();
     }).catch(() => {});
     return this.chain;
   }
@@ -220,7 +220,6 @@ export class Call {
 
   /** @param {string} s */
   pcState(s) {
-    (globalThis.__log ||= []).push(Math.round(performance.now()) + ' pc ' + s);
     clearTimeout(this.timer);
     if (s === 'connected') this.fire('connected');
     else if (s === 'disconnected' || s === 'failed') {
@@ -238,7 +237,6 @@ export class Call {
 
   /** @param {CallMsg} m */
   async take(m) {
-    (globalThis.__log ||= []).push(Math.round(performance.now()) + ' take ' + m.t + (m.d ? ' ' + m.d.type : '') + ' ' + this.state);
     if (this.state === 'ringing' && (m.t === 'sdp' || m.t === 'ice')) {
       if (this.early.length < 200) this.early.push(m);
       return;

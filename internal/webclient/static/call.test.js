@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { transition, offerCollision, newCallId } from './call.js';
+import { transition, offerCollision, newCallId, Call } from './call.js';
 
 test('call state transitions', () => {
   const paths = [
@@ -43,4 +43,133 @@ test('call ids are random hex', () => {
   const a = newCallId();
   assert.match(a, /^[0-9a-f]{16}$/);
   assert.notEqual(a, newCallId());
+});
+
+/** A stand-in for RTCPeerConnection that records what the call does to it. */
+class FakePC {
+  constructor() {
+    /** @type {string[]} */
+    this.log = [];
+    this.signalingState = 'stable';
+    this.connectionState = 'new';
+    /** @type {any} */
+    this.localDescription = null;
+    /** @type {any[]} */
+    this.transceivers = [];
+    /** @type {any} */ this.onnegotiationneeded = null;
+    /** @type {any} */ this.onicecandidate = null;
+    /** @type {any} */ this.onconnectionstatechange = null;
+    /** @type {any} */ this.ontrack = null;
+  }
+  /** @param {string} kind @param {any} init */
+  addTransceiver(kind, init) {
+    this.log.push('transceiver ' + kind + ' ' + init.direction);
+    this.transceivers.push({ direction: init.direction, receiver: { track: { kind } }, sender: { replaceTrack: async () => {} } });
+  }
+  getTransceivers() { return this.transceivers; }
+  /** @param {any} d */
+  async setRemoteDescription(d) {
+    this.log.push('remote ' + d.type);
+    if (d.type === 'offer') {
+      this.signalingState = 'have-remote-offer';
+      if (!this.transceivers.length) for (const kind of ['audio', 'video']) this.transceivers.push({ direction: 'recvonly', receiver: { track: { kind } }, sender: { replaceTrack: async () => {} } });
+    } else this.signalingState = 'stable';
+  }
+  async setLocalDescription() {
+    const type = this.signalingState === 'have-remote-offer' ? 'answer' : 'offer';
+    this.log.push('local ' + type + ' ' + this.transceivers.map((t) => t.direction).join(','));
+    this.signalingState = type === 'answer' ? 'stable' : 'have-local-offer';
+    this.localDescription = { toJSON: () => ({ type, sdp: 'v=0' }) };
+  }
+  /** @param {any} c */
+  async addIceCandidate(c) { this.log.push('ice ' + c.candidate); }
+  close() { this.log.push('close'); }
+  restartIce() { this.log.push('restartIce'); }
+}
+
+/** @param {boolean} outgoing */
+function newTestCall(outgoing) {
+  /** @type {any[]} */
+  const sent = [];
+  /** @type {FakePC[]} */
+  const pcs = [];
+  const c = new Call({
+    id: 'c1', peer: 'p', outgoing, iceServers: [],
+    send: (m) => sent.push(m), onChange: () => {},
+    PC: /** @type {any} */ (function PC() { const pc = new FakePC(); pcs.push(pc); return pc; }),
+    media: async () => /** @type {any} */ ({ getTracks: () => [], getAudioTracks: () => [], getVideoTracks: () => [] }),
+  });
+  return { c, sent, pcs };
+}
+
+test('caller: invites, offers at once, connects on accept, hangs up', async () => {
+  const { c, sent, pcs } = newTestCall(true);
+  c.start();
+  assert.equal(c.state, 'calling');
+  assert.deepEqual(sent[0], { t: 'offer', call: 'c1' });
+  assert.deepEqual(pcs[0].log, ['transceiver audio sendrecv', 'transceiver video sendrecv']);
+  await pcs[0].onnegotiationneeded();
+  assert.deepEqual(sent[1], { t: 'sdp', d: { type: 'offer', sdp: 'v=0' }, call: 'c1' });
+  await c.handle({ t: 'accept', call: 'c1' });
+  assert.equal(c.state, 'connecting');
+  await c.handle({ t: 'sdp', call: 'c1', d: { type: 'answer', sdp: 'v=0' } });
+  pcs[0].onconnectionstatechange(pcs[0].connectionState = 'connected');
+  assert.equal(c.state, 'in call');
+  c.hangup();
+  assert.equal(c.state, 'idle');
+  assert.deepEqual(sent[sent.length - 1], { t: 'close', call: 'c1' });
+  assert.ok(pcs[0].log.includes('close'));
+});
+
+test('callee: keeps early offer and candidates until accepted, answers both ways', async () => {
+  const { c, sent, pcs } = newTestCall(false);
+  assert.equal(c.state, 'ringing');
+  await c.handle({ t: 'sdp', call: 'c1', d: { type: 'offer', sdp: 'v=0' } });
+  await c.handle({ t: 'ice', call: 'c1', c: { candidate: 'a' } });
+  assert.equal(pcs.length, 0, 'no connection while ringing');
+  await c.accept();
+  assert.equal(c.state, 'connecting');
+  assert.deepEqual(sent.map((m) => m.t), ['accept', 'sdp']);
+  assert.equal(sent[1].d.type, 'answer');
+  assert.deepEqual(pcs[0].log, ['remote offer', 'local answer sendrecv,sendrecv', 'ice a']);
+  // The callee makes no offer of its own before its first answer; after it, it may.
+  await c.handle({ t: 'close', call: 'c1' });
+  assert.equal(c.state, 'idle');
+  assert.equal(c.reason, 'Call ended');
+});
+
+test('callee: declining tells the caller; caller: decline and busy end the call', async () => {
+  const callee = newTestCall(false);
+  callee.c.decline();
+  assert.equal(callee.c.state, 'idle');
+  assert.deepEqual(callee.sent, [{ t: 'decline', call: 'c1' }]);
+
+  const caller = newTestCall(true);
+  caller.c.start();
+  await caller.c.handle({ t: 'decline', call: 'c1', busy: true });
+  assert.equal(caller.c.state, 'idle');
+  assert.equal(caller.c.reason, 'Busy');
+});
+
+test('impolite callee ignores a colliding offer; polite caller yields', async () => {
+  const callee = newTestCall(false);
+  await callee.c.accept();
+  const pc = callee.pcs[0];
+  await callee.c.handle({ t: 'sdp', call: 'c1', d: { type: 'offer', sdp: 'v=0' } });
+  // Now renegotiating: the callee's own offer is out when the caller's arrives.
+  await pc.onnegotiationneeded();
+  assert.equal(pc.signalingState, 'have-local-offer');
+  await callee.c.handle({ t: 'sdp', call: 'c1', d: { type: 'offer', sdp: 'v=0' } });
+  assert.equal(pc.log.filter((l) => l === 'remote offer').length, 1, 'colliding offer ignored');
+
+  const caller = newTestCall(true);
+  caller.c.start();
+  const cpc = caller.pcs[0];
+  await cpc.onnegotiationneeded();
+  await caller.c.handle({ t: 'accept', call: 'c1' });
+  await caller.c.handle({ t: 'sdp', call: 'c1', d: { type: 'offer', sdp: 'v=0' } });
+  assert.ok(cpc.log.includes('remote offer'), 'polite side took the colliding offer');
+  assert.equal(caller.sent[caller.sent.length - 1].d.type, 'answer');
+  caller.c.hangup();
+  callee.c.hangup();
 });

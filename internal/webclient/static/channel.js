@@ -22,6 +22,16 @@ function wsURL(u) {
   return url.href;
 }
 
+/** @param {string} k @returns {string | null} */
+function load(k) {
+  try { return localStorage.getItem(k); } catch { return null; }
+}
+
+/** @param {string} k @param {string} v */
+function save(k, v) {
+  try { localStorage.setItem(k, v); } catch { /* storage off: the name lasts this page */ }
+}
+
 function main() {
   const root = document.getElementById('channel-app');
   const cfgEl = document.getElementById('channel-config');
@@ -31,7 +41,8 @@ function main() {
   const self = cfg.clientId;
   const inst = newCallId();
   const presence = new Presence(self);
-  let name = cleanName(localStorage.getItem(NAME_KEY), self);
+  let name = cleanName(load(NAME_KEY), self);
+  save(NAME_KEY, name); // keep one name across channels
   /** @type {Sealer | null} */
   let sealer = null;
   /** @type {Call | null} */
@@ -39,6 +50,7 @@ function main() {
   /** @type {{audio?: string, video?: string}} */
   const devices = {};
   let secureNote = '';
+  const keys = (cryptoAvailable() ? Sealer.create() : Promise.resolve(null)).then((s) => { sealer = s; }, () => {});
 
   const view = new View(root, {
     call: (id) => placeCall(id),
@@ -49,7 +61,7 @@ function main() {
     camera: () => call?.toggleCamera(),
     name: (n) => {
       name = cleanName(n, self);
-      localStorage.setItem(NAME_KEY, name);
+      save(NAME_KEY, name);
       view.setName(name);
       announce(false);
     },
@@ -71,7 +83,10 @@ function main() {
       refreshPeers();
     },
     onReady: () => {
-      verto.subscribe(cfg.channelId).then(() => announce(true), () => view.setConn('login failed', 'not allowed in this channel'));
+      verto.subscribe(cfg.channelId).then(() => keys).then(() => announce(true), (e) => {
+        if (e.data && e.data.unauthorizedChannels) view.setConn('login failed', 'not allowed in this channel');
+        else verto.lost(); // try again on a new connection
+      });
     },
     onEvent: (p) => onEvent(p),
     onInfo: (p) => onInfo(p),
@@ -187,12 +202,14 @@ function main() {
     update();
   }
 
+  const title = document.title;
   let statsTimer = 0;
   let lastBytes = 0;
   function update() {
     const c = call;
     view.setCall(c, c ? presence.get(c.peer)?.name || 'Someone' : '', secureNote);
     root?.setAttribute('data-secure', String(secureNote.startsWith('Signalling end')));
+    document.title = c && c.state === 'ringing' ? '📞 ' + (presence.get(c.peer)?.name || 'Call') + ' · ' + title : title;
     refreshPeers();
     const live = !!c && (c.state === 'in call' || c.state === 'reconnecting');
     if (live && !statsTimer) {
@@ -224,11 +241,7 @@ function main() {
   });
   addEventListener('online', () => verto.reconnectNow());
 
-  const keys = cryptoAvailable() ? Sealer.create().catch(() => null) : Promise.resolve(null);
-  keys.then((s) => {
-    sealer = s;
-    verto.start();
-  });
+  verto.start();
 }
 
 main();

@@ -11,7 +11,7 @@ export function toBase64(bytes) {
   return btoa(s);
 }
 
-/** @param {string} b64 @returns {Uint8Array} */
+/** @param {string} b64 @returns {Uint8Array<ArrayBuffer>} */
 export function fromBase64(b64) {
   const s = atob(b64);
   const out = new Uint8Array(s.length);

@@ -97,7 +97,7 @@ export class View {
   /** @param {PeerItem[]} peers @param {boolean} canCall */
   setPeers(peers, canCall) {
     this.peers.replaceChildren(...peers.map((p) => {
-      const b = h('button', { type: 'button', class: 'call' }, 'Call');
+      const b = /** @type {HTMLButtonElement} */ (h('button', { type: 'button', class: 'call' }, 'Call'));
       b.disabled = !canCall;
       b.addEventListener('click', () => this.act.call(p.id));
       return h('li', { 'data-peer': p.id }, h('span', { class: 'name' }, p.name), b);
