@@ -154,7 +154,7 @@ func TestCall(t *testing.T) {
 	t.Logf("screenshot on a phone: %s", bob.screenshot(artifacts, "in-call-phone.png"))
 
 	// A display name is the peer's text, shown as text, never as markup.
-	evil := `Ålice <img src=x onerror="document.title='pwned'"> 🎉`
+	evil := `Ålice <img src=x onerror=alert(1)> 🎉`
 	mustEval[bool](alice, `(() => { const f = document.querySelector('#channel-app form'); f.elements.name.value = `+jsString(evil)+`; f.requestSubmit(); return true })()`)
 	bob.mustWait(`document.querySelector(`+jsString(`#channel-app [data-peer="`+aliceID+`"] .name`)+`)?.textContent === `+jsString(evil), 5*time.Second)
 	if n := mustEval[float64](bob, `document.querySelectorAll('#channel-app img').length`); n != 0 {

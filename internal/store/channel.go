@@ -27,12 +27,28 @@ func (s *Store) CreateChannel(ctx context.Context, topic string, public bool, ow
 		return Channel{}, fmt.Errorf("create channel: %w", err)
 	}
 	c := Channel{ID: id.String(), Topic: topic, Public: public, OwnerID: ownerID, Created: fromMicros(micros(s.now()))}
-	if _, err := s.db.ExecContext(ctx,
-		s.q(`INSERT INTO channels (id, topic, public, owner_id, created) VALUES (?, ?, ?, ?, ?)`),
-		c.ID, c.Topic, c.Public, nullID(ownerID), micros(c.Created)); err != nil {
-		return Channel{}, fmt.Errorf("create channel: %w", err)
+	if err := s.PutChannel(ctx, c); err != nil {
+		return Channel{}, err
 	}
 	return c, nil
+}
+
+// PutChannel inserts a channel with the given id, for imports and tests
+// that replay recorded traffic; ErrConflict if the id is taken.
+func (s *Store) PutChannel(ctx context.Context, c Channel) error {
+	if c.Created.IsZero() {
+		c.Created = s.now()
+	}
+	_, err := s.db.ExecContext(ctx,
+		s.q(`INSERT INTO channels (id, topic, public, owner_id, created) VALUES (?, ?, ?, ?, ?)`),
+		c.ID, c.Topic, c.Public, nullID(c.OwnerID), micros(c.Created))
+	if isUniqueViolation(err) {
+		return fmt.Errorf("put channel %s: %w", c.ID, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("put channel %s: %w", c.ID, err)
+	}
+	return nil
 }
 
 const channelColumns = `id, topic, public, owner_id, created`

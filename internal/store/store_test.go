@@ -201,6 +201,13 @@ func TestClients(t *testing.T) {
 				}
 			}
 
+			recorded := store.Channel{ID: uuid.NewString(), Topic: "Recorded", Public: false}
+			if err := s.PutChannel(ctx, recorded); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.PutChannel(ctx, recorded); !errors.Is(err, store.ErrConflict) {
+				t.Fatalf("PutChannel twice: %v", err)
+			}
 			fixed := store.Client{ID: uuid.NewString(), Password: "pw", ChannelID: ch.ID}
 			if err := s.PutClient(ctx, fixed); err != nil {
 				t.Fatal(err)

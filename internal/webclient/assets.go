@@ -28,7 +28,7 @@ import (
 	"strings"
 )
 
-//go:embed static
+//go:embed static/*.js static/*.css
 var staticFS embed.FS
 
 // Prefix is the path under which Handler serves the files.

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Verto, Requests, backoff, keepaliveDelay, replyError, VertoError } from './verto.js';
+import { Verto, Requests, backoff, keepaliveDelay, replyError, VertoError } from '../verto.js';
 
 /** Timers run by hand. */
 class Clock {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Presence, cleanName, EXPIRE_MS } from './presence.js';
+import { Presence, cleanName, EXPIRE_MS } from '../presence.js';
 
 test('presence bookkeeping', async (t) => {
   let now = 1000;

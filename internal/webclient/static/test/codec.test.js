@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeBody, decodeBody, bareId, Sealer, safetyCode, toBase64, fromBase64 } from './codec.js';
+import { encodeBody, decodeBody, bareId, Sealer, safetyCode, toBase64, fromBase64 } from '../codec.js';
 
 test('bodies round-trip any Unicode and never contain a pipe', () => {
   const values = [

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { transition, offerCollision, newCallId, Call } from './call.js';
+import { transition, offerCollision, newCallId, Call } from '../call.js';
 
 test('call state transitions', () => {
   const paths = [
