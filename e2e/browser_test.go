@@ -38,6 +38,8 @@ type browser struct {
 	t    testing.TB
 	name string
 	ctx  context.Context
+	// close stops the browser (or the tab); calling it again does nothing.
+	close func()
 }
 
 // newBrowser starts a fresh Chromium with fake media devices.
@@ -71,11 +73,12 @@ func newBrowser(t testing.TB, exe, name string) *browser {
 	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: watcher}); err != nil {
 		t.Fatalf("%s: add watcher: %v", name, err)
 	}
-	t.Cleanup(func() {
+	b := &browser{t: t, name: name, ctx: ctx, close: func() {
 		cancelC()
 		cancelA()
-	})
-	return &browser{t: t, name: name, ctx: ctx}
+	}}
+	t.Cleanup(b.close)
+	return b
 }
 
 // run runs actions with a deadline.
@@ -228,5 +231,5 @@ func (b *browser) newTab(name string) *browser {
 		b.t.Fatalf("%s: new tab: %v", name, err)
 	}
 	b.t.Cleanup(cancel)
-	return &browser{t: b.t, name: name, ctx: ctx}
+	return &browser{t: b.t, name: name, ctx: ctx, close: cancel}
 }

@@ -80,11 +80,12 @@ func meetAndCall(t testing.TB, srv *app, ch store.Channel, a, b *browser) (time.
 	a.click(callButton(bID))
 	b.mustWait(ringing, 5*time.Second)
 	rang := time.Since(start)
+	accepted := time.Now()
 	b.click(`#channel-app .accept`)
 	a.mustWait(inCall, 10*time.Second)
 	b.mustWait(inCall, 10*time.Second)
 	took := time.Since(start)
-	t.Logf("pages loaded %v, online %v, listed each other %v, ringing %v, in call %v", loaded, online, met, rang, took)
+	t.Logf("pages loaded %v, online %v, listed each other %v, ringing %v, in call %v (%v after accepting)", loaded, online, met, rang, took, time.Since(accepted))
 	return took, aID, bID
 }
 
@@ -152,6 +153,24 @@ func TestCall(t *testing.T) {
 	bob.mustEmulatePhone()
 	time.Sleep(300 * time.Millisecond)
 	t.Logf("screenshot on a phone: %s", bob.screenshot(artifacts, "in-call-phone.png"))
+
+	// Mute, stop and restart the camera: the tracks follow, and video keeps
+	// flowing to the peer afterwards.
+	const local = `document.querySelector('#channel-app video.local').srcObject`
+	alice.click(`#channel-app .mic`)
+	alice.mustWait(local+`.getAudioTracks().every(t => !t.enabled) && document.querySelector('#channel-app .mic').getAttribute('aria-pressed') === 'true'`, 2*time.Second)
+	alice.click(`#channel-app .mic`)
+	alice.mustWait(local+`.getAudioTracks().every(t => t.enabled)`, 2*time.Second)
+	alice.click(`#channel-app .cam`)
+	alice.mustWait(local+`.getVideoTracks().length === 0`, 5*time.Second)
+	alice.click(`#channel-app .cam`)
+	alice.mustWait(local+`.getVideoTracks().length === 1`, 5*time.Second)
+	// Choosing a camera (the fake one again) swaps the track in place.
+	alice.mustWait(`document.querySelectorAll('#channel-app select[name=video] option').length > 0`, 5*time.Second)
+	mustEval[bool](alice, `(() => { const s = document.querySelector('#channel-app select[name=video]'); s.value = s.options[0].value; s.dispatchEvent(new Event('change')); return true })()`)
+	alice.mustWait(local+`.getVideoTracks().length === 1 && `+local+`.getVideoTracks()[0].readyState === 'live'`, 5*time.Second)
+	first := mustEval[float64](bob, rxBytes)
+	bob.mustWait(rxBytes+` > `+ftoa(first+20000), 10*time.Second)
 
 	// A display name is the peer's text, shown as text, never as markup.
 	evil := `Ålice <img src=x onerror=alert(1)> 🎉`
@@ -231,7 +250,9 @@ func TestCall(t *testing.T) {
 }
 
 // BenchmarkPageToCall measures the time from opening a channel page in two
-// browsers to their connected call (run with -benchtime=1x or a small count).
+// browsers to their connected call, clicks answered at once (run with
+// -benchtime=1x or a small count). The browsers are warm: they have shown
+// the site's front page before, as a returning visitor's has.
 func BenchmarkPageToCall(b *testing.B) {
 	exe := chromiumPath(b)
 	db := filepath.Join(b.TempDir(), "channels.db")
@@ -246,9 +267,14 @@ func BenchmarkPageToCall(b *testing.B) {
 		}
 		alice := newBrowser(b, exe, "alice")
 		bob := newBrowser(b, exe, "bob")
+		openBoth(b, srv.url("/"), alice, bob)
 		b.StartTimer()
 		took, _, _ := meetAndCall(b, srv, room, alice, bob)
 		total += took
+		b.StopTimer()
+		alice.close()
+		bob.close()
+		b.StartTimer()
 	}
 	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/call")
 }

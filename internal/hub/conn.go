@@ -69,6 +69,12 @@ func (c *conn) run() {
 	h.reg.add(c)
 	go c.readLoop()
 	go c.writeLoop()
+	h.mu.Lock()
+	closing := h.closed // Shutdown may have listed the connections just before
+	h.mu.Unlock()
+	if closing {
+		c.stop(websocket.StatusGoingAway)
+	}
 
 	idle := time.NewTimer(h.opts.IdleTimeout)
 	defer idle.Stop()

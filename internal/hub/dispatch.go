@@ -345,17 +345,21 @@ func (h *Hub) fanOut(channel string, p verto.Params) {
 
 func (h *Hub) writeEvent(channel string, common []byte) {
 	h.reg.eachSub(channel, func(s *sub) {
-		params := make([]byte, 0, len(common)+64+len(channel))
-		params = append(params, common...)
+		// One allocation per delivery: the whole request built in place.
+		f := make([]byte, 0, len(common)+len(s.channel)+112)
+		f = append(f, `{"jsonrpc":"2.0","id":`...)
+		f = appendUint(f, h.nextID())
+		f = append(f, `,"method":"verto.event","params":`...)
+		f = append(f, common...)
 		if len(common) > 1 {
-			params = append(params, ',')
+			f = append(f, ',')
 		}
-		params = append(params, `"eventSerno":`...)
-		params = appendUint(params, s.serno.Add(1)-1)
-		params = append(params, `,"subscribedChannel":`...)
-		params = verto.AppendQuote(params, s.channel)
-		params = append(params, '}')
-		s.c.enqueue(verto.Request(h.nextID(), verto.MethodEvent, params))
+		f = append(f, `"eventSerno":`...)
+		f = appendUint(f, s.serno.Add(1)-1)
+		f = append(f, `,"subscribedChannel":`...)
+		f = verto.AppendQuote(f, s.channel)
+		f = append(f, "}}"...)
+		s.c.enqueue(f)
 	})
 }
 

@@ -50,8 +50,8 @@ type Options struct {
 	// part after @ in user ids. Required.
 	Domain string
 	// Hostname is sent as "hostname" (and FreeSWITCH-Hostname) with every
-	// gateway request, as FreeSWITCH sends its host name. Default: os host name
-	// is not used; "channels".
+	// gateway request, where FreeSWITCH sends its host name. Default
+	// "channels".
 	Hostname string
 	// AllowedOrigins lists the origins allowed to open a WebSocket, as
 	// "https://host[:port]" or as a bare host pattern ("host", "*.example.com").

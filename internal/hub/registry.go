@@ -94,9 +94,9 @@ func (r *registry) eachConn(fn func(*conn)) {
 type attachResult int
 
 const (
-	attached   attachResult = iota
-	sessionInUse            // the sessid belongs to another user
-	tooManyConns            // the user has MaxConnsPerClient connections
+	attached     attachResult = iota
+	sessionInUse              // the sessid belongs to another user
+	tooManyConns              // the user has MaxConnsPerClient connections
 )
 
 // attach binds c, authenticated as uid, to sessid. A connection of the same

@@ -98,6 +98,12 @@ export class Call {
     this.answeredOnce = this.polite;
     /** @type {CallMsg[]} messages that came while ringing */
     this.early = [];
+    /** @type {CallMsg[]} our answer and candidates, kept while ringing */
+    this.held = [];
+    /** @type {() => void} */
+    this.onAnswered = () => {};
+    /** Settles once the callee has sent its first answer. */
+    this.answered = new Promise((r) => { this.onAnswered = () => r(undefined); });
     /** @type {Promise<any>} */
     this.chain = Promise.resolve();
     this.timer = setTimeout(() => this.end('timeout', this.outgoing ? 'No answer' : 'Missed call', this.outgoing), RING_MS);
@@ -115,7 +121,10 @@ export class Call {
 
   /** @param {Omit<CallMsg, 'call'>} m */
   send(m) {
-    this.o.send({ ...m, call: this.id });
+    const full = { ...m, call: this.id };
+    // While ringing, the answer and our candidates wait for the person to accept.
+    if (this.state === 'ringing' && (m.t === 'sdp' || m.t === 'ice')) this.held.push(full);
+    else this.o.send(full);
   }
 
   /**
@@ -139,18 +148,22 @@ export class Call {
   }
 
   /**
-   * Callee: take the call. The connection starts at once and the camera
-   * joins it when ready, so the transport is set up while the camera starts.
+   * Callee: take the call. The answer prepared while ringing leaves at
+   * once, and the camera joins when ready, so the transport is set up
+   * while the camera starts.
    */
   accept() {
     this.chain = this.chain.then(async () => {
       if (!this.fire('accept')) return;
       clearTimeout(this.timer);
-      this.connect();
+      if (!this.pc) this.connect();
       this.send({ t: 'accept' });
-      // Answer first, then start the camera: both at once slow each other down.
+      for (const m of this.held.splice(0)) this.o.send(m);
       for (const m of this.early.splice(0)) await this.take(m);
-      this.mediaReady = this.loadMedia();
+      // Answer first, then start the camera: both at once slow each other
+      // down. Should the offer be late, the camera waits for it a little.
+      const late = new Promise((r) => setTimeout(r, 1000));
+      this.mediaReady = Promise.race([this.answered, late]).then(() => this.loadMedia());
     }).catch(() => {});
     return this.chain;
   }
@@ -237,9 +250,15 @@ export class Call {
 
   /** @param {CallMsg} m */
   async take(m) {
-    if (this.state === 'ringing' && (m.t === 'sdp' || m.t === 'ice')) {
-      if (this.early.length < 200) this.early.push(m);
-      return;
+    if (this.state === 'ringing') {
+      // Prepare the answer while it rings, but keep it, and the caller's
+      // candidates, until accepted: until then no packet goes to the caller.
+      if (m.t === 'sdp' && !this.pc && m.d && m.d.type === 'offer') {
+        this.connect();
+        return this.description(m.d);
+      }
+      if ((m.t === 'sdp' || m.t === 'ice') && this.early.length < 200) this.early.push(m);
+      if (m.t === 'sdp' || m.t === 'ice') return;
     }
     switch (m.t) {
       case 'accept':
@@ -280,6 +299,7 @@ export class Call {
       await pc.setLocalDescription();
       this.answeredOnce = true;
       this.send({ t: 'sdp', d: pc.localDescription?.toJSON() });
+      this.onAnswered();
     }
   }
 

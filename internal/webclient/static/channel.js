@@ -58,11 +58,12 @@ function main() {
     decline: () => call?.decline(),
     hangup: () => call?.hangup(),
     mic: () => call?.toggleMic(),
-    camera: () => call?.toggleCamera(),
+    camera: () => call?.toggleCamera().catch(() => {}),
     name: (n) => {
       name = cleanName(n, self);
       save(NAME_KEY, name);
       view.setName(name);
+  if (!navigator.mediaDevices) view.setNote('Camera and microphone need this page over https; calls here can only receive.');
       announce(false);
     },
     device: (kind, id) => {
@@ -72,6 +73,7 @@ function main() {
     reconnect: () => verto.start(),
   });
   view.setName(name);
+  if (!navigator.mediaDevices) view.setNote('Camera and microphone need this page over https; calls here can only receive.');
 
   const verto = new Verto({
     url: wsURL(cfg.vertoUrl),
@@ -130,6 +132,8 @@ function main() {
   }
 
   const inbox = new Map();
+  /** @type {Set<string>} ids of the calls offered to this page */
+  const offers = new Set();
   /** @param {any} p a verto.info */
   function onInfo(p) {
     const msg = p && p.msg;
@@ -161,6 +165,9 @@ function main() {
     if (sealer && peer.key && !sealed) return; // no downgrade once keys are known
     presence.touch(from);
     if (m.t === 'offer') {
+      // Keys are made per page, so a sealed offer can only be replayed to this page: once.
+      if (typeof m.call !== 'string' || offers.has(m.call)) return;
+      offers.add(m.call);
       if (call && call.state === 'calling' && call.peer === from && call.id !== m.call) {
         // Both called each other at once: the call from the smaller id wins.
         if (self < from) return;
@@ -214,17 +221,17 @@ function main() {
     const live = !!c && (c.state === 'in call' || c.state === 'reconnecting');
     if (live && !statsTimer) {
       lastBytes = 0;
-      statsTimer = setInterval(async () => {
-        if (!call) return;
-        const n = await call.received();
-        view.setStats(n, Math.round(((n - lastBytes) * 8) / 1000));
-        lastBytes = n;
+      statsTimer = setInterval(() => {
+        call?.received().then((n) => {
+          view.setStats(n, Math.round(((n - lastBytes) * 8) / 1000));
+          lastBytes = n;
+        }, () => {});
       }, 1000);
     } else if (!live && statsTimer) {
       clearInterval(statsTimer);
       statsTimer = 0;
     }
-    if (c && c.local) navigator.mediaDevices.enumerateDevices().then((l) => view.setDevices(l), () => {});
+    if (c && c.local) navigator.mediaDevices?.enumerateDevices().then((l) => view.setDevices(l), () => {});
   }
 
   setInterval(() => {

@@ -48,7 +48,9 @@ export class View {
     this.remote = /** @type {HTMLVideoElement} */ (h('video', { class: 'remote', autoplay: '', playsinline: '' }));
     this.local = /** @type {HTMLVideoElement} */ (h('video', { class: 'local', autoplay: '', playsinline: '' }));
     this.local.muted = true;
-    this.say = h('p', { class: 'say' }, 'Choose someone to call.');
+    this.say = h('p', { class: 'say', 'aria-live': 'polite' }, 'Choose someone to call.');
+    this.note = h('p', { class: 'note', role: 'note' });
+    this.note.hidden = true;
     this.accept = btn('Accept', 'accept', act.accept);
     this.decline = btn('Decline', 'decline', act.decline);
     this.incoming = h('div', { class: 'incoming' }, this.accept, this.decline);
@@ -76,7 +78,7 @@ export class View {
     this.peers = h('ul', { class: 'peers' });
     this.empty = h('p', { class: 'empty' }, 'Nobody else is here yet. Share this page’s address to invite someone.');
     const people = h('aside', { class: 'people', 'aria-label': 'People' },
-      h('h2', {}, 'People here'), this.status, this.retry, this.peers, this.empty, form);
+      h('h2', {}, 'People here'), this.status, this.retry, this.note, this.peers, this.empty, form);
     root.replaceChildren(stage, people);
     root.dataset.call = 'idle';
     this.setConn('connecting');
@@ -87,6 +89,12 @@ export class View {
     this.root.dataset.conn = state;
     this.status.textContent = CONN_TEXT[state] + (detail && state === 'login failed' ? ': ' + detail : '');
     this.retry.hidden = state !== 'punted';
+  }
+
+  /** @param {string} text a standing notice */
+  setNote(text) {
+    this.note.textContent = text;
+    this.note.hidden = !text;
   }
 
   /** @param {string} name */

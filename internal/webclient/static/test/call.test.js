@@ -121,12 +121,13 @@ test('caller: invites, offers at once, connects on accept, hangs up', async () =
   assert.ok(pcs[0].log.includes('close'));
 });
 
-test('callee: keeps early offer and candidates until accepted, answers both ways', async () => {
+test('callee: prepares its answer while ringing, sends nothing until accepted', async () => {
   const { c, sent, pcs } = newTestCall(false);
   assert.equal(c.state, 'ringing');
   await c.handle({ t: 'sdp', call: 'c1', d: { type: 'offer', sdp: 'v=0' } });
   await c.handle({ t: 'ice', call: 'c1', c: { candidate: 'a' } });
-  assert.equal(pcs.length, 0, 'no connection while ringing');
+  assert.deepEqual(sent, [], 'nothing leaves while ringing');
+  assert.deepEqual(pcs[0].log, ['remote offer', 'local answer sendrecv,sendrecv'], 'caller candidates kept');
   await c.accept();
   assert.equal(c.state, 'connecting');
   assert.deepEqual(sent.map((m) => m.t), ['accept', 'sdp']);

@@ -1,0 +1,79 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"channels/internal/directory"
+	"channels/internal/fsapi"
+	"channels/internal/store"
+	"channels/internal/store/storetest"
+)
+
+// directoryGateway is the production gateway over st: an fsapi registry
+// with the directory handlers (login lookup, login and disconnect reports).
+func directoryGateway(t testing.TB, st *store.Store) Gateway {
+	t.Helper()
+	reg := fsapi.NewRegistry(slog.New(slog.DiscardHandler))
+	if err := directory.Register(reg, directory.Options{Store: st, Domain: recDomain}); err != nil {
+		t.Fatal(err)
+	}
+	return reg
+}
+
+// TestStoreChain: through the real directory handlers on both databases,
+// a login marks the client connected, a disconnect clears it, a wrong
+// password does not.
+func TestStoreChain(t *testing.T) {
+	for _, b := range storetest.Stores(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			ch, err := b.Store.CreateChannel(ctx, "topic", true, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cl, err := b.Store.CreateClient(ctx, ch.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			th := startHub(t, directoryGateway(t, b.Store), nil)
+
+			bad := dial(t, th, "bad", nil)
+			if e := errorOf(t, bad.call(1, "login", map[string]any{"login": cl.ID, "passwd": "nope"})); e["message"] != "Authentication Failure" {
+				t.Fatal(e)
+			}
+			if n, _ := b.Store.CountConnectedClients(ctx, ch.ID); n != 0 {
+				t.Fatalf("connected after a failed login: %d", n)
+			}
+
+			c := dial(t, th, "c", nil)
+			c.login(cl.ID, cl.Password, "s1")
+			if n, _ := b.Store.CountConnectedClients(ctx, ch.ID); n != 1 {
+				t.Fatalf("connected clients after login: %d", n)
+			}
+			res := result(t, c.call(2, "verto.subscribe", map[string]any{"eventChannel": ch.ID}))
+			if fmt.Sprint(res["subscribedChannels"]) != "["+ch.ID+"]" {
+				t.Fatal(res)
+			}
+			_ = c.ws.CloseNow()
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				got, err := b.Store.ClientByID(ctx, cl.ID)
+				if err != nil && !errors.Is(err, store.ErrNotFound) {
+					t.Fatal(err)
+				}
+				if got.Connected.IsZero() {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("still connected after the disconnect")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
+}
