@@ -263,37 +263,3 @@ func (h *Hub) lookup(ctx context.Context, id string) (*dirUser, bool) {
 	doc := h.opts.Gateway.Respond(ctx, h.directoryForm(id, time.Now()))
 	return parseDirectory(doc, h.opts.Domain, id)
 }
-
-// report posts a login or disconnect report to the gateway, the fields the
-// Lua hooks post. The answer is ignored, as the hooks ignore it.
-func (h *Hub) report(ctx context.Context, form url.Values) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.opts.GatewayTimeout)
-	defer cancel()
-	h.opts.Gateway.Respond(ctx, form)
-}
-
-func (h *Hub) loginReport(ctx context.Context, login, sessid string, success bool, addr string) {
-	s := "0"
-	if success {
-		s = "1"
-	}
-	h.report(ctx, url.Values{
-		"action":   {"verto_client_login"},
-		"login":    {login},
-		"sessid":   {sessid},
-		"success":  {s},
-		"address":  {addr},
-		"hostname": {h.opts.Hostname},
-	})
-}
-
-func (h *Hub) disconnectReport(ctx context.Context, uid, addr string) {
-	h.report(ctx, url.Values{
-		"action":   {"verto_client_disconnect"},
-		"login":    {uid},
-		"sessid":   {""},
-		"success":  {""},
-		"address":  {addr},
-		"hostname": {h.opts.Hostname},
-	})
-}

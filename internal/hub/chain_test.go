@@ -2,7 +2,6 @@ package hub
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"testing"
@@ -52,28 +51,32 @@ func TestStoreChain(t *testing.T) {
 
 			c := dial(t, th, "c", nil)
 			c.login(cl.ID, cl.Password, "s1")
-			if n, _ := b.Store.CountConnectedClients(ctx, ch.ID); n != 1 {
-				t.Fatalf("connected clients after login: %d", n)
-			}
+			// Reports are posted off the connection's loop, as the Lua hooks do.
+			waitFor(t, "connected after login", func() bool {
+				n, _ := b.Store.CountConnectedClients(ctx, ch.ID)
+				return n == 1
+			})
 			res := result(t, c.call(2, "verto.subscribe", map[string]any{"eventChannel": ch.ID}))
 			if fmt.Sprint(res["subscribedChannels"]) != "["+ch.ID+"]" {
 				t.Fatal(res)
 			}
 			_ = c.ws.CloseNow()
-			deadline := time.Now().Add(5 * time.Second)
-			for {
+			waitFor(t, "disconnected", func() bool {
 				got, err := b.Store.ClientByID(ctx, cl.ID)
-				if err != nil && !errors.Is(err, store.ErrNotFound) {
-					t.Fatal(err)
-				}
-				if got.Connected.IsZero() {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("still connected after the disconnect")
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+				return err == nil && got.Connected.IsZero()
+			})
 		})
+	}
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

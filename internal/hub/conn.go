@@ -103,7 +103,7 @@ loop:
 	<-c.writerDone
 	h.reg.remove(c)
 	if c.uid != "" {
-		h.disconnectReport(c.ctx, c.uid, c.addr)
+		h.disconnectReport(c.uid, c.addr)
 	}
 }
 

@@ -172,16 +172,16 @@ func (c *conn) authenticate(req *request) (code int, msg string, ok bool) {
 	}
 	passwd, _ := req.params.String("passwd")
 	if passwd == "" {
-		h.loginReport(c.ctx, login, "", false, c.addr)
+		h.loginReport(login, "", false, c.addr)
 		return verto.CodeAuthFailed, verto.MsgMissingPasswd, false
 	}
 	user, found := h.lookup(c.ctx, login)
 	if !found {
-		h.loginReport(c.ctx, login, "", false, c.addr)
+		h.loginReport(login, "", false, c.addr)
 		return verto.CodeAuthFailed, verto.MsgLoginIncorrect, false
 	}
 	if !user.passwordOK(login, h.opts.Domain, passwd) {
-		h.loginReport(c.ctx, login, "", false, c.addr)
+		h.loginReport(login, "", false, c.addr)
 		return verto.CodeAuthFailed, verto.MsgAuthFailure, false
 	}
 	uid := login + "@" + h.opts.Domain
@@ -221,7 +221,7 @@ func (c *conn) authenticate(req *request) (code int, msg string, ok bool) {
 func (c *conn) login(req *request) ([]byte, bool) {
 	login, _ := req.params.String("login")
 	sessid, _ := req.params.String("sessid")
-	c.after = append(c.after, func() { c.h.loginReport(c.ctx, login, sessid, true, c.addr) })
+	c.after = append(c.after, func() { c.h.loginReport(login, sessid, true, c.addr) })
 	return verto.Object("message", verto.MsgLoggedIn), true
 }
 

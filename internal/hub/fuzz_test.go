@@ -2,6 +2,7 @@ package hub
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"testing"
 )
@@ -36,7 +37,7 @@ func FuzzDispatch(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, loggedIn bool, data []byte) {
 		h := New(Options{Gateway: gw, Domain: recDomain, Hostname: recHostname, QueueSize: 1 << 12, RequestRate: 1e9, RequestBurst: 1 << 30})
-		defer h.cancel()
+		defer func() { _ = h.Shutdown(context.Background()) }()
 		c := newConn(h, nil, "127.0.0.1:1")
 		if loggedIn {
 			c.handleFrame([]byte(`{"jsonrpc":"2.0","id":1,"method":"login","params":{"login":"` + userA + `","passwd":"` + passA + `","sessid":"s"}}`))

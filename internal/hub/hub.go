@@ -155,6 +155,7 @@ type Hub struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup // one per connection (its loop, reader and writer)
 	watcher chan struct{}  // closed when watchWrites returns
+	reports *reporter
 
 	mu     sync.Mutex
 	closed bool
@@ -182,6 +183,7 @@ func New(opts Options) *Hub {
 		watcher:  make(chan struct{}),
 	}
 	h.methods = methodTable()
+	h.reports = newReporter(h)
 	go h.watchWrites()
 	return h
 }
@@ -251,7 +253,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // Shutdown closes every connection (status 1001) and waits for their
-// goroutines and reports. If ctx ends first, the remaining sockets are cut
+// goroutines and for every queued report to be posted. Call it once. If ctx ends first, the remaining sockets are cut
 // without a closing handshake and Shutdown still waits for the goroutines,
 // then returns ctx's error.
 func (h *Hub) Shutdown(ctx context.Context) error {
@@ -266,12 +268,14 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	go func() { h.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		h.reports.close()
 		h.cancel()
 		<-h.watcher
 		return nil
 	case <-ctx.Done():
 		h.cancel()
 		<-done
+		h.reports.close()
 		<-h.watcher
 		return fmt.Errorf("hub shutdown: %w", ctx.Err())
 	}

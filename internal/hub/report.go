@@ -1,0 +1,94 @@
+package hub
+
+import (
+	"context"
+	"hash/maphash"
+	"net/url"
+	"strings"
+	"sync"
+)
+
+// reporter posts login and disconnect reports off the connections' loops,
+// as FreeSWITCH's Lua hooks do: a login never waits for the database write
+// its report causes. Reports about one client keep their order (a client's
+// reports always go to the same worker); a full queue makes the poster
+// wait rather than drop or reorder a report.
+type reporter struct {
+	h      *Hub
+	seed   maphash.Seed
+	queues []chan url.Values
+	wg     sync.WaitGroup
+}
+
+const (
+	reportWorkers = 4
+	reportQueue   = 1024
+)
+
+func newReporter(h *Hub) *reporter {
+	r := &reporter{h: h, seed: maphash.MakeSeed()}
+	for range reportWorkers {
+		q := make(chan url.Values, reportQueue)
+		r.queues = append(r.queues, q)
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			for form := range q {
+				r.h.report(r.h.root, form)
+			}
+		}()
+	}
+	return r
+}
+
+// post queues a report about client id.
+func (r *reporter) post(id string, form url.Values) {
+	r.queues[maphash.String(r.seed, id)%uint64(len(r.queues))] <- form
+}
+
+// close lets the workers finish the queued reports and waits for them. No
+// post may follow.
+func (r *reporter) close() {
+	for _, q := range r.queues {
+		close(q)
+	}
+	r.wg.Wait()
+}
+
+// report posts a form to the gateway; the answer is ignored, as the Lua
+// hooks ignore it.
+func (h *Hub) report(ctx context.Context, form url.Values) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.opts.GatewayTimeout)
+	defer cancel()
+	h.opts.Gateway.Respond(ctx, form)
+}
+
+// loginReport reports a login attempt with the fields the login hook posts.
+func (h *Hub) loginReport(login, sessid string, success bool, addr string) {
+	s := "0"
+	if success {
+		s = "1"
+	}
+	h.reports.post(login, url.Values{
+		"action":   {"verto_client_login"},
+		"login":    {login},
+		"sessid":   {sessid},
+		"success":  {s},
+		"address":  {addr},
+		"hostname": {h.opts.Hostname},
+	})
+}
+
+// disconnectReport reports a closed connection of uid (id@domain) with the
+// fields the disconnect hook posts.
+func (h *Hub) disconnectReport(uid, addr string) {
+	id, _, _ := strings.Cut(uid, "@")
+	h.reports.post(id, url.Values{
+		"action":   {"verto_client_disconnect"},
+		"login":    {uid},
+		"sessid":   {""},
+		"success":  {""},
+		"address":  {addr},
+		"hostname": {h.opts.Hostname},
+	})
+}
