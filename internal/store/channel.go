@@ -39,8 +39,8 @@ func (s *Store) PutChannel(ctx context.Context, c Channel) error {
 	if c.Created.IsZero() {
 		c.Created = s.now()
 	}
-	_, err := s.db.ExecContext(ctx,
-		s.q(`INSERT INTO channels (id, topic, public, owner_id, created) VALUES (?, ?, ?, ?, ?)`),
+	_, err := s.exec(ctx,
+		`INSERT INTO channels (id, topic, public, owner_id, created) VALUES (?, ?, ?, ?, ?)`,
 		c.ID, c.Topic, c.Public, nullID(c.OwnerID), micros(c.Created))
 	if isUniqueViolation(err) {
 		return fmt.Errorf("put channel %s: %w", c.ID, ErrConflict)
@@ -53,7 +53,7 @@ func (s *Store) PutChannel(ctx context.Context, c Channel) error {
 
 const channelColumns = `id, topic, public, owner_id, created`
 
-func scanChannel(row interface{ Scan(...any) error }) (Channel, error) {
+func scanChannel(row scanner) (Channel, error) {
 	var c Channel
 	var owner sql.NullInt64
 	var created int64
@@ -67,7 +67,7 @@ func scanChannel(row interface{ Scan(...any) error }) (Channel, error) {
 
 // ChannelByID looks a channel up by id.
 func (s *Store) ChannelByID(ctx context.Context, id string) (Channel, error) {
-	c, err := scanChannel(s.db.QueryRowContext(ctx, s.q(`SELECT `+channelColumns+` FROM channels WHERE id = ?`), id))
+	c, err := scanChannel(s.queryRow(ctx, `SELECT `+channelColumns+` FROM channels WHERE id = ?`, id))
 	if err != nil {
 		return Channel{}, notFound(err, "channel "+id)
 	}
@@ -105,14 +105,14 @@ func (s *Store) ChannelsOwnedBy(ctx context.Context, ownerID int64) ([]Channel, 
 // CountChannels returns the number of channels.
 func (s *Store) CountChannels(ctx context.Context) (int, error) {
 	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM channels`).Scan(&n); err != nil {
+	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM channels`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count channels: %w", err)
 	}
 	return n, nil
 }
 
 func (s *Store) channels(ctx context.Context, what, query string, args ...any) ([]Channel, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	rows, err := s.query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}

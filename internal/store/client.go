@@ -49,8 +49,8 @@ func (s *Store) PutClient(ctx context.Context, c Client) error {
 	if !c.Connected.IsZero() {
 		connected = sql.NullInt64{Int64: micros(c.Connected), Valid: true}
 	}
-	_, err := s.db.ExecContext(ctx,
-		s.q(`INSERT INTO clients (id, password, channel_id, created, connected) VALUES (?, ?, ?, ?, ?)`),
+	_, err := s.exec(ctx,
+		`INSERT INTO clients (id, password, channel_id, created, connected) VALUES (?, ?, ?, ?, ?)`,
 		c.ID, c.Password, c.ChannelID, micros(c.Created), connected)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("put client %s: %w", c.ID, ErrConflict)
@@ -66,8 +66,8 @@ func (s *Store) ClientByID(ctx context.Context, id string) (Client, error) {
 	var c Client
 	var created int64
 	var connected sql.NullInt64
-	err := s.db.QueryRowContext(ctx,
-		s.q(`SELECT id, password, channel_id, created, connected FROM clients WHERE id = ?`), id).
+	err := s.queryRow(ctx,
+		`SELECT id, password, channel_id, created, connected FROM clients WHERE id = ?`, id).
 		Scan(&c.ID, &c.Password, &c.ChannelID, &created, &connected)
 	if err != nil {
 		return Client{}, notFound(err, "client "+id)
@@ -96,8 +96,8 @@ func (s *Store) ClearClientConnected(ctx context.Context, id string) error {
 // connected.
 func (s *Store) CountConnectedClients(ctx context.Context, channelID string) (int, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx,
-		s.q(`SELECT COUNT(*) FROM clients WHERE channel_id = ? AND connected IS NOT NULL`), channelID).Scan(&n)
+	err := s.queryRow(ctx,
+		`SELECT COUNT(*) FROM clients WHERE channel_id = ? AND connected IS NOT NULL`, channelID).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count connected clients of %s: %w", channelID, err)
 	}

@@ -18,8 +18,8 @@ func (s *Store) Sessions() *SessionStore { return &SessionStore{s} }
 // FindCtx returns the data of an unexpired session.
 func (ss *SessionStore) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
 	var data []byte
-	err := ss.s.db.QueryRowContext(ctx,
-		ss.s.q(`SELECT data FROM sessions WHERE token = ? AND expiry > ?`), token, micros(ss.s.now())).Scan(&data)
+	err := ss.s.queryRow(ctx,
+		`SELECT data FROM sessions WHERE token = ? AND expiry > ?`, token, micros(ss.s.now())).Scan(&data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, nil
 	}
@@ -31,9 +31,9 @@ func (ss *SessionStore) FindCtx(ctx context.Context, token string) ([]byte, bool
 
 // CommitCtx saves a session's data and expiry.
 func (ss *SessionStore) CommitCtx(ctx context.Context, token string, data []byte, expiry time.Time) error {
-	_, err := ss.s.db.ExecContext(ctx, ss.s.q(
+	_, err := ss.s.exec(ctx,
 		`INSERT INTO sessions (token, data, expiry) VALUES (?, ?, ?)
-		 ON CONFLICT (token) DO UPDATE SET data = excluded.data, expiry = excluded.expiry`),
+		 ON CONFLICT (token) DO UPDATE SET data = excluded.data, expiry = excluded.expiry`,
 		token, data, micros(expiry))
 	if err != nil {
 		return fmt.Errorf("commit session: %w", err)
@@ -43,7 +43,7 @@ func (ss *SessionStore) CommitCtx(ctx context.Context, token string, data []byte
 
 // DeleteCtx removes a session.
 func (ss *SessionStore) DeleteCtx(ctx context.Context, token string) error {
-	if _, err := ss.s.db.ExecContext(ctx, ss.s.q(`DELETE FROM sessions WHERE token = ?`), token); err != nil {
+	if _, err := ss.s.exec(ctx, `DELETE FROM sessions WHERE token = ?`, token); err != nil {
 		return fmt.Errorf("delete session: %w", err)
 	}
 	return nil
@@ -67,7 +67,7 @@ func (ss *SessionStore) Delete(token string) error {
 // DeleteExpiredSessions removes sessions past their expiry and returns how
 // many went.
 func (s *Store) DeleteExpiredSessions(ctx context.Context) (int64, error) {
-	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM sessions WHERE expiry <= ?`), micros(s.now()))
+	res, err := s.exec(ctx, `DELETE FROM sessions WHERE expiry <= ?`, micros(s.now()))
 	if err != nil {
 		return 0, fmt.Errorf("delete expired sessions: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL driver "pgx"
@@ -46,6 +47,9 @@ type Store struct {
 	db      *sql.DB
 	dialect Dialect
 	now     func() time.Time
+
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt // prepared statements by query as written
 }
 
 // Open connects to the database named by databaseURL — a postgres:// or
@@ -72,7 +76,7 @@ func open(databaseURL string) (*Store, error) {
 		db.SetMaxOpenConns(32)
 		db.SetMaxIdleConns(32)
 		db.SetConnMaxIdleTime(5 * time.Minute)
-		return &Store{db: db, dialect: Postgres, now: time.Now}, nil
+		return &Store{db: db, dialect: Postgres, now: time.Now, stmts: map[string]*sql.Stmt{}}, nil
 	}
 	path := strings.TrimPrefix(databaseURL, "sqlite:")
 	if path == "" {
@@ -95,11 +99,67 @@ func open(databaseURL string) (*Store, error) {
 	}
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)
-	return &Store{db: db, dialect: SQLite, now: time.Now}, nil
+	return &Store{db: db, dialect: SQLite, now: time.Now, stmts: map[string]*sql.Stmt{}}, nil
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.mu.Lock()
+	for _, st := range s.stmts {
+		st.Close()
+	}
+	s.stmts = map[string]*sql.Stmt{}
+	s.mu.Unlock()
+	return s.db.Close()
+}
+
+// stmt returns the prepared statement for a query written with ?
+// placeholders, preparing it on first use. Preparing once saves SQLite
+// from parsing and planning the same SQL on every request.
+func (s *Store) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := s.db.PrepareContext(ctx, s.q(query))
+	if err != nil {
+		return nil, err
+	}
+	s.stmts[query] = st
+	return st, nil
+}
+
+// scanner is a row to scan: *sql.Row, *sql.Rows, or a failed preparation.
+type scanner interface{ Scan(dest ...any) error }
+
+type errRow struct{ err error }
+
+func (e errRow) Scan(...any) error { return e.err }
+
+func (s *Store) queryRow(ctx context.Context, query string, args ...any) scanner {
+	st, err := s.stmt(ctx, query)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := s.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := s.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
 
 // Dialect reports which database the store uses.
 func (s *Store) Dialect() Dialect { return s.dialect }

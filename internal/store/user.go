@@ -18,8 +18,8 @@ type User struct {
 // CreateUser adds a user; ErrConflict if the name is taken.
 func (s *Store) CreateUser(ctx context.Context, name, passwordHash string, admin bool) (User, error) {
 	u := User{Name: name, PasswordHash: passwordHash, Admin: admin, Created: fromMicros(micros(s.now()))}
-	err := s.db.QueryRowContext(ctx,
-		s.q(`INSERT INTO users (name, password_hash, admin, created) VALUES (?, ?, ?, ?) RETURNING id`),
+	err := s.queryRow(ctx,
+		`INSERT INTO users (name, password_hash, admin, created) VALUES (?, ?, ?, ?) RETURNING id`,
 		name, passwordHash, admin, micros(u.Created)).Scan(&u.ID)
 	if isUniqueViolation(err) {
 		return User{}, fmt.Errorf("create user %q: %w", name, ErrConflict)
@@ -32,7 +32,7 @@ func (s *Store) CreateUser(ctx context.Context, name, passwordHash string, admin
 
 const userColumns = `id, name, password_hash, admin, created`
 
-func scanUser(row interface{ Scan(...any) error }) (User, error) {
+func scanUser(row scanner) (User, error) {
 	var u User
 	var created int64
 	if err := row.Scan(&u.ID, &u.Name, &u.PasswordHash, &u.Admin, &created); err != nil {
@@ -44,7 +44,7 @@ func scanUser(row interface{ Scan(...any) error }) (User, error) {
 
 // UserByName looks a user up by name.
 func (s *Store) UserByName(ctx context.Context, name string) (User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, s.q(`SELECT `+userColumns+` FROM users WHERE name = ?`), name))
+	u, err := scanUser(s.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE name = ?`, name))
 	if err != nil {
 		return User{}, notFound(err, "user "+name)
 	}
@@ -53,7 +53,7 @@ func (s *Store) UserByName(ctx context.Context, name string) (User, error) {
 
 // UserByID looks a user up by id.
 func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, s.q(`SELECT `+userColumns+` FROM users WHERE id = ?`), id))
+	u, err := scanUser(s.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
 	if err != nil {
 		return User{}, notFound(err, fmt.Sprintf("user %d", id))
 	}
@@ -68,7 +68,7 @@ func (s *Store) SetUserPassword(ctx context.Context, name, passwordHash string) 
 
 // ListUsers returns every user, by name.
 func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+userColumns+` FROM users ORDER BY name`)
+	rows, err := s.query(ctx, `SELECT `+userColumns+` FROM users ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
@@ -90,7 +90,7 @@ func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
 // execOne runs a statement that must affect exactly one row: none is
 // ErrNotFound.
 func (s *Store) execOne(ctx context.Context, what, query string, args ...any) error {
-	res, err := s.db.ExecContext(ctx, s.q(query), args...)
+	res, err := s.exec(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}

@@ -21,6 +21,7 @@ const (
 func (s *Server) newSessionManager() *scs.SessionManager {
 	sm := scs.New()
 	sm.Store = s.store.Sessions()
+	sm.Codec = sessionCodec{}
 	sm.Lifetime = s.cfg.SessionLifetime
 	sm.Cookie.Name = "channels_session"
 	if s.cfg.Secure() {
