@@ -2,7 +2,6 @@ package hub
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -124,42 +123,34 @@ func benchBroadcast(b *testing.B, n int) {
 	ctx := context.Background()
 	var pending atomic.Int64
 	done := make(chan time.Time, 1)
-	open := func(i int) *websocket.Conn {
-		ws, _, err := websocket.Dial(ctx, th.url, nil)
+	// Subscribers are lean raw clients (rawClient): the figure should be
+	// the hub's, not the load generator's.
+	for i := 1; i <= n; i++ {
+		rc, err := dialRaw(th.url)
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(func() { _ = ws.CloseNow() })
+		b.Cleanup(rc.close)
 		for _, m := range []string{
 			fmt.Sprintf(`{"jsonrpc":"2.0","id":1,"method":"login","params":{"login":"u%d","passwd":"pw","sessid":"s%d"}}`, i, i),
 			`{"jsonrpc":"2.0","id":2,"method":"verto.subscribe","params":{"eventChannel":"room"}}`,
 		} {
-			if err := ws.Write(ctx, websocket.MessageText, []byte(m)); err != nil {
+			if err := rc.send([]byte(m)); err != nil {
 				b.Fatal(err)
 			}
 		}
 		for range 3 { // login result, clientReady, subscribe result
-			if _, _, err := ws.Read(ctx); err != nil {
+			if _, err := rc.next(); err != nil {
 				b.Fatal(err)
 			}
 		}
-		return ws
-	}
-	event := []byte(`"verto.event"`)
-	for i := 1; i <= n; i++ {
-		ws := open(i)
-		go func() { // a lean client: one buffer, no per-frame allocation
-			buf := make([]byte, 4096)
+		go func() {
 			for {
-				_, r, err := ws.Reader(ctx)
+				p, err := rc.next()
 				if err != nil {
 					return
 				}
-				n, _ := io.ReadFull(r, buf)
-				if _, err := io.Copy(io.Discard, r); err != nil {
-					return
-				}
-				if bytes.Contains(buf[:min(n, 64)], event) && pending.Add(-1) == 0 {
+				if isEvent(p) && pending.Add(-1) == 0 {
 					done <- time.Now()
 				}
 			}

@@ -195,6 +195,8 @@ func TestPermissions(t *testing.T) {
 		{"prefix", "echo", map[string]any{}, "Invalid Method, Missing Method or Permission Denied", ""},
 		{"any", "verto.subscribe", map[string]any{"eventChannel": "whatever"}, "", "subscribedChannels"},
 		{"any", "verto.subscribe", map[string]any{"eventChannel": "FSevent"}, "", ""},
+		{"any", "verto.ping", map[string]any{}, "", "message"},
+		{"any", "verto.invite", map[string]any{}, "Invalid Method, Missing Method or Permission Denied", ""},
 		{"none", "echo", map[string]any{}, "Invalid Method, Missing Method or Permission Denied", ""},
 		{"none", "login", map[string]any{"login": "none", "passwd": "pw"}, "", "message"},
 	}
@@ -423,4 +425,65 @@ func TestShutdown(t *testing.T) {
 	}
 	srv.close()
 	waitGoroutines(t, before)
+}
+
+// TestEdgeCases covers mod_verto behaviour the recording does not show.
+func TestEdgeCases(t *testing.T) {
+	gw := newDirGateway()
+	gw.add("u", "pw", "room")
+	gw.add("v", "pw", "room")
+	th := startHub(t, gw, nil)
+	c := dial(t, th, "c", nil)
+
+	raw := func(frame string) string {
+		t.Helper()
+		c.send(frame)
+		f, ok := c.next(5 * time.Second)
+		if !ok || f.closed {
+			t.Fatalf("no reply to %s", frame)
+		}
+		return string(f.data)
+	}
+	before := []struct{ in, want string }{
+		{`{"jsonrpc":"2.0","id":1,"method":"echo"}`, `{"jsonrpc":"2.0","id":1,"error":{"code":-32001,"message":"Missing params"}}`},
+		{`{"jsonrpc":"2.0","id":2,"method":"echo","params":null}`, `{"jsonrpc":"2.0","id":2,"error":{"code":-32000,"message":"Authentication Required"}}`},
+		{`{"jsonrpc":"2.0","id":3,"method":"login","params":{"login":"","passwd":"x"}}`, `{"jsonrpc":"2.0","id":3,"error":{"code":-32000,"message":"Authentication Required"}}`},
+		{`[{"jsonrpc":"2.0","id":4,"result":{}}]`, `[]`},
+		{`[{"jsonrpc":"1.0","id":5},{"jsonrpc":"2.0","id":6,"method":"echo","params":{}}]`, `[{"jsonrpc":"2.0","id":5,"error":{"code":-32600,"message":"Invalid message"}},{"jsonrpc":"2.0","id":6,"error":{"code":-32000,"message":"Authentication Required"}}]`},
+		{`{"jsonrpc":"2.0","id":"s","method":"echo","params":{}} trailing`, `{"jsonrpc":"2.0","id":"s","error":{"code":-32000,"message":"Authentication Required"}}`},
+	}
+	for _, tc := range before {
+		if got := raw(tc.in); got != tc.want {
+			t.Errorf("%s\n got  %s\n want %s", tc.in, got, tc.want)
+		}
+	}
+	if got := raw(`{"jsonrpc":"2.0","id":1,"method":"login","params":{"login":"u","passwd":"pw","sessid":"S"}}`); got != `{"jsonrpc":"2.0","id":1,"result":{"message":"logged in","sessid":"S"}}` {
+		t.Fatal(got)
+	}
+	c.recv() // verto.clientReady
+	after := []struct{ in, want string }{
+		{`{"jsonrpc":"2.0","id":2,"method":"echo","params":{"a":1,"echoParams":true}}`, `{"jsonrpc":"2.0","id":2,"result":{"a":1,"echoParams":true,"requestParams":{"a":1,"echoParams":true},"sessid":"S"}}`},
+		{`{"jsonrpc":"2.0","id":3,"method":"verto.ping","params":{}}`, `{"jsonrpc":"2.0","id":3,"error":{"code":-32601,"message":"Invalid Method, Missing Method or Permission Denied"}}`}, // not in the browser's allowed methods
+		{`{"jsonrpc":"2.0","id":4,"method":"verto.unsubscribe","params":{"eventChannel":"room"}}`, `{"jsonrpc":"2.0","id":4,"error":{"notSubscribedChannels":["room"]}}`},
+		{`{"jsonrpc":"2.0","id":5,"method":"verto.subscribe","params":{}}`, `{"jsonrpc":"2.0","id":5,"error":{}}`},
+		{`{"jsonrpc":"2.0","id":6,"method":"verto.info"}`, `{"jsonrpc":"2.0","id":6,"error":{"message":"Params data missing","code":-32002}}`},
+		{`{"jsonrpc":"2.0","id":7,"method":"verto.info","params":{"msg":{"to":"v","body":"x","inDialog":true}}}`, `{"jsonrpc":"2.0","id":7,"result":{"message":"SENT","sessid":"S"}}`},
+		{`{"jsonrpc":"2.0","id":8,"method":"verto.subscribe","params":{"eventChannel":["room.sub","room"]}}`, `{"jsonrpc":"2.0","id":8,"result":{"subscribedChannels":["room.sub","room"],"sessid":"S"}}`},
+	}
+	for _, tc := range after {
+		if got := raw(tc.in); got != tc.want {
+			t.Errorf("%s\n got  %s\n want %s", tc.in, got, tc.want)
+		}
+	}
+	// A broadcast to "room.sub" reaches the subscription to "room.sub",
+	// then the one to "room", each with its own channel and serial.
+	c.send(`{"jsonrpc":"2.0","id":9,"method":"verto.broadcast","params":{"eventChannel":"room.sub","localBroadcast":true}}`)
+	result(t, c.recv())
+	for _, want := range []string{"room.sub", "room"} {
+		p := c.recv()["params"].(map[string]any)
+		if p["subscribedChannel"] != want || fmt.Sprint(p["eventSerno"]) != "0" {
+			t.Fatalf("got %v, want subscribedChannel %s", p, want)
+		}
+	}
+	c.quiet(50 * time.Millisecond)
 }
