@@ -103,3 +103,29 @@ func (s *Store) CountConnectedClients(ctx context.Context, channelID string) (in
 	}
 	return n, nil
 }
+
+// ClientInChannel returns a client together with its channel in one query,
+// for the channel page of a returning browser; ErrNotFound unless the
+// client exists and belongs to that channel.
+func (s *Store) ClientInChannel(ctx context.Context, clientID, channelID string) (Channel, Client, error) {
+	var ch Channel
+	var c Client
+	var owner, connected sql.NullInt64
+	var chCreated, cCreated int64
+	err := s.queryRow(ctx,
+		`SELECT ch.id, ch.topic, ch.public, ch.owner_id, ch.created, c.id, c.password, c.created, c.connected
+		 FROM clients c JOIN channels ch ON ch.id = c.channel_id
+		 WHERE c.id = ? AND c.channel_id = ?`, clientID, channelID).
+		Scan(&ch.ID, &ch.Topic, &ch.Public, &owner, &chCreated, &c.ID, &c.Password, &cCreated, &connected)
+	if err != nil {
+		return Channel{}, Client{}, notFound(err, "client "+clientID+" in channel "+channelID)
+	}
+	ch.OwnerID = owner.Int64
+	ch.Created = fromMicros(chCreated)
+	c.ChannelID = ch.ID
+	c.Created = fromMicros(cCreated)
+	if connected.Valid {
+		c.Connected = fromMicros(connected.Int64)
+	}
+	return ch, c, nil
+}

@@ -166,6 +166,16 @@ func TestClients(t *testing.T) {
 			if err != nil || got != c1 || !got.Connected.IsZero() {
 				t.Fatalf("ClientByID = %+v, %v; want %+v", got, err, c1)
 			}
+			if gch, gc, err := s.ClientInChannel(ctx, c1.ID, ch.ID); err != nil || gch != ch || gc != c1 {
+				t.Fatalf("ClientInChannel = %+v, %+v, %v; want %+v, %+v", gch, gc, err, ch, c1)
+			}
+			other, err := s.CreateChannel(ctx, "Other", false, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := s.ClientInChannel(ctx, c1.ID, other.ID); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("ClientInChannel of another channel: %v", err)
+			}
 			if _, err := s.ClientByID(ctx, uuid.NewString()); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("unknown client: %v", err)
 			}

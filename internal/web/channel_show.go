@@ -28,11 +28,7 @@ type channelData struct {
 // channelShow is the channel page. It gives the browser its client in the
 // channel — the one its session remembers, or a new one.
 func (s *Server) channelShow(w http.ResponseWriter, r *http.Request) error {
-	ch, err := s.channel(r)
-	if err != nil {
-		return err
-	}
-	c, err := s.clientFor(r.Context(), ch)
+	ch, c, err := s.channelAndClient(r)
 	if err != nil {
 		return err
 	}

@@ -65,24 +65,34 @@ func (s *Server) currentUser(r *http.Request) (store.User, bool) {
 	return u, ok
 }
 
-// clientFor returns the browser's client in the channel, creating one (and
-// remembering it in the session) when the session has none, or has one the
-// store no longer knows.
-func (s *Server) clientFor(ctx context.Context, ch store.Channel) (store.Client, error) {
-	key := clientKeyPrefix + ch.ID
-	if id := s.sessions.GetString(ctx, key); id != "" {
-		c, err := s.store.ClientByID(ctx, id)
-		switch {
-		case err == nil && c.ChannelID == ch.ID:
-			return c, nil
-		case err != nil && !errors.Is(err, store.ErrNotFound):
-			return store.Client{}, fmt.Errorf("look up client %s: %w", id, err)
+// channelAndClient loads the {id} channel and the browser's client in it:
+// the one its session remembers, or a new one (remembered in the session)
+// when the session has none or one the store no longer knows. A returning
+// browser costs one query for both.
+func (s *Server) channelAndClient(r *http.Request) (store.Channel, store.Client, error) {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	if !ValidChannelID(id) {
+		return store.Channel{}, store.Client{}, errNotFound
+	}
+	key := clientKeyPrefix + id
+	if clientID := s.sessions.GetString(ctx, key); clientID != "" {
+		ch, c, err := s.store.ClientInChannel(ctx, clientID, id)
+		if err == nil {
+			return ch, c, nil
 		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return store.Channel{}, store.Client{}, fmt.Errorf("look up client %s: %w", clientID, err)
+		}
+	}
+	ch, err := s.channel(r)
+	if err != nil {
+		return store.Channel{}, store.Client{}, err
 	}
 	c, err := s.store.CreateClient(ctx, ch.ID)
 	if err != nil {
-		return store.Client{}, fmt.Errorf("create client in channel %s: %w", ch.ID, err)
+		return store.Channel{}, store.Client{}, fmt.Errorf("create client in channel %s: %w", ch.ID, err)
 	}
 	s.sessions.Put(ctx, key, c.ID)
-	return c, nil
+	return ch, c, nil
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -153,15 +154,15 @@ func TestIndexNoCookie(t *testing.T) {
 	}
 }
 
-// TestClientForReplacesStaleClient: a session naming a client the store no
+// TestChannelAndClientReplacesStaleClient: a session naming a client the store no
 // longer has, or one of another channel, gets a new client.
-func TestClientForReplacesStaleClient(t *testing.T) {
+func TestChannelAndClientReplacesStaleClient(t *testing.T) {
 	for _, be := range storetest.Stores(t) {
-		t.Run(be.Name, func(t *testing.T) { testClientForReplacesStaleClient(t, be.Store) })
+		t.Run(be.Name, func(t *testing.T) { testChannelAndClientReplacesStaleClient(t, be.Store) })
 	}
 }
 
-func testClientForReplacesStaleClient(t *testing.T, st *store.Store) {
+func testChannelAndClientReplacesStaleClient(t *testing.T, st *store.Store) {
 	s := newSite(t, st, nil)
 	a := s.channel("A", true, 0)
 	b := s.channel("B", true, 0)
@@ -175,11 +176,13 @@ func testClientForReplacesStaleClient(t *testing.T, st *store.Store) {
 			t.Fatal(err)
 		}
 		s.srv.sessions.Put(ctx, clientKeyPrefix+a.ID, stale)
-		c, err := s.srv.clientFor(ctx, a)
+		r := httptest.NewRequestWithContext(ctx, http.MethodGet, "/c/"+a.ID, nil)
+		r.SetPathValue("id", a.ID)
+		ch, c, err := s.srv.channelAndClient(r)
 		if err != nil {
 			t.Fatalf("stale %q: %v", stale, err)
 		}
-		if c.ID == stale || c.ChannelID != a.ID {
+		if c.ID == stale || c.ChannelID != a.ID || ch.ID != a.ID {
 			t.Errorf("stale %q: got client %+v", stale, c)
 		}
 		if got := s.srv.sessions.GetString(ctx, clientKeyPrefix+a.ID); got != c.ID {
