@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 
 	"channels/internal/store"
 	"channels/internal/web"
@@ -77,12 +76,9 @@ func channelCmd(ctx context.Context, args []string, env Env) error {
 		if err != nil {
 			return fmt.Errorf("list channels: %w", err)
 		}
-		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tPUBLIC\tCREATED\tTOPIC")
-		for _, c := range chans {
-			fmt.Fprintf(tw, "%s\t%v\t%s\t%s\n", c.ID, c.Public, c.Created.UTC().Format("2006-01-02 15:04"), c.Topic)
-		}
-		return tw.Flush()
+		return writeTable(env.Stdout, "ID\tPUBLIC\tCREATED\tTOPIC", chans, func(c store.Channel) string {
+			return fmt.Sprintf("%s\t%v\t%s\t%s", c.ID, c.Public, listTime(c.Created), c.Topic)
+		})
 
 	case "remove":
 		if err := wantArgs("channel remove", pos, 1, "ID"); err != nil {

@@ -14,6 +14,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"text/tabwriter"
+	"time"
 
 	"channels/internal/config"
 )
@@ -155,3 +157,17 @@ func wantArgs(name string, pos []string, n int, what string) error {
 	}
 	return nil
 }
+
+// writeTable prints the output of a list command: header, then row(x) for
+// each item, tab-separated and aligned in columns.
+func writeTable[T any](w io.Writer, header string, items []T, row func(T) string) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, x := range items {
+		fmt.Fprintln(tw, row(x))
+	}
+	return tw.Flush()
+}
+
+// listTime is how list commands print a time: UTC, to the minute.
+func listTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") }

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 	"unicode"
 	"unicode/utf8"
 
@@ -92,12 +91,9 @@ func userCmd(ctx context.Context, args []string, env Env) error {
 		if err != nil {
 			return fmt.Errorf("list users: %w", err)
 		}
-		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tADMIN\tCREATED")
-		for _, u := range users {
-			fmt.Fprintf(tw, "%s\t%v\t%s\n", u.Name, u.Admin, u.Created.UTC().Format("2006-01-02 15:04"))
-		}
-		return tw.Flush()
+		return writeTable(env.Stdout, "NAME\tADMIN\tCREATED", users, func(u store.User) string {
+			return fmt.Sprintf("%s\t%v\t%s", u.Name, u.Admin, listTime(u.Created))
+		})
 	}
 	return usagef("unknown command \"user %s\"; want add, set-password or list", sub)
 }

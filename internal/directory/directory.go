@@ -211,18 +211,11 @@ func (h *LoginReport) Process(ctx context.Context, form url.Values) (fsapi.Docum
 		h.opts.Logger.DebugContext(ctx, "verto login failed", "login", login, "address", form.Get("address"))
 		return fsapi.Document{Template: h.ok}, nil
 	}
-	id := clientID(login, h.opts.Domain)
-	if !ValidID(id) {
-		h.opts.Logger.InfoContext(ctx, "login report for a malformed client id", "login", login)
-		return fsapi.Document{}, fmt.Errorf("login report: malformed login %q: %w", login, fsapi.ErrNotFound)
-	}
-	err := h.opts.Store.SetClientConnected(ctx, id, h.opts.Now())
-	if errors.Is(err, store.ErrNotFound) {
-		h.opts.Logger.InfoContext(ctx, "login report for an unknown client", "client", id)
-		return fsapi.Document{}, fmt.Errorf("login report: unknown client %s: %w", id, fsapi.ErrNotFound)
-	}
+	err := h.opts.applyReport(ctx, "login report", login, func(ctx context.Context, id string) error {
+		return h.opts.Store.SetClientConnected(ctx, id, h.opts.Now())
+	})
 	if err != nil {
-		return fsapi.Document{}, fmt.Errorf("login report %s: %w", id, err)
+		return fsapi.Document{}, err
 	}
 	return fsapi.Document{Template: h.ok}, nil
 }
@@ -241,21 +234,31 @@ func (h *DisconnectReport) Requires() []fsapi.Pair {
 // Process implements fsapi.Handler. A report about an unknown client is
 // logged and answered not found.
 func (h *DisconnectReport) Process(ctx context.Context, form url.Values) (fsapi.Document, error) {
-	login := form.Get("login")
-	id := clientID(login, h.opts.Domain)
-	if !ValidID(id) {
-		h.opts.Logger.InfoContext(ctx, "disconnect report for a malformed client id", "login", login)
-		return fsapi.Document{}, fmt.Errorf("disconnect report: malformed login %q: %w", login, fsapi.ErrNotFound)
-	}
-	err := h.opts.Store.ClearClientConnected(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		h.opts.Logger.InfoContext(ctx, "disconnect report for an unknown client", "client", id)
-		return fsapi.Document{}, fmt.Errorf("disconnect report: unknown client %s: %w", id, fsapi.ErrNotFound)
-	}
-	if err != nil {
-		return fsapi.Document{}, fmt.Errorf("disconnect report %s: %w", id, err)
+	if err := h.opts.applyReport(ctx, "disconnect report", form.Get("login"), h.opts.Store.ClearClientConnected); err != nil {
+		return fsapi.Document{}, err
 	}
 	return fsapi.Document{Template: h.ok}, nil
+}
+
+// applyReport applies a report (what: "login report", "disconnect
+// report") about the client a Verto login names by calling update with the
+// client's id. A malformed login or an unknown client is logged and gives
+// an error wrapping fsapi.ErrNotFound.
+func (o Options) applyReport(ctx context.Context, what, login string, update func(ctx context.Context, id string) error) error {
+	id := clientID(login, o.Domain)
+	if !ValidID(id) {
+		o.Logger.InfoContext(ctx, what+" for a malformed client id", "login", login)
+		return fmt.Errorf("%s: malformed login %q: %w", what, login, fsapi.ErrNotFound)
+	}
+	err := update(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		o.Logger.InfoContext(ctx, what+" for an unknown client", "client", id)
+		return fmt.Errorf("%s: unknown client %s: %w", what, id, fsapi.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", what, id, err)
+	}
+	return nil
 }
 
 // clientID takes the client id out of a Verto login: "id" or "id@domain"

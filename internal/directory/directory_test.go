@@ -10,12 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"channels/internal/fixtures"
 	"channels/internal/fsapi"
 	"channels/internal/store"
 	"channels/internal/store/storetest"
 )
-
-const domain = "channels.test"
 
 // entry is a directory answer as FreeSWITCH reads it.
 type entry struct {
@@ -63,8 +62,8 @@ func parse(t *testing.T, doc []byte) entry {
 
 func lookup(user string) url.Values {
 	return url.Values{
-		"section": {"directory"}, "tag_name": {"domain"}, "key_name": {"name"}, "key_value": {domain},
-		"action": {"jsonrpc-authenticate"}, "user": {user}, "domain": {domain}, "hostname": {"vm"},
+		"section": {"directory"}, "tag_name": {"domain"}, "key_name": {"name"}, "key_value": {fixtures.Domain},
+		"action": {"jsonrpc-authenticate"}, "user": {user}, "domain": {fixtures.Domain}, "hostname": {fixtures.Hostname},
 	}
 }
 
@@ -94,7 +93,7 @@ func newFixture(t testing.TB, st *store.Store, maxClients, clients int, edit ...
 	}
 	f.reg = fsapi.NewRegistry(slog.New(slog.NewTextHandler(f.logs, nil)))
 	opts := Options{
-		Store: st, Domain: domain, MaxClientsPerChannel: maxClients,
+		Store: st, Domain: fixtures.Domain, MaxClientsPerChannel: maxClients,
 		Logger: slog.New(slog.NewTextHandler(f.logs, nil)),
 		Now:    func() time.Time { return f.now },
 	}
@@ -127,7 +126,7 @@ func TestLogin(t *testing.T) {
 				{"unknown client", lookup("00000000-0000-4000-8000-000000000000"), nil},
 				{"empty user", lookup(""), nil},
 				{"upper-case id", lookup(strings.ToUpper(f.c[0].ID)), nil},
-				{"id with domain", lookup(f.c[0].ID + "@" + domain), nil},
+				{"id with domain", lookup(f.c[0].ID + "@" + fixtures.Domain), nil},
 				{"injection", lookup("' OR '1'='1"), nil},
 				{"too long", lookup(f.c[0].ID + "0"), nil},
 				{"hostile", lookup(`"/><user id="x`), nil},
@@ -148,7 +147,7 @@ func TestLogin(t *testing.T) {
 						"jsonrpc-allowed-methods":        AllowedMethods,
 						"jsonrpc-allowed-event-channels": f.ch.ID,
 					}
-					if e.Domain != domain || e.ID != tt.want.ID || len(e.Params) != len(want) {
+					if e.Domain != fixtures.Domain || e.ID != tt.want.ID || len(e.Params) != len(want) {
 						t.Fatalf("got %+v", e)
 					}
 					for k, v := range want {
@@ -234,7 +233,7 @@ func TestChannelLimit(t *testing.T) {
 func report(action, login, success string) url.Values {
 	return url.Values{
 		"action": {action}, "login": {login}, "sessid": {"a0000000-0000-4000-8000-00000000000a"},
-		"success": {success}, "address": {"127.0.0.1:39360"}, "hostname": {"vm"},
+		"success": {success}, "address": {"127.0.0.1:39360"}, "hostname": {fixtures.Hostname},
 	}
 }
 
@@ -252,16 +251,16 @@ func TestReports(t *testing.T) {
 				log       string // a log line to expect
 			}{
 				{"login", false, func(id string) url.Values { return report(fsapi.ActionClientLogin, id, "1") }, true, true, ""},
-				{"login with domain", false, func(id string) url.Values { return report(fsapi.ActionClientLogin, id+"@"+domain, "1") }, true, true, ""},
+				{"login with domain", false, func(id string) url.Values { return report(fsapi.ActionClientLogin, id+"@"+fixtures.Domain, "1") }, true, true, ""},
 				{"login with other domain", false, func(id string) url.Values { return report(fsapi.ActionClientLogin, id+"@evil.test", "1") }, false, false, "malformed"},
 				{"failed login", false, func(id string) url.Values { return report(fsapi.ActionClientLogin, id, "0") }, false, true, ""},
 				{"failed login keeps connection", true, func(id string) url.Values { return report(fsapi.ActionClientLogin, id, "0") }, true, true, ""},
 				{"login of unknown client", false, func(string) url.Values { return report(fsapi.ActionClientLogin, unknown, "1") }, false, false, "unknown client"},
 				{"login of malformed id", false, func(string) url.Values { return report(fsapi.ActionClientLogin, "x'; DROP TABLE clients", "1") }, false, false, "malformed"},
-				{"disconnect", true, func(id string) url.Values { return report(fsapi.ActionClientDisconnect, id+"@"+domain, "") }, false, true, ""},
+				{"disconnect", true, func(id string) url.Values { return report(fsapi.ActionClientDisconnect, id+"@"+fixtures.Domain, "") }, false, true, ""},
 				{"disconnect bare id", true, func(id string) url.Values { return report(fsapi.ActionClientDisconnect, id, "") }, false, true, ""},
-				{"disconnect when not connected", false, func(id string) url.Values { return report(fsapi.ActionClientDisconnect, id+"@"+domain, "") }, false, true, ""},
-				{"disconnect of unknown client", true, func(string) url.Values { return report(fsapi.ActionClientDisconnect, unknown+"@"+domain, "") }, true, false, "unknown client"},
+				{"disconnect when not connected", false, func(id string) url.Values { return report(fsapi.ActionClientDisconnect, id+"@"+fixtures.Domain, "") }, false, true, ""},
+				{"disconnect of unknown client", true, func(string) url.Values { return report(fsapi.ActionClientDisconnect, unknown+"@"+fixtures.Domain, "") }, true, false, "unknown client"},
 				{"disconnect of empty login", true, func(string) url.Values { return report(fsapi.ActionClientDisconnect, "", "") }, true, false, "malformed"},
 			}
 			for _, tt := range tests {
@@ -301,7 +300,7 @@ func TestReports(t *testing.T) {
 
 func TestRegisterValidates(t *testing.T) {
 	reg := fsapi.NewRegistry(nil)
-	if err := Register(reg, Options{Domain: domain}); err == nil {
+	if err := Register(reg, Options{Domain: fixtures.Domain}); err == nil {
 		t.Error("no store accepted")
 	}
 	if err := Register(reg, Options{Store: &store.Store{}}); err == nil {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"testing"
 
+	"channels/internal/fixtures"
 	"channels/internal/fsapi"
 	"channels/internal/store/storetest"
 )
@@ -27,8 +28,8 @@ func FuzzRequests(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	for _, s := range []string{c.ID, c.ID + "@" + domain, "", "x", "' OR 1=1 --", "00000000-0000-4000-8000-000000000000", "\xff<&>"} {
-		f.Add(s, "1", domain)
+	for _, s := range []string{c.ID, c.ID + "@" + fixtures.Domain, "", "x", "' OR 1=1 --", "00000000-0000-4000-8000-000000000000", "\xff<&>"} {
+		f.Add(s, "1", fixtures.Domain)
 	}
 	f.Fuzz(func(t *testing.T, user, success, dom string) {
 		lk := lookup(user)
@@ -36,7 +37,7 @@ func FuzzRequests(f *testing.F) {
 		out := fx.respond(lk)
 		wellFormed(t, out)
 		found := !bytes.Equal(out, fsapi.NotFound())
-		if found != (user == c.ID && dom == domain) {
+		if found != (user == c.ID && dom == fixtures.Domain) {
 			t.Fatalf("user %q domain %q: found %v: %s", user, dom, found, out)
 		}
 		for _, action := range []string{fsapi.ActionClientLogin, fsapi.ActionClientDisconnect} {

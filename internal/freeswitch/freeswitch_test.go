@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"channels/internal/config"
+	"channels/internal/fixtures"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/pack")
@@ -20,9 +21,9 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/pa
 // testParams are the recording's settings (fixtures/README.md).
 var testParams = Params{
 	FSAPIURL:            "http://127.0.0.1:8080/fsapi",
-	User:                "fsuser",
-	Password:            "fspass",
-	Domain:              "channels.test",
+	User:                fixtures.APIUser,
+	Password:            fixtures.APIPassword,
+	Domain:              fixtures.Domain,
 	EventSocketPassword: "es-secret",
 }
 

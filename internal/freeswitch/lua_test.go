@@ -2,20 +2,18 @@ package freeswitch
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	lua "github.com/yuin/gopher-lua"
 
 	"channels/internal/directory"
+	"channels/internal/fixtures"
 	"channels/internal/fsapi"
 	"channels/internal/store"
 	"channels/internal/store/storetest"
@@ -51,33 +49,13 @@ func luaGlobalAfter(t *testing.T, code []byte, name string) string {
 	return string(v)
 }
 
-// event is one entry of fixtures/events.json.
-type event struct {
-	Headers map[string]string `json:"headers"`
-	Body    *string           `json:"body"`
-	Step    string            `json:"step"`
-}
-
-func loadEvents(t *testing.T) []event {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "fixtures", "events.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var evs []event
-	if err := json.Unmarshal(raw, &evs); err != nil {
-		t.Fatal(err)
-	}
-	return evs
-}
-
 // call is one freeswitch.API():execute the script made.
 type call struct{ cmd, args string }
 
 // runHook runs a script as mod_lua runs a hook: with the global `event`
 // and the freeswitch table (API():execute, consoleLog). execute answers
 // with reply.
-func runHook(t *testing.T, script []byte, ev event, reply func(cmd, args string) string) (calls []call, logs []string) {
+func runHook(t *testing.T, script []byte, ev fixtures.Event, reply func(cmd, args string) string) (calls []call, logs []string) {
 	t.Helper()
 	L := lua.NewState()
 	defer L.Close()
@@ -142,21 +120,22 @@ func script(t *testing.T, p Params, name string) []byte {
 // matches what FreeSWITCH's chat API then fired in the recording.
 func TestRelayRecordedEvents(t *testing.T) {
 	relay := script(t, testParams, "relay.lua")
-	evs := loadEvents(t)
+	evs := fixtures.Events(t)
 	const (
-		a = "3e1a6d2c-8f0b-4b6a-9c1d-2e3f4a5b6c7d"
-		b = "5c4d3e2f-1a0b-4c9d-8e7f-6a5b4c3d2e1f"
-		c = "8b7a6958-4f3e-4d2c-9b1a-0f9e8d7c6b5a"
+		a  = fixtures.UserA
+		b  = fixtures.UserB
+		c  = fixtures.UserC
+		at = "@" + fixtures.Domain
 	)
 	// The exact chat commands, in order, for the recorded scenario.
 	want := []string{
-		"verto|" + a + "|" + b + "@channels.test|eyJ0eXBlIjoib2ZmZXIifQ==",
-		"verto|" + a + "|" + b + "@channels.test|eyJ0eXBlIjoiYWNjZXB0In0=",
-		"verto|" + a + "|00000000-0000-4000-8000-000000000000@channels.test|eA==",
-		"verto|" + a + "|" + b + "@channels.test|a|b\nc {\"d\":\"é\"} %20 +",
+		"verto|" + a + "|" + b + at + "|eyJ0eXBlIjoib2ZmZXIifQ==",
+		"verto|" + a + "|" + b + at + "|eyJ0eXBlIjoiYWNjZXB0In0=",
+		"verto|" + a + "|00000000-0000-4000-8000-000000000000" + at + "|eA==",
+		"verto|" + a + "|" + b + at + "|a|b\nc {\"d\":\"é\"} %20 +",
 		"", // the large body: checked against the event below
-		"verto|" + c + "|" + a + "@channels.test|eyJ0eXBlIjoib2ZmZXIifQ==",
-		"verto|" + b + "|" + a + "@channels.test|eyJ0eXBlIjoiY2xvc2UifQ==",
+		"verto|" + c + "|" + a + at + "|eyJ0eXBlIjoib2ZmZXIifQ==",
+		"verto|" + b + "|" + a + at + "|eyJ0eXBlIjoiY2xvc2UifQ==",
 	}
 	var got []string
 	for i, ev := range evs {
@@ -196,7 +175,7 @@ func TestRelayRecordedEvents(t *testing.T) {
 	}
 }
 
-func nextChatEvent(evs []event) *event {
+func nextChatEvent(evs []fixtures.Event) *fixtures.Event {
 	for i := range evs {
 		if evs[i].Headers["Event-Name"] == "MESSAGE" && evs[i].Headers["proto"] == "global" {
 			return &evs[i]
@@ -209,7 +188,7 @@ func TestRelayRefuses(t *testing.T) {
 	relay := script(t, testParams, "relay.lua")
 	body := "eA=="
 	base := map[string]string{"Event-Name": "MESSAGE", "proto": "verto", "dest_proto": "GLOBAL",
-		"from_user": "3e1a6d2c-8f0b-4b6a-9c1d-2e3f4a5b6c7d", "to": "5c4d3e2f-1a0b-4c9d-8e7f-6a5b4c3d2e1f"}
+		"from_user": fixtures.UserA, "to": fixtures.UserB}
 	tests := []struct {
 		name string
 		edit func(h map[string]string)
@@ -217,7 +196,7 @@ func TestRelayRefuses(t *testing.T) {
 		log  bool
 	}{
 		{"other domain", func(h map[string]string) { h["to"] += "@evil.test" }, &body, true},
-		{"empty user before domain", func(h map[string]string) { h["to"] = "@channels.test" }, &body, true},
+		{"empty user before domain", func(h map[string]string) { h["to"] = "@" + fixtures.Domain }, &body, true},
 		{"no to", func(h map[string]string) { delete(h, "to") }, &body, true},
 		{"no from_user", func(h map[string]string) { delete(h, "from_user") }, &body, true},
 		{"no body", func(map[string]string) {}, nil, true},
@@ -232,7 +211,7 @@ func TestRelayRefuses(t *testing.T) {
 				h[k] = v
 			}
 			tt.edit(h)
-			calls, logs := runHook(t, relay, event{Headers: h, Body: tt.body, Step: tt.name}, func(string, string) string { return "" })
+			calls, logs := runHook(t, relay, fixtures.Event{Headers: h, Body: tt.body, Step: tt.name}, func(string, string) string { return "" })
 			if len(calls) != 0 {
 				t.Errorf("relayed: %v", calls)
 			}
@@ -249,7 +228,7 @@ func TestRelayRefuses(t *testing.T) {
 // secret, the endpoint takes them without basic credentials, and the
 // clients' connected times follow.
 func TestReportRecordedEvents(t *testing.T) {
-	evs := loadEvents(t)
+	evs := fixtures.Events(t)
 	recorded := recordedReports(t)
 	for _, bk := range storetest.Stores(t) {
 		t.Run(bk.Name, func(t *testing.T) {
@@ -258,18 +237,17 @@ func TestReportRecordedEvents(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ids := []string{"3e1a6d2c-8f0b-4b6a-9c1d-2e3f4a5b6c7d", "5c4d3e2f-1a0b-4c9d-8e7f-6a5b4c3d2e1f", "8b7a6958-4f3e-4d2c-9b1a-0f9e8d7c6b5a"}
-			for _, id := range ids {
-				if err := bk.Store.PutClient(ctx, store.Client{ID: id, Password: "pw", ChannelID: ch.ID}); err != nil {
+			for _, u := range fixtures.Users() {
+				if err := bk.Store.PutClient(ctx, store.Client{ID: u.ID, Password: "pw", ChannelID: ch.ID}); err != nil {
 					t.Fatal(err)
 				}
 			}
 			reg := fsapi.NewRegistry(nil)
-			if err := directory.Register(reg, directory.Options{Store: bk.Store, Domain: "channels.test"}); err != nil {
+			if err := directory.Register(reg, directory.Options{Store: bk.Store, Domain: fixtures.Domain}); err != nil {
 				t.Fatal(err)
 			}
 			srv := httptest.NewServer(fsapi.NewHandler(reg, fsapi.Options{
-				User: "fsuser", Password: testParams.Password, Hostname: "vm",
+				User: fixtures.APIUser, Password: testParams.Password, Hostname: fixtures.Hostname,
 				Networks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 			}))
 			defer srv.Close()
@@ -330,7 +308,7 @@ func TestReportRecordedEvents(t *testing.T) {
 func TestReportExactCommand(t *testing.T) {
 	report := script(t, testParams, "report.lua")
 	var got []string
-	for _, ev := range loadEvents(t) {
+	for _, ev := range fixtures.Events(t) {
 		if ev.Step != "06 login ok" && !(ev.Step == "29 second connection same user same sessid" && ev.Headers["Event-Subclass"] == "verto::client_disconnect") {
 			continue
 		}
@@ -374,7 +352,7 @@ func curlAPI(t *testing.T, cmd, args string) string {
 	return string(body)
 }
 
-func checkConnected(t *testing.T, st *store.Store, ev event) {
+func checkConnected(t *testing.T, st *store.Store, ev fixtures.Event) {
 	t.Helper()
 	id, _, _ := strings.Cut(ev.Headers["verto_login"], "@")
 	c, err := st.ClientByID(context.Background(), id)
@@ -397,27 +375,13 @@ func checkConnected(t *testing.T, st *store.Store, ev event) {
 // (the stand-in's Lua hooks' posts), in order.
 func recordedReports(t *testing.T) []url.Values {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "fixtures", "xml-curl-requests.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var recs []struct {
-		Form map[string]string `json:"form"`
-	}
-	if err := json.Unmarshal(raw, &recs); err != nil {
-		t.Fatal(err)
-	}
 	var out []url.Values
-	for _, r := range recs {
+	for _, r := range fixtures.CurlRequests(t) {
 		a := r.Form["action"]
 		if a != fsapi.ActionClientLogin && a != fsapi.ActionClientDisconnect {
 			continue
 		}
-		v := url.Values{}
-		for k, x := range r.Form {
-			v.Set(k, x)
-		}
-		out = append(out, v)
+		out = append(out, r.Values())
 	}
 	return out
 }

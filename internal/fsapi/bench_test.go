@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"channels/internal/fixtures"
 	"channels/internal/store"
 	"channels/internal/store/storetest"
 )
@@ -25,41 +26,55 @@ import (
 //
 //	go test ./internal/fsapi -run '^$' -bench DirectoryLogin -benchtime 20000x
 func BenchmarkDirectoryLogin(b *testing.B) {
-	recs := loadRecordings(b)
-	users := recordedUsers(b, recs)
+	recs := fixtures.CurlRequests(b)
+	users := fixtures.RecordedUsers(b)
 	lookup := recs[5] // A's directory lookup, with every header FreeSWITCH sends
 	if lookup.Form["action"] != "jsonrpc-authenticate" {
 		b.Fatal("recording 5 is not a directory lookup")
 	}
-	for _, backend := range []func(testing.TB) storetest.Backend{storetest.SQLite, storetest.Postgres} {
-		bk := backend(b)
-		seedMany(b, bk.Store, users, 1000)
-		for _, cache := range []struct {
-			name string
-			ttl  time.Duration
-		}{{"cache", 0}, {"nocache", -1}} {
-			srv := httptest.NewServer(newEndpointCache(b, bk.Store, 0, cache.ttl))
-			for _, conc := range []int{16, 64} {
-				b.Run(fmt.Sprintf("%s/%s/c%d", bk.Name, cache.name, conc), func(b *testing.B) {
-					benchLogins(b, srv.URL+"/fsapi", lookup, users, conc)
-				})
-			}
-			srv.Close()
+	eachEndpoint(b, users, func(name string, h http.Handler) {
+		srv := httptest.NewServer(h)
+		defer srv.Close()
+		for _, conc := range []int{16, 64} {
+			b.Run(fmt.Sprintf("%s/c%d", name, conc), func(b *testing.B) {
+				benchLogins(b, srv.URL+"/fsapi", lookup, users, conc)
+			})
 		}
-	}
+	})
 }
 
 // BenchmarkHandler measures the server side alone: ServeHTTP of a
 // directory lookup, without TCP, on both stores, with and without the
 // directory cache. ns/op is CPU per request spread over the cores.
 func BenchmarkHandler(b *testing.B) {
-	recs := loadRecordings(b)
-	users := recordedUsers(b, recs)
-	form := url.Values{}
-	for k, v := range recs[5].Form {
-		form.Set(k, v)
-	}
-	body := form.Encode()
+	recs := fixtures.CurlRequests(b)
+	users := fixtures.RecordedUsers(b)
+	body := recs[5].Values().Encode()
+	eachEndpoint(b, users, func(name string, h http.Handler) {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req := httptest.NewRequest(http.MethodPost, "/fsapi", strings.NewReader(body))
+					req.RemoteAddr = "127.0.0.1:40000"
+					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+					req.SetBasicAuth(fixtures.APIUser, fixtures.APIPassword)
+					w := httptest.NewRecorder()
+					h.ServeHTTP(w, req)
+					if w.Code != 200 || !strings.Contains(w.Body.String(), `name="password"`) {
+						b.Errorf("status %d: %s", w.Code, w.Body)
+						return
+					}
+				}
+			})
+		})
+	})
+}
+
+// eachEndpoint calls f with /fsapi as the app assembles it, over SQLite
+// and over PostgreSQL, each seeded with the recorded clients and 1000
+// more, with the directory cache on and off; name is "store/cache".
+func eachEndpoint(b *testing.B, users []fixtures.User, f func(name string, h http.Handler)) {
 	for _, backend := range []func(testing.TB) storetest.Backend{storetest.SQLite, storetest.Postgres} {
 		bk := backend(b)
 		seedMany(b, bk.Store, users, 1000)
@@ -67,31 +82,14 @@ func BenchmarkHandler(b *testing.B) {
 			name string
 			ttl  time.Duration
 		}{{"cache", 0}, {"nocache", -1}} {
-			h := newEndpointCache(b, bk.Store, 0, cache.ttl)
-			b.Run(bk.Name+"/"+cache.name, func(b *testing.B) {
-				b.ReportAllocs()
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						req := httptest.NewRequest(http.MethodPost, "/fsapi", strings.NewReader(body))
-						req.RemoteAddr = "127.0.0.1:40000"
-						req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-						req.SetBasicAuth(recUser, recPassword)
-						w := httptest.NewRecorder()
-						h.ServeHTTP(w, req)
-						if w.Code != 200 || !strings.Contains(w.Body.String(), `name="password"`) {
-							b.Errorf("status %d: %s", w.Code, w.Body)
-							return
-						}
-					}
-				})
-			})
+			f(bk.Name+"/"+cache.name, newEndpointCache(b, bk.Store, 0, cache.ttl))
 		}
 	}
 }
 
 // seedMany adds the recorded clients and n more, so lookups hit a table of
 // realistic size.
-func seedMany(b testing.TB, st *store.Store, users []recordedUser, n int) {
+func seedMany(b testing.TB, st *store.Store, users []fixtures.User, n int) {
 	seed(b, st, users)
 	ctx := context.Background()
 	ch, err := st.CreateChannel(ctx, "bench", false, 0)
@@ -105,7 +103,7 @@ func seedMany(b testing.TB, st *store.Store, users []recordedUser, n int) {
 	}
 }
 
-func benchLogins(b *testing.B, target string, lookup recording, users []recordedUser, conc int) {
+func benchLogins(b *testing.B, target string, lookup fixtures.CurlRequest, users []fixtures.User, conc int) {
 	client := &http.Client{Transport: &http.Transport{
 		MaxIdleConns: conc * 2, MaxIdleConnsPerHost: conc * 2, MaxConnsPerHost: conc * 2,
 	}}
@@ -131,7 +129,7 @@ func benchLogins(b *testing.B, target string, lookup recording, users []recorded
 			i++
 			req, _ := http.NewRequest(http.MethodPost, target, strings.NewReader(bodies[i%len(bodies)]))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.SetBasicAuth(recUser, recPassword)
+			req.SetBasicAuth(fixtures.APIUser, fixtures.APIPassword)
 			t0 := time.Now()
 			res, err := client.Do(req)
 			if err != nil {

@@ -3,7 +3,6 @@ package fsapi_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"encoding/xml"
 	"flag"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +17,7 @@ import (
 	"time"
 
 	"channels/internal/directory"
+	"channels/internal/fixtures"
 	"channels/internal/fsapi"
 	"channels/internal/store"
 	"channels/internal/store/storetest"
@@ -27,141 +26,9 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
-// Recorded settings of the FreeSWITCH recording (fixtures/README.md).
-const (
-	recDomain   = "channels.test"
-	recHostname = "vm"
-	recBind     = "127.0.0.1:8181"
-	recUser     = "fsuser"
-	recPassword = "fspass" // the recording kept only its length, 6
-)
-
-// recording is one entry of fixtures/xml-curl-requests.json.
-type recording struct {
-	BasicAuth   bool              `json:"basic_auth"`
-	BasicUser   string            `json:"basic_user"`
-	BasicPass   int               `json:"basic_pass_len"`
-	ContentType string            `json:"content_type"`
-	Form        map[string]string `json:"form"`
-	Method      string            `json:"method"`
-	Path        string            `json:"path"`
-	Response    string            `json:"response"`
-	UserAgent   string            `json:"user_agent"`
-}
-
-// fixtures returns the directory of the shared recordings: ../shared/fixtures
-// from the repository root.
-func fixtures(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "fixtures")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("repository root (go.mod) not found")
-		}
-		dir = parent
-	}
-}
-
-func loadRecordings(t testing.TB) []recording {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(fixtures(t), "xml-curl-requests.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var recs []recording
-	if err := json.Unmarshal(raw, &recs); err != nil {
-		t.Fatal(err)
-	}
-	if len(recs) == 0 {
-		t.Fatal("no recordings")
-	}
-	return recs
-}
-
-// recordedUser is a directory entry taken from a recorded answer.
-type recordedUser struct {
-	ID       string
-	Password string
-	Channel  string
-}
-
-// xmlDirectory parses a directory document the way FreeSWITCH reads it.
-type xmlDirectory struct {
-	Sections []struct {
-		Name    string `xml:"name,attr"`
-		Domains []struct {
-			Name  string `xml:"name,attr"`
-			Users []struct {
-				ID     string `xml:"id,attr"`
-				Params []struct {
-					Name  string `xml:"name,attr"`
-					Value string `xml:"value,attr"`
-				} `xml:"params>param"`
-			} `xml:"user"`
-		} `xml:"domain"`
-		Result *struct {
-			Status string `xml:"status,attr"`
-		} `xml:"result"`
-	} `xml:"section"`
-}
-
-func parseUsers(t testing.TB, doc string) []recordedUser {
-	t.Helper()
-	var d xmlDirectory
-	if err := xml.Unmarshal([]byte(doc), &d); err != nil {
-		t.Fatalf("parse %q: %v", doc, err)
-	}
-	var out []recordedUser
-	for _, s := range d.Sections {
-		for _, dom := range s.Domains {
-			for _, u := range dom.Users {
-				ru := recordedUser{ID: u.ID}
-				for _, p := range u.Params {
-					switch p.Name {
-					case "password":
-						ru.Password = p.Value
-					case "jsonrpc-allowed-event-channels":
-						ru.Channel = p.Value
-					}
-				}
-				out = append(out, ru)
-			}
-		}
-	}
-	return out
-}
-
-// recordedUsers collects the clients the stand-in knew, from its answers.
-func recordedUsers(t testing.TB, recs []recording) []recordedUser {
-	seen := map[string]recordedUser{}
-	var out []recordedUser
-	for _, r := range recs {
-		if !strings.HasPrefix(r.Response, "<?xml") {
-			continue // the stand-in's "ok" to reports
-		}
-		for _, u := range parseUsers(t, r.Response) {
-			if _, ok := seen[u.ID]; !ok {
-				seen[u.ID] = u
-				out = append(out, u)
-			}
-		}
-	}
-	if len(out) != 3 {
-		t.Fatalf("recording has %d users, want 3 (A, B, C)", len(out))
-	}
-	return out
-}
-
 // seed puts the recorded channels and clients into st, with their recorded
 // ids.
-func seed(t testing.TB, st *store.Store, users []recordedUser) {
+func seed(t testing.TB, st *store.Store, users []fixtures.User) {
 	t.Helper()
 	ctx := context.Background()
 	made := map[string]bool{}
@@ -191,14 +58,14 @@ func newEndpoint(t testing.TB, st directory.Store, maxClients int) http.Handler 
 func newEndpointCache(t testing.TB, st directory.Store, maxClients int, ttl time.Duration) http.Handler {
 	t.Helper()
 	reg := fsapi.NewRegistry(nil)
-	if err := vertoconf.Register(reg, vertoconf.Options{Bind: recBind, Domain: recDomain}); err != nil {
+	if err := vertoconf.Register(reg, vertoconf.Options{Bind: fixtures.Bind, Domain: fixtures.Domain}); err != nil {
 		t.Fatal(err)
 	}
-	if err := directory.Register(reg, directory.Options{Store: st, Domain: recDomain, MaxClientsPerChannel: maxClients, CacheTTL: ttl}); err != nil {
+	if err := directory.Register(reg, directory.Options{Store: st, Domain: fixtures.Domain, MaxClientsPerChannel: maxClients, CacheTTL: ttl}); err != nil {
 		t.Fatal(err)
 	}
 	return fsapi.NewHandler(reg, fsapi.Options{
-		User: recUser, Password: recPassword, Hostname: recHostname,
+		User: fixtures.APIUser, Password: fixtures.APIPassword, Hostname: fixtures.Hostname,
 		Networks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 	})
 }
@@ -206,25 +73,22 @@ func newEndpointCache(t testing.TB, st directory.Store, maxClients int, ttl time
 // replayRequest builds the HTTP request FreeSWITCH made. Reports (sent by
 // mod_curl without credentials) carry the secret field as the pack's
 // report.lua sends it.
-func replayRequest(r recording) *http.Request {
-	form := url.Values{}
-	for k, v := range r.Form {
-		form.Set(k, v)
-	}
+func replayRequest(r fixtures.CurlRequest) *http.Request {
+	form := r.Values()
 	if !r.BasicAuth {
-		form.Set(fsapi.SecretField, recPassword)
+		form.Set(fsapi.SecretField, fixtures.APIPassword)
 	}
 	req := httptest.NewRequest(r.Method, r.Path, strings.NewReader(form.Encode()))
 	req.RemoteAddr = "127.0.0.1:40000"
 	req.Header.Set("Content-Type", r.ContentType)
 	req.Header.Set("User-Agent", r.UserAgent)
 	if r.BasicAuth {
-		req.SetBasicAuth(r.BasicUser, recPassword)
+		req.SetBasicAuth(r.BasicUser, fixtures.APIPassword)
 	}
 	return req
 }
 
-func goldenName(i int, r recording) string {
+func goldenName(i int, r fixtures.CurlRequest) string {
 	what := r.Form["action"]
 	if what == "" {
 		what = r.Form["key_value"]
@@ -246,8 +110,8 @@ func goldenName(i int, r recording) string {
 // (every XML answer; its "ok" to reports was a placeholder), with the
 // recorded answer byte for byte.
 func TestReplayRecording(t *testing.T) {
-	recs := loadRecordings(t)
-	users := recordedUsers(t, recs)
+	recs := fixtures.CurlRequests(t)
+	users := fixtures.RecordedUsers(t)
 	for _, b := range storetest.Stores(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			seed(t, b.Store, users)
@@ -287,9 +151,9 @@ func TestReplayRecording(t *testing.T) {
 }
 
 // checkState follows the connected state the reports set and clear.
-func checkState(t *testing.T, st *store.Store, i int, r recording) {
+func checkState(t *testing.T, st *store.Store, i int, r fixtures.CurlRequest) {
 	t.Helper()
-	login := strings.TrimSuffix(r.Form["login"], "@"+recDomain)
+	login := strings.TrimSuffix(r.Form["login"], "@"+fixtures.Domain)
 	if login == "" || strings.HasPrefix(login, "00000000") {
 		return
 	}
@@ -325,12 +189,12 @@ func wellFormed(doc string) error {
 // TestReplayOtherHost replays the directory lookups with a different
 // configured FreeSWITCH host name: nothing matches.
 func TestReplayOtherHost(t *testing.T) {
-	recs := loadRecordings(t)
+	recs := fixtures.CurlRequests(t)
 	reg := fsapi.NewRegistry(nil)
-	if err := vertoconf.Register(reg, vertoconf.Options{Bind: recBind, Domain: recDomain}); err != nil {
+	if err := vertoconf.Register(reg, vertoconf.Options{Bind: fixtures.Bind, Domain: fixtures.Domain}); err != nil {
 		t.Fatal(err)
 	}
-	h := fsapi.NewHandler(reg, fsapi.Options{User: recUser, Password: recPassword, Hostname: "other"})
+	h := fsapi.NewHandler(reg, fsapi.Options{User: fixtures.APIUser, Password: fixtures.APIPassword, Hostname: "other"})
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, replayRequest(recs[0]))
 	if !bytes.Equal(w.Body.Bytes(), fsapi.NotFound()) {

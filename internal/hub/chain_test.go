@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"channels/internal/directory"
+	"channels/internal/fixtures"
 	"channels/internal/fsapi"
 	"channels/internal/store"
 	"channels/internal/store/storetest"
@@ -18,7 +19,7 @@ import (
 func directoryGateway(t testing.TB, st *store.Store) Gateway {
 	t.Helper()
 	reg := fsapi.NewRegistry(slog.New(slog.DiscardHandler))
-	if err := directory.Register(reg, directory.Options{Store: st, Domain: recDomain}); err != nil {
+	if err := directory.Register(reg, directory.Options{Store: st, Domain: fixtures.Domain}); err != nil {
 		t.Fatal(err)
 	}
 	return reg

@@ -15,6 +15,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"channels/internal/fixtures"
 	"channels/internal/store"
 	"channels/internal/store/storetest"
 )
@@ -97,17 +98,13 @@ func (g *recordingGateway) received() []url.Values {
 func realChain(t *testing.T, st *store.Store) Gateway {
 	t.Helper()
 	ctx := context.Background()
-	for _, id := range []string{chanAB, chanC} {
+	for _, id := range []string{fixtures.ChannelAB, fixtures.ChannelC} {
 		if err := st.PutChannel(ctx, store.Channel{ID: id, Topic: "recorded", Public: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, c := range []store.Client{
-		{ID: userA, Password: passA, ChannelID: chanAB},
-		{ID: userB, Password: passB, ChannelID: chanAB},
-		{ID: userC, Password: passC, ChannelID: chanC},
-	} {
-		if err := st.PutClient(ctx, c); err != nil {
+	for _, u := range fixtures.Users() {
+		if err := st.PutClient(ctx, store.Client{ID: u.ID, Password: u.Password, ChannelID: u.Channel}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -116,7 +113,7 @@ func realChain(t *testing.T, st *store.Store) Gateway {
 
 func replayTranscript(t *testing.T, gw Gateway, received func() []url.Values) {
 	th := startHub(t, gw, nil)
-	events := loadTranscript(t)
+	events := fixtures.Transcript(t)
 
 	st := &replayState{idMap: map[string]string{}, idRev: map[string]string{}, lastID: map[string]int64{}, sessMap: map[string]string{}}
 	conns := map[string]*wsClient{}
@@ -301,15 +298,11 @@ func keys(m map[string]any) []string {
 // the hub's business).
 func recordedVertoRequests(t *testing.T) []url.Values {
 	var out []url.Values
-	for _, r := range loadCurlRequests(t) {
+	for _, r := range fixtures.CurlRequests(t) {
 		if r.Form["section"] == "configuration" {
 			continue
 		}
-		v := url.Values{}
-		for k, x := range r.Form {
-			v.Set(k, x)
-		}
-		out = append(out, v)
+		out = append(out, r.Values())
 	}
 	return out
 }

@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -17,83 +15,9 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"channels/internal/fixtures"
 )
-
-// The recorded FreeSWITCH session: domain, host name and users.
-const (
-	recDomain   = "channels.test"
-	recHostname = "vm"
-	chanAB      = "0b0e4c1e-6a55-4c39-9d0e-3f7b0c2c7a11"
-	chanC       = "7d1f2a90-2c3e-4f7a-8f3b-1b2c3d4e5f60"
-	userA       = "3e1a6d2c-8f0b-4b6a-9c1d-2e3f4a5b6c7d"
-	passA       = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
-	userB       = "5c4d3e2f-1a0b-4c9d-8e7f-6a5b4c3d2e1f"
-	passB       = "1f2e3d4c-5b6a-4798-8a6b-5c4d3e2f1a0b"
-	userC       = "8b7a6958-4f3e-4d2c-9b1a-0f9e8d7c6b5a"
-	passC       = "2a3b4c5d-6e7f-4809-9a1b-2c3d4e5f6a7b"
-)
-
-// fixturesDir finds ../shared/fixtures beside the repository root.
-func fixturesDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "fixtures")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
-
-// transcriptEvent is one line of verto-transcript.json.
-type transcriptEvent struct {
-	Conn string          `json:"conn"`
-	Dir  string          `json:"dir"`
-	Step string          `json:"step"`
-	JSON json.RawMessage `json:"json"`
-	Raw  string          `json:"raw"`
-	MS   int             `json:"ms"`
-}
-
-func loadTranscript(t testing.TB) []transcriptEvent {
-	t.Helper()
-	var ev []transcriptEvent
-	readJSON(t, "verto-transcript.json", &ev)
-	return ev
-}
-
-// curlRequest is one line of xml-curl-requests.json.
-type curlRequest struct {
-	BasicAuth bool              `json:"basic_auth"`
-	Form      map[string]string `json:"form"`
-	Response  string            `json:"response"`
-	UserAgent string            `json:"user_agent"`
-}
-
-func loadCurlRequests(t testing.TB) []curlRequest {
-	t.Helper()
-	var reqs []curlRequest
-	readJSON(t, "xml-curl-requests.json", &reqs)
-	return reqs
-}
-
-func readJSON(t testing.TB, name string, v any) {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(fixturesDir(t), name))
-	if err != nil {
-		t.Fatalf("read fixture: %v", err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("parse fixture %s: %v", name, err)
-	}
-}
 
 // recordedGateway answers directory lookups with the responses the
 // stand-in /fsapi gave FreeSWITCH in the recording (real recorded data),
@@ -109,7 +33,7 @@ type recordedGateway struct {
 
 func newRecordedGateway(t testing.TB) *recordedGateway {
 	g := &recordedGateway{byUser: map[string]string{}}
-	for _, r := range loadCurlRequests(t) {
+	for _, r := range fixtures.CurlRequests(t) {
 		f := r.Form
 		switch {
 		case f["section"] == "directory" && f["action"] == "jsonrpc-authenticate":
@@ -133,7 +57,7 @@ func (g *recordedGateway) Respond(_ context.Context, form url.Values) []byte {
 	g.forms = append(g.forms, form)
 	g.mu.Unlock()
 	if form.Get("section") == "directory" {
-		if doc, ok := g.byUser[form.Get("user")]; ok && form.Get("domain") == recDomain {
+		if doc, ok := g.byUser[form.Get("user")]; ok && form.Get("domain") == fixtures.Domain {
 			return []byte(doc)
 		}
 		return []byte(g.notFound)
@@ -160,7 +84,7 @@ type testHub struct {
 
 func startHub(t testing.TB, gw Gateway, mod func(*Options)) *testHub {
 	t.Helper()
-	opts := Options{Gateway: gw, Domain: recDomain, Hostname: recHostname}
+	opts := Options{Gateway: gw, Domain: fixtures.Domain, Hostname: fixtures.Hostname}
 	if mod != nil {
 		mod(&opts)
 	}

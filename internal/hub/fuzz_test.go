@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+
+	"channels/internal/fixtures"
 )
 
 // FuzzDispatch drives the dispatcher with arbitrary frames, before and
@@ -12,7 +14,7 @@ import (
 // single message gets at most one reply and a batch exactly one array.
 func FuzzDispatch(f *testing.F) {
 	gw := newRecordedGateway(f)
-	for _, ev := range loadTranscript(f) {
+	for _, ev := range fixtures.Transcript(f) {
 		if ev.Dir != "send" {
 			continue
 		}
@@ -36,11 +38,11 @@ func FuzzDispatch(f *testing.F) {
 		f.Add(false, []byte(s))
 	}
 	f.Fuzz(func(t *testing.T, loggedIn bool, data []byte) {
-		h := New(Options{Gateway: gw, Domain: recDomain, Hostname: recHostname, QueueSize: 1 << 12, RequestRate: 1e9, RequestBurst: 1 << 30})
+		h := New(Options{Gateway: gw, Domain: fixtures.Domain, Hostname: fixtures.Hostname, QueueSize: 1 << 12, RequestRate: 1e9, RequestBurst: 1 << 30})
 		defer func() { _ = h.Shutdown(context.Background()) }()
 		c := newConn(h, nil, "127.0.0.1:1")
 		if loggedIn {
-			c.handleFrame([]byte(`{"jsonrpc":"2.0","id":1,"method":"login","params":{"login":"` + userA + `","passwd":"` + passA + `","sessid":"s"}}`))
+			c.handleFrame([]byte(`{"jsonrpc":"2.0","id":1,"method":"login","params":{"login":"` + fixtures.UserA + `","passwd":"` + fixtures.PasswordA + `","sessid":"s"}}`))
 			if !c.authed {
 				t.Fatal("login failed")
 			}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"channels/internal/fixtures"
 )
 
 func result(t *testing.T, r map[string]any) map[string]any {
@@ -68,7 +70,7 @@ func TestPresenceBroadcast(t *testing.T) {
 			ev := c.recv()
 			p, _ := ev["params"].(map[string]any)
 			if ev["method"] != "verto.event" || p["eventData"] != "presence" ||
-				p["userid"] != sender.name+"@"+recDomain || p["sessid"] != "s-"+sender.name ||
+				p["userid"] != sender.name+"@"+fixtures.Domain || p["sessid"] != "s-"+sender.name ||
 				p["subscribedChannel"] != room || fmt.Sprint(p["eventSerno"]) != fmt.Sprint(round) {
 				t.Fatalf("%s got %v", c.name, ev)
 			}
@@ -98,7 +100,7 @@ func TestDirectMessageAllConnections(t *testing.T) {
 	carol := dial(t, th, "carol", nil)
 	carol.login("carol", "pw", "sc")
 
-	for _, to := range []string{"alice", "alice@" + recDomain} {
+	for _, to := range []string{"alice", "alice@" + fixtures.Domain} {
 		r := bob.call(5, "verto.info", map[string]any{"msg": map[string]any{"to": to, "body": "b64"}})
 		if res := result(t, r); res["message"] != "SENT" {
 			t.Fatalf("info: %v", res)
@@ -107,7 +109,7 @@ func TestDirectMessageAllConnections(t *testing.T) {
 		for i, a := range alices {
 			m := a.recv()
 			msg := m["params"].(map[string]any)["msg"].(map[string]any)
-			if m["method"] != "verto.info" || msg["from"] != "bob" || msg["to"] != "alice@"+recDomain || msg["body"] != "b64" || len(msg) != 3 {
+			if m["method"] != "verto.info" || msg["from"] != "bob" || msg["to"] != "alice@"+fixtures.Domain || msg["body"] != "b64" || len(msg) != 3 {
 				t.Fatalf("%s got %v", a.name, m)
 			}
 			if i == 0 {
@@ -401,7 +403,7 @@ func TestShutdown(t *testing.T) {
 	before := runtime.NumGoroutine()
 	gw := newDirGateway()
 	gw.add("u", "pw", "room")
-	h := New(Options{Gateway: gw, Domain: recDomain})
+	h := New(Options{Gateway: gw, Domain: fixtures.Domain})
 	srv := newLoopbackServer(t, h)
 	th := &testHub{h: h, url: "ws://" + srv.addr + "/verto"}
 	var clients []*wsClient

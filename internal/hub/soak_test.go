@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"channels/internal/fixtures"
 )
 
 // TestSoak: thousands of connections join channels, broadcast, message
@@ -32,7 +34,7 @@ func TestSoak(t *testing.T) {
 	for i := range clients {
 		gw.add(fmt.Sprintf("c%d", i), "pw", fmt.Sprintf("ch%d", i%channels))
 	}
-	h := New(Options{Gateway: gw, Domain: recDomain, MaxConnsPerAddress: 2 * parallel})
+	h := New(Options{Gateway: gw, Domain: fixtures.Domain, MaxConnsPerAddress: 2 * parallel})
 	srv := newLoopbackServer(t, h)
 	url := "ws://" + srv.addr + "/verto"
 

@@ -318,12 +318,20 @@ func idOrNull(id json.RawMessage) json.RawMessage {
 	return id
 }
 
-// ErrorReply builds {"jsonrpc":"2.0","id":id,"error":{"code":…,"message":…}}.
-func ErrorReply(id json.RawMessage, code int, message string) []byte {
-	b := make([]byte, 0, 96+len(message))
+// appendReplyHead appends the start of a reply to id, up to the value of
+// its member ("result" or "error"): {"jsonrpc":"2.0","id":id,"member":
+func appendReplyHead(b []byte, id json.RawMessage, member string) []byte {
 	b = append(b, `{"jsonrpc":"2.0","id":`...)
 	b = append(b, idOrNull(id)...)
-	b = append(b, `,"error":{"code":`...)
+	b = append(b, `,"`...)
+	b = append(b, member...)
+	return append(b, `":`...)
+}
+
+// ErrorReply builds {"jsonrpc":"2.0","id":id,"error":{"code":…,"message":…}}.
+func ErrorReply(id json.RawMessage, code int, message string) []byte {
+	b := appendReplyHead(make([]byte, 0, 96+len(message)), id, "error")
+	b = append(b, `{"code":`...)
 	b = strconv.AppendInt(b, int64(code), 10)
 	b = append(b, `,"message":`...)
 	b = AppendQuote(b, message)
@@ -333,21 +341,18 @@ func ErrorReply(id json.RawMessage, code int, message string) []byte {
 // ErrorObjectReply builds a reply whose error member is the given object,
 // as mod_verto sends when a verto.* method fails with its own response.
 func ErrorObjectReply(id json.RawMessage, errObj []byte) []byte {
-	b := make([]byte, 0, 48+len(errObj))
-	b = append(b, `{"jsonrpc":"2.0","id":`...)
-	b = append(b, idOrNull(id)...)
-	b = append(b, `,"error":`...)
-	b = append(b, errObj...)
-	return append(b, '}')
+	return memberReply(id, "error", errObj)
 }
 
 // ResultReply builds a reply whose result member is the given JSON value.
 func ResultReply(id json.RawMessage, result []byte) []byte {
-	b := make([]byte, 0, 48+len(result))
-	b = append(b, `{"jsonrpc":"2.0","id":`...)
-	b = append(b, idOrNull(id)...)
-	b = append(b, `,"result":`...)
-	b = append(b, result...)
+	return memberReply(id, "result", result)
+}
+
+// memberReply builds a reply whose member is the given JSON value.
+func memberReply(id json.RawMessage, member string, value []byte) []byte {
+	b := appendReplyHead(make([]byte, 0, 48+len(value)), id, member)
+	b = append(b, value...)
 	return append(b, '}')
 }
 

@@ -3,7 +3,6 @@ package vertoconf
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"encoding/xml"
 	"flag"
 	"net/url"
@@ -12,6 +11,7 @@ import (
 	"testing"
 
 	"channels/internal/config"
+	"channels/internal/fixtures"
 	"channels/internal/fsapi"
 )
 
@@ -19,7 +19,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 func lookup(name string) url.Values {
 	return url.Values{"section": {"configuration"}, "tag_name": {"configuration"}, "key_name": {"name"},
-		"key_value": {name}, "hostname": {"vm"}}
+		"key_value": {name}, "hostname": {fixtures.Hostname}}
 }
 
 func respond(t *testing.T, opts Options, form url.Values) []byte {
@@ -34,28 +34,13 @@ func respond(t *testing.T, opts Options, form url.Values) []byte {
 // TestRecorded compares with the answer FreeSWITCH accepted in the
 // recording, byte for byte.
 func TestRecorded(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "fixtures", "xml-curl-requests.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var recs []struct {
-		Form     map[string]string `json:"form"`
-		Response string            `json:"response"`
-	}
-	if err := json.Unmarshal(raw, &recs); err != nil {
-		t.Fatal(err)
-	}
 	n := 0
-	for _, r := range recs {
+	for _, r := range fixtures.CurlRequests(t) {
 		if r.Form["key_value"] != "verto.conf" {
 			continue
 		}
 		n++
-		form := url.Values{}
-		for k, v := range r.Form {
-			form.Set(k, v)
-		}
-		got := respond(t, Options{Bind: "127.0.0.1:8181", Domain: "channels.test"}, form)
+		got := respond(t, Options{Bind: fixtures.Bind, Domain: fixtures.Domain}, r.Values())
 		if string(got) != r.Response {
 			t.Errorf("got\n%s\nrecorded\n%s", got, r.Response)
 		}

@@ -88,8 +88,10 @@ export class Call {
     this.pc = null;
     /** @type {MediaStream | null} */
     this.local = null;
-    /** @type {MediaStream | null} */
+    /** @type {MediaStream | null} the peer's media, for the view */
     this.remote = null;
+    /** @type {MediaStream | null} the peer's tracks, until they are shown */
+    this.incoming = null;
     this.micOn = true;
     this.camOn = true;
     this.makingOffer = false;
@@ -216,19 +218,34 @@ export class Call {
         this.makingOffer = true;
         await pc.setLocalDescription();
         this.send({ t: 'sdp', d: pc.localDescription?.toJSON() });
+        setTimeout(() => this.reveal());
       } catch { /* a newer negotiation takes over */ } finally {
         this.makingOffer = false;
       }
     };
     pc.ontrack = (e) => {
-      if (!this.remote) this.remote = e.streams[0] || new MediaStream();
-      if (!this.remote.getTracks().includes(e.track)) this.remote.addTrack(e.track);
-      this.o.onChange(this);
+      if (!this.incoming) this.incoming = e.streams[0] || new MediaStream();
+      if (!this.incoming.getTracks().includes(e.track)) this.incoming.addTrack(e.track);
+      if (this.remote) this.o.onChange(this);
     };
     pc.onconnectionstatechange = () => this.pcState(pc.connectionState);
     // The caller offers audio and video both ways before any camera is on;
     // tracks are put on the senders when they come, with no renegotiation.
     if (this.polite) for (const kind of ['audio', 'video']) pc.addTransceiver(kind, { direction: 'sendrecv' });
+  }
+
+  /**
+   * Hands the peer's media to the view. The first remote audio a page
+   * plays starts its audio output, which can hold the page's thread for
+   * half a second; so this waits until our own description is made and
+   * leaves (caller: while the callee rings; callee: once its answer is
+   * ready), never delaying either.
+   */
+  reveal() {
+    if (this.remote || this.state === 'idle' || !this.pc) return;
+    this.remote = this.incoming || new MediaStream(this.pc.getTransceivers().map((t) => t.receiver.track));
+    this.incoming = this.remote;
+    this.o.onChange(this);
   }
 
   /** @param {string} s */
@@ -300,6 +317,7 @@ export class Call {
       this.answeredOnce = true;
       this.send({ t: 'sdp', d: pc.localDescription?.toJSON() });
       this.onAnswered();
+      setTimeout(() => this.reveal());
     }
   }
 
