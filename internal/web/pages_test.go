@@ -90,6 +90,18 @@ func TestChannelPage(t *testing.T) {
 			if !strings.Contains(r.body, js) {
 				t.Errorf("no %s", js)
 			}
+			// The whole module graph is preloaded at once.
+			if im, ok := s.srv.assets.(interface{ Imports(string) []string }); ok {
+				deps := im.Imports("channel.js")
+				if len(deps) == 0 {
+					t.Errorf("channel.js imports nothing?")
+				}
+				for _, u := range deps {
+					if l := `<link rel="modulepreload" href="` + u + `">`; !strings.Contains(r.body, l) {
+						t.Errorf("no %s", l)
+					}
+				}
+			}
 			// Every script element either loads a file or is JSON data.
 			for _, tag := range regexp.MustCompile(`<script[^>]*>`).FindAllString(r.body, -1) {
 				if !strings.Contains(tag, ` src="/static/`) && tag != `<script type="application/json" id="channel-config">` {

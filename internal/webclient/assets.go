@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,6 +52,9 @@ type Asset struct {
 	ContentType string
 	// Body is the content as served (imports rewritten).
 	Body []byte
+	// imports are the plain names of the modules this one imports
+	// statically, in order of appearance.
+	imports []string
 }
 
 // Assets holds the embedded files, ready to serve. It is immutable and safe
@@ -106,6 +110,7 @@ func load(fsys fs.FS) (*Assets, error) {
 		visiting[name] = true
 		defer delete(visiting, name)
 		body = compact(body)
+		var imports []string
 		if strings.HasSuffix(name, ".js") {
 			var ierr error
 			body = importRE.ReplaceAllFunc(body, func(m []byte) []byte {
@@ -116,6 +121,9 @@ func load(fsys fs.FS) (*Assets, error) {
 						ierr = fmt.Errorf("webclient: %s imports: %w", name, err)
 					}
 					return m
+				}
+				if !strings.Contains(string(sm[1]), "(") && !slices.Contains(imports, dep.Name) {
+					imports = append(imports, dep.Name)
 				}
 				return []byte(string(sm[1]) + string(sm[2]) + "./" + dep.HashedName + string(sm[4]))
 			})
@@ -130,6 +138,7 @@ func load(fsys fs.FS) (*Assets, error) {
 			HashedName:  strings.TrimSuffix(name, ext) + "." + hex.EncodeToString(sum[:])[:hashLen] + ext,
 			ContentType: contentType(name),
 			Body:        body,
+			imports:     imports,
 		}
 		a.byName[name] = as
 		a.byHashed[as.HashedName] = as
@@ -197,6 +206,33 @@ func (a *Assets) URL(name string) string {
 		return ""
 	}
 	return Prefix + as.HashedName
+}
+
+// Imports returns the hashed URLs of every module the named module imports
+// statically, directly or not, each once, in the order a browser meets them
+// (depth first); nil for an unknown name. Pages list them as
+// <link rel="modulepreload"> so the browser fetches the whole module graph
+// at once instead of one level of imports per round trip.
+func (a *Assets) Imports(name string) []string {
+	var urls []string
+	seen := map[string]bool{name: true}
+	var walk func(n string)
+	walk = func(n string) {
+		as, ok := a.byName[n]
+		if !ok {
+			return
+		}
+		for _, d := range as.imports {
+			if seen[d] {
+				continue
+			}
+			seen[d] = true
+			urls = append(urls, Prefix+a.byName[d].HashedName)
+			walk(d)
+		}
+	}
+	walk(name)
+	return urls
 }
 
 // Names lists the plain names of all files, sorted.

@@ -68,6 +68,26 @@ func TestImportRewriting(t *testing.T) {
 		}
 	}
 
+	// Imports lists the static graph, each module once, depth first;
+	// the dynamic import() is left for the module to fetch when it runs.
+	for _, tt := range []struct{ name, want string }{
+		{"a.js", a.URL("b.js") + "," + a.URL("c.js")},
+		{"b.js", a.URL("c.js")},
+		{"c.js", ""},
+		{"nope.js", ""},
+	} {
+		if got := strings.Join(a.Imports(tt.name), ","); got != tt.want {
+			t.Errorf("Imports(%s) = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+	lazy, err := load(fstest.MapFS{"l.js": {Data: []byte("const m = import('./m.js');\n")}, "m.js": {Data: []byte("export const m = 1;\n")}})
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	if got := lazy.Imports("l.js"); len(got) != 0 {
+		t.Errorf("Imports of a dynamic import = %v, want none", got)
+	}
+
 	// Changing a leaf changes the hash of every module importing it.
 	fsys["c.js"] = &fstest.MapFile{Data: []byte("export const c = 2;\n")}
 	a2, err := load(fsys)

@@ -69,7 +69,7 @@ export class Call {
   /**
    * @param {{
    *   id: string, peer: string, outgoing: boolean, iceServers: RTCIceServer[],
-   *   send: (m: any) => void, onChange: (c: Call) => void,
+   *   send: (m: any) => Promise<void> | void, onChange: (c: Call) => void,
    *   devices?: {audio?: string, video?: string},
    *   PC?: typeof RTCPeerConnection, media?: typeof getMedia,
    * }} o
@@ -121,12 +121,13 @@ export class Call {
     return true;
   }
 
-  /** @param {Omit<CallMsg, 'call'>} m */
+  /** @param {Omit<CallMsg, 'call'>} m @returns {Promise<void>} once handed to the signalling */
   send(m) {
     const full = { ...m, call: this.id };
     // While ringing, the answer and our candidates wait for the person to accept.
     if (this.state === 'ringing' && (m.t === 'sdp' || m.t === 'ice')) this.held.push(full);
-    else this.o.send(full);
+    else return Promise.resolve(this.o.send(full));
+    return Promise.resolve();
   }
 
   /**
@@ -217,8 +218,7 @@ export class Call {
       try {
         this.makingOffer = true;
         await pc.setLocalDescription();
-        this.send({ t: 'sdp', d: pc.localDescription?.toJSON() });
-        setTimeout(() => this.reveal());
+        this.send({ t: 'sdp', d: pc.localDescription?.toJSON() }).then(() => setTimeout(() => this.reveal()));
       } catch { /* a newer negotiation takes over */ } finally {
         this.makingOffer = false;
       }
@@ -243,8 +243,7 @@ export class Call {
    */
   reveal() {
     if (this.remote || this.state === 'idle' || !this.pc) return;
-    this.remote = this.incoming || new MediaStream(this.pc.getTransceivers().map((t) => t.receiver.track));
-    this.incoming = this.remote;
+    this.remote = this.incoming = this.incoming || new MediaStream(this.pc.getTransceivers().map((t) => t.receiver.track));
     this.o.onChange(this);
   }
 
@@ -315,9 +314,8 @@ export class Call {
       for (const tr of pc.getTransceivers()) if (tr.direction === 'recvonly') tr.direction = 'sendrecv';
       await pc.setLocalDescription();
       this.answeredOnce = true;
-      this.send({ t: 'sdp', d: pc.localDescription?.toJSON() });
+      this.send({ t: 'sdp', d: pc.localDescription?.toJSON() }).then(() => setTimeout(() => this.reveal()));
       this.onAnswered();
-      setTimeout(() => this.reveal());
     }
   }
 

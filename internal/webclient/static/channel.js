@@ -63,7 +63,6 @@ function main() {
       name = cleanName(n, self);
       save(NAME_KEY, name);
       view.setName(name);
-  if (!navigator.mediaDevices) view.setNote('Camera and microphone need this page over https; calls here can only receive.');
       announce(false);
     },
     device: (kind, id) => {
@@ -109,7 +108,7 @@ function main() {
    * both sides can; sending does not wait for the relay's receipts.
    */
   const queues = new Map();
-  /** @param {string} to @param {any} m @param {boolean} [plain] */
+  /** @param {string} to @param {any} m @param {boolean} [plain] @returns {Promise<void>} once handed to the socket */
   function sendTo(to, m, plain) {
     const q = (queues.get(to) || Promise.resolve()).then(async () => {
       const key = presence.get(to)?.key;
@@ -117,6 +116,7 @@ function main() {
       verto.info(to, encodeBody(body)).catch(() => {});
     }).catch(() => {});
     queues.set(to, q);
+    return q;
   }
 
   /** @param {any} p a verto.event */

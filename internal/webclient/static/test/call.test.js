@@ -174,3 +174,29 @@ test('impolite callee ignores a colliding offer; polite caller yields', async ()
   caller.c.hangup();
   callee.c.hangup();
 });
+
+test('the peer\'s media reaches the view only once our own description has left', async () => {
+  const had = globalThis.MediaStream;
+  /** @type {any} */ (globalThis).MediaStream = class { /** @param {any[]} t */ constructor(t = []) { this.t = t; } getTracks() { return this.t; } /** @param {any} x */ addTrack(x) { this.t.push(x); } };
+  const tick = () => new Promise((r) => setTimeout(r, 5));
+  try {
+    const caller = newTestCall(true);
+    caller.c.start();
+    await tick();
+    assert.equal(caller.c.remote, null, 'not before the offer is made');
+    await caller.pcs[0].onnegotiationneeded();
+    await tick();
+    assert.deepEqual(caller.c.remote?.getTracks().map((/** @type {any} */ t) => t.kind), ['audio', 'video'], 'the receivers, while the callee rings');
+
+    const callee = newTestCall(false);
+    callee.pcs.length = 0;
+    await callee.c.handle({ t: 'sdp', call: 'c1', d: { type: 'offer', sdp: 'v=0' } });
+    await tick();
+    assert.ok(callee.c.remote, 'shown once the answer is ready');
+    assert.deepEqual(callee.sent, [], 'still nothing sent while ringing');
+    callee.c.hangup();
+    caller.c.hangup();
+  } finally {
+    /** @type {any} */ (globalThis).MediaStream = had;
+  }
+});
