@@ -4,6 +4,11 @@
 #
 #   internal/fsapi/benchserver/bench.sh            # needs wrk (apt-get install wrk)
 #   DURATION=30s CACHE_TTL=-1s internal/fsapi/benchserver/bench.sh   # without the directory cache
+#   SERVER_PROCS=1 WRK_THREADS=1 internal/fsapi/benchserver/bench.sh  # one core each for server and wrk
+#
+# On a 2-core machine the server's and wrk's threads preempt each other;
+# that, not the server's work, makes most of the p99. SERVER_PROCS sets the
+# server's GOMAXPROCS and WRK_THREADS wrk's threads to keep them apart.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 DURATION=${DURATION:-10s}
@@ -24,7 +29,7 @@ trap cleanup EXIT
 go build -o "$work/benchserver" ./internal/fsapi/benchserver
 
 run() { # name db
-	"$work/benchserver" -db "$2" -listen "$ADDR" -cache-ttl "$CACHE_TTL" >"$work/id" &
+	GOMAXPROCS=${SERVER_PROCS:-$(nproc)} "$work/benchserver" -db "$2" -listen "$ADDR" -cache-ttl "$CACHE_TTL" >"$work/id" &
 	server=$!
 	for _ in $(seq 100); do [ -s "$work/id" ] && break; sleep 0.1; done
 	sleep 0.3
@@ -44,7 +49,7 @@ LUA
 			[ "$mode" = close ] && hdr=(-H "Connection: close")
 			printf '%-8s c%-3s %-10s ' "$1" "$conns" "$mode"
 			local before; before=$(cputicks "$server")
-			wrk -t2 -c"$conns" -d"$DURATION" --latency -s "$work/post.lua" "${hdr[@]}" "http://$ADDR/fsapi" >"$work/wrk.out"
+			wrk -t"${WRK_THREADS:-2}" -c"$conns" -d"$DURATION" --latency -s "$work/post.lua" "${hdr[@]}" "http://$ADDR/fsapi" >"$work/wrk.out"
 			local after; after=$(cputicks "$server")
 			# Server CPU per request (user + system), from /proc: independent
 			# of what else the machine is doing.
