@@ -226,6 +226,9 @@ func TestServe(t *testing.T) {
 	if _, errOut, err := run(t, vars, "", "channel", "add", "Written between runs"); err != nil {
 		t.Fatal(err, errOut)
 	}
+	// A client left marked connected, as by a process that died without a
+	// graceful shutdown: the next start with the embedded hub clears it.
+	stale := markConnected(t, filepath.Join(dir, "channels.db"))
 
 	base, stop = start()
 	index = get(t, base+"/")
@@ -236,6 +239,46 @@ func TestServe(t *testing.T) {
 	if strings.Contains(logs, "--admin NAME") {
 		t.Errorf("admin hint repeated although there is an administrator:\n%s", logs)
 	}
+	if c := clientOf(t, filepath.Join(dir, "channels.db"), stale); !c.Connected.IsZero() {
+		t.Errorf("client %s still marked connected after a restart with the embedded hub", stale)
+	}
+}
+
+// markConnected adds a client to the first channel of the database and
+// marks it connected; it returns the client's id.
+func markConnected(t *testing.T, db string) string {
+	t.Helper()
+	st, err := store.Open(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	chs, err := st.Channels(t.Context())
+	if err != nil || len(chs) == 0 {
+		t.Fatalf("channels: %v, %v", chs, err)
+	}
+	c, err := st.CreateClient(t.Context(), chs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetClientConnected(t.Context(), c.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return c.ID
+}
+
+func clientOf(t *testing.T, db, id string) store.Client {
+	t.Helper()
+	st, err := store.Open(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c, err := st.ClientByID(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // TestAssemble checks that each part of the application answers at its

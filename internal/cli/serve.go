@@ -36,6 +36,19 @@ func serve(ctx context.Context, args []string, env Env) error {
 	if err := seed(ctx, st, logger); err != nil {
 		return err
 	}
+	if cfg.VertoURL == "" {
+		// The embedded hub signals, and it has just started: nobody is
+		// connected, whatever a process that died without a graceful
+		// shutdown left behind (it would count against
+		// -max-clients-per-channel).
+		n, err := st.ClearAllConnected(ctx)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			logger.Info("cleared connected times left by an earlier run", "clients", n)
+		}
+	}
 	handler, shutdownApp, err := Assemble(ctx, cfg, st, logger)
 	if err != nil {
 		return err

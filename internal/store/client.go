@@ -129,3 +129,15 @@ func (s *Store) ClientInChannel(ctx context.Context, clientID, channelID string)
 	}
 	return ch, c, nil
 }
+
+// ClearAllConnected marks every client disconnected and returns how many
+// were marked connected. The embedded hub calls it at start-up: no client
+// can be connected to a hub that has just started, and a process that died
+// without a graceful shutdown left its clients marked connected.
+func (s *Store) ClearAllConnected(ctx context.Context) (int64, error) {
+	res, err := s.exec(ctx, `UPDATE clients SET connected = NULL WHERE connected IS NOT NULL`)
+	if err != nil {
+		return 0, fmt.Errorf("clear connected clients: %w", err)
+	}
+	return res.RowsAffected()
+}

@@ -218,6 +218,18 @@ func TestClients(t *testing.T) {
 			if err := s.PutChannel(ctx, recorded); !errors.Is(err, store.ErrConflict) {
 				t.Fatalf("PutChannel twice: %v", err)
 			}
+			if err := s.SetClientConnected(ctx, c1.ID, at); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.SetClientConnected(ctx, c2.ID, at); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := s.ClearAllConnected(ctx); err != nil || n != 2 {
+				t.Fatalf("ClearAllConnected = %d, %v; want 2", n, err)
+			}
+			if n, _ := s.CountConnectedClients(ctx, ch.ID); n != 0 {
+				t.Fatalf("CountConnectedClients after ClearAllConnected = %d", n)
+			}
 			fixed := store.Client{ID: uuid.NewString(), Password: "pw", ChannelID: ch.ID}
 			if err := s.PutClient(ctx, fixed); err != nil {
 				t.Fatal(err)
