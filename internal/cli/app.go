@@ -10,6 +10,7 @@ import (
 
 	"channels/internal/config"
 	"channels/internal/directory"
+	"channels/internal/forwarded"
 	"channels/internal/fsapi"
 	"channels/internal/hub"
 	"channels/internal/store"
@@ -74,10 +75,12 @@ func Assemble(ctx context.Context, cfg config.Config, st *store.Store, logger *s
 	})
 
 	mux := http.NewServeMux()
+	// /fsapi trusts only the real peer; the browser-facing parts see the
+	// client address behind trusted reverse proxies.
 	mux.Handle("/fsapi", gateway)
 	mux.Handle("/fsapi/", gateway)
-	mux.Handle("/verto", verto)
-	mux.Handle("/", app)
+	mux.Handle("/verto", forwarded.Handler(cfg.TrustedProxies, verto))
+	mux.Handle("/", forwarded.Handler(cfg.TrustedProxies, app))
 
 	shutdown := func(ctx context.Context) error {
 		if err := verto.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -402,5 +403,62 @@ func TestDefaultFSAPIURL(t *testing.T) {
 		if got := defaultFSAPIURL(cfg); got != tt.want {
 			t.Errorf("%s: %s, want %s", tt.listen, got, tt.want)
 		}
+	}
+}
+
+// TestTrustedProxies checks the wiring of -trusted-proxies: behind a
+// trusted proxy the sign-in limit counts the addresses in X-Forwarded-For;
+// without it, the header is ignored and every attempt counts against the
+// peer.
+func TestTrustedProxies(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		trusted   string
+		otherFree bool // another forwarded address still gets through
+	}{
+		{"trusted", "127.0.0.0/8,::1", true},
+		{"not trusted", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config.Default()
+			var err error
+			if cfg.TrustedProxies, err = config.ParsePrefixes(tc.trusted); err != nil {
+				t.Fatal(err)
+			}
+			h, shutdown, err := Assemble(t.Context(), cfg, storetest.SQLite(t).Store, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer shutdown(t.Context())
+			base := newTestServer(t, h)
+			signIn := func(from, name string) int {
+				req, err := http.NewRequest(http.MethodPost, base+"/signin", strings.NewReader("name="+name+"&password=wrong"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.Header.Set("X-Forwarded-For", from)
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res.Body.Close()
+				return res.StatusCode
+			}
+			limited := false
+			for i := range 20 {
+				if signIn("198.51.100.1", "user"+strconv.Itoa(i)) == http.StatusTooManyRequests {
+					limited = true
+					break
+				}
+			}
+			if !limited {
+				t.Fatal("20 sign-ins from one address were never limited")
+			}
+			other := signIn("198.51.100.2", "another")
+			if got := other != http.StatusTooManyRequests; got != tc.otherFree {
+				t.Errorf("sign-in from another forwarded address: status %d", other)
+			}
+		})
 	}
 }

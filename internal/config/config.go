@@ -63,6 +63,9 @@ type Config struct {
 	// AllowedOrigins lists the Origins allowed to open /verto, besides
 	// BaseURL's own.
 	AllowedOrigins []string
+	// TrustedProxies lists the reverse proxies whose X-Forwarded-For is
+	// believed, for the web app's and the hub's per-address limits.
+	TrustedProxies []netip.Prefix
 }
 
 // ICEServer is one entry of RTCConfiguration.iceServers.
@@ -146,6 +149,11 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.Func("allowed-origins", "comma-separated extra Origins allowed to open /verto (CHANNELS_ALLOWED_ORIGINS)", func(s string) error {
 		c.AllowedOrigins = splitList(s)
 		return nil
+	})
+	fs.Func("trusted-proxies", "comma-separated networks of reverse proxies whose X-Forwarded-For is believed (CHANNELS_TRUSTED_PROXIES)", func(s string) error {
+		v, err := ParsePrefixes(s)
+		c.TrustedProxies = v
+		return err
 	})
 	return fs
 }

@@ -19,6 +19,7 @@ func TestLoadPrecedence(t *testing.T) {
 		"CHANNELS_SESSION_LIFETIME": "2h",
 		"CHANNELS_FSAPI_NETWORKS":   "10.0.0.0/8, 192.0.2.7",
 		"CHANNELS_ICE_SERVERS":      "stun:stun.example.org:3478,u:p@turn:turn.example.org:3478",
+		"CHANNELS_TRUSTED_PROXIES":  "127.0.0.1",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -38,6 +39,9 @@ func TestLoadPrecedence(t *testing.T) {
 	wantNets := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32")}
 	if !reflect.DeepEqual(c.FSAPINetworks, wantNets) {
 		t.Errorf("FSAPINetworks = %v", c.FSAPINetworks)
+	}
+	if want := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}; !reflect.DeepEqual(c.TrustedProxies, want) {
+		t.Errorf("TrustedProxies = %v", c.TrustedProxies)
 	}
 	wantICE := []ICEServer{
 		{URLs: []string{"stun:stun.example.org:3478"}},
@@ -75,6 +79,7 @@ func TestLoadErrors(t *testing.T) {
 		{"bad log format", []string{"-log-format", "xml"}, nil, "log format"},
 		{"bad log level", []string{"-log-level", "loud"}, nil, "log level"},
 		{"bad network", []string{"-fsapi-networks", "10.0.0.0/33"}, nil, "network"},
+		{"bad proxy network", []string{"-trusted-proxies", "proxy.example"}, nil, "network"},
 		{"bad ICE server", []string{"-ice-servers", "http://x"}, nil, "ICE server"},
 		{"bad TURN credentials", []string{"-ice-servers", "user@turn:x"}, nil, "credentials"},
 		{"negative client limit", []string{"-max-clients-per-channel", "-1"}, nil, "negative"},
