@@ -18,6 +18,10 @@ import (
 // shutdownGrace bounds the graceful shutdown.
 const shutdownGrace = 10 * time.Second
 
+// warmConns is how many database connections serve opens before it takes
+// requests: one per concurrent request of a typical burst.
+const warmConns = 16
+
 // serve runs the web service until ctx ends.
 func serve(ctx context.Context, args []string, env Env) error {
 	cfg, pos, err := loadConfig("channels serve", args, env, nil)
@@ -49,6 +53,7 @@ func serve(ctx context.Context, args []string, env Env) error {
 			logger.Info("cleared connected times left by an earlier run", "clients", n)
 		}
 	}
+	st.Warm(ctx, warmConns)
 	handler, shutdownApp, err := Assemble(ctx, cfg, st, logger)
 	if err != nil {
 		return err

@@ -341,3 +341,23 @@ func TestOpenErrors(t *testing.T) {
 		t.Error("unreachable PostgreSQL accepted")
 	}
 }
+
+func TestWarm(t *testing.T) {
+	for _, b := range storetest.Stores(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			before := b.Store.Stats().OpenConnections
+			b.Store.Warm(context.Background(), 4)
+			after := b.Store.Stats()
+			switch b.Name {
+			case "postgres":
+				if after.Idle < 4 {
+					t.Errorf("after Warm(4): %d idle connections", after.Idle)
+				}
+			default:
+				if after.OpenConnections != before {
+					t.Errorf("Warm opened SQLite connections: %d → %d", before, after.OpenConnections)
+				}
+			}
+		})
+	}
+}
