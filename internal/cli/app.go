@@ -101,15 +101,21 @@ func allowedOrigins(cfg config.Config) []string {
 	return append(out, cfg.AllowedOrigins...)
 }
 
-// seed prepares a fresh database: a public "Lobby" channel when there are
-// no channels, so a newcomer sees something, and a word to the operator
-// while there is no administrator.
+// seed prepares a fresh database: on the deployment's first start, a
+// public "Lobby" channel when there are no channels, so a newcomer sees
+// something; and a word to the operator while there is no administrator.
 func seed(ctx context.Context, st *store.Store, logger *slog.Logger) error {
+	// Only the first start of the deployment seeds, even when several
+	// processes start together on a new database.
+	first, err := st.Claim(ctx, "seed-lobby")
+	if err != nil {
+		return err
+	}
 	n, err := st.CountChannels(ctx)
 	if err != nil {
 		return fmt.Errorf("count channels: %w", err)
 	}
-	if n == 0 {
+	if first && n == 0 {
 		ch, err := st.CreateChannel(ctx, "Lobby", true, 0)
 		if err != nil {
 			return fmt.Errorf("create the Lobby channel: %w", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -458,6 +459,48 @@ func TestTrustedProxies(t *testing.T) {
 			other := signIn("198.51.100.2", "another")
 			if got := other != http.StatusTooManyRequests; got != tc.otherFree {
 				t.Errorf("sign-in from another forwarded address: status %d", other)
+			}
+		})
+	}
+}
+
+// TestSeedOnce: processes starting together on a new database create one
+// Lobby between them, and a later start does not bring it back once the
+// operator has removed it.
+func TestSeedOnce(t *testing.T) {
+	for _, b := range storetest.Stores(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := t.Context()
+			logger := slog.New(slog.DiscardHandler)
+			errs := make(chan error, 4)
+			for range 4 {
+				go func() {
+					st, err := store.Open(ctx, b.URL)
+					if err != nil {
+						errs <- err
+						return
+					}
+					defer st.Close()
+					errs <- seed(ctx, st, logger)
+				}()
+			}
+			for range 4 {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			chs, err := b.Store.Channels(ctx)
+			if err != nil || len(chs) != 1 || chs[0].Topic != "Lobby" {
+				t.Fatalf("channels after 4 concurrent first starts = %+v, %v", chs, err)
+			}
+			if err := b.Store.DeleteChannel(ctx, chs[0].ID); err != nil {
+				t.Fatal(err)
+			}
+			if err := seed(ctx, b.Store, logger); err != nil {
+				t.Fatal(err)
+			}
+			if n, _ := b.Store.CountChannels(ctx); n != 0 {
+				t.Errorf("a later start recreated the Lobby: %d channels", n)
 			}
 		})
 	}

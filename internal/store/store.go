@@ -304,3 +304,19 @@ func notFound(err error, what string) error {
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
+
+// Claim reports whether this call is the first, across every process and
+// restart, to claim the one-time action name. Processes starting together
+// on one database agree on a single winner.
+func (s *Store) Claim(ctx context.Context, name string) (bool, error) {
+	res, err := s.exec(ctx, `INSERT INTO claims (name, claimed) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`,
+		name, micros(s.now()))
+	if err != nil {
+		return false, fmt.Errorf("claim %s: %w", name, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("claim %s: %w", name, err)
+	}
+	return n == 1, nil
+}

@@ -361,3 +361,44 @@ func TestWarm(t *testing.T) {
 		})
 	}
 }
+
+// TestClaim: of many concurrent claims of one name, exactly one wins, and
+// the name stays claimed across a reopen.
+func TestClaim(t *testing.T) {
+	for _, b := range storetest.Stores(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			const n = 8
+			wins := make(chan bool, n)
+			for range n {
+				go func() {
+					ok, err := b.Store.Claim(ctx, "first-start")
+					if err != nil {
+						t.Error(err)
+					}
+					wins <- ok
+				}()
+			}
+			won := 0
+			for range n {
+				if <-wins {
+					won++
+				}
+			}
+			if won != 1 {
+				t.Fatalf("%d of %d concurrent claims won, want 1", won, n)
+			}
+			again, err := store.Open(ctx, b.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer again.Close()
+			if ok, err := again.Claim(ctx, "first-start"); ok || err != nil {
+				t.Fatalf("claim after reopen = %v, %v; want false", ok, err)
+			}
+			if ok, err := again.Claim(ctx, "other"); !ok || err != nil {
+				t.Fatalf("claim of another name = %v, %v; want true", ok, err)
+			}
+		})
+	}
+}
