@@ -84,8 +84,6 @@ func Default() Config {
 		SessionLifetime: 14 * 24 * time.Hour,
 		LogFormat:       "text",
 		LogLevel:        "info",
-		ICEServers:      nil,
-		Domain:          "",
 		FSAPIUser:       "freeswitch",
 		FSAPINetworks:   []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
 		VertoBind:       "127.0.0.1:8081",

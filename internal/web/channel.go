@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,7 +16,13 @@ func (s *Server) channel(r *http.Request) (store.Channel, error) {
 	if !ValidChannelID(id) {
 		return store.Channel{}, errNotFound
 	}
-	ch, err := s.store.ChannelByID(r.Context(), id)
+	return s.channelByID(r.Context(), id)
+}
+
+// channelByID loads a channel whose id is already known to be well formed;
+// an unknown id is a 404.
+func (s *Server) channelByID(ctx context.Context, id string) (store.Channel, error) {
+	ch, err := s.store.ChannelByID(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Channel{}, errNotFound
 	}

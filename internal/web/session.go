@@ -85,7 +85,7 @@ func (s *Server) channelAndClient(r *http.Request) (store.Channel, store.Client,
 			return store.Channel{}, store.Client{}, fmt.Errorf("look up client %s: %w", clientID, err)
 		}
 	}
-	ch, err := s.channel(r)
+	ch, err := s.channelByID(ctx, id)
 	if err != nil {
 		return store.Channel{}, store.Client{}, err
 	}
