@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/xml"
 	"io"
@@ -81,7 +82,9 @@ func (u *dirUser) passwordOK(id, domain, passwd string) bool {
 		sum := md5.Sum([]byte(id + ":" + domain + ":" + passwd))
 		given = hex.EncodeToString(sum[:])
 	}
-	return given == use
+	// Constant time: how long the comparison takes must not tell how much
+	// of a guess was right.
+	return subtle.ConstantTimeCompare([]byte(given), []byte(use)) == 1
 }
 
 type xmlParam struct {

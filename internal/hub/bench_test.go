@@ -33,7 +33,8 @@ func benchOptions(o *Options) {
 	o.MaxConnsPerAddress = 1 << 20
 	o.MaxConnsPerClient = 1 << 20
 	o.RequestRate, o.RequestBurst = 1e9, 1<<30
-	o.QueueSize = 1024
+	o.BroadcastBudget = Budget{Rate: 1e9, Burst: 1 << 30}
+	o.MessageBudget = Budget{Rate: 1e9, Burst: 1 << 30}
 }
 
 // BenchmarkLogin: connect, log in (directory lookup and login report

@@ -53,7 +53,7 @@ func newConn(h *Hub, ws *websocket.Conn, addr string) *conn {
 		ctx:        ctx,
 		cancel:     cancel,
 		in:         make(chan []byte),
-		out:        outQueue{max: h.opts.QueueSize, ready: make(chan struct{}, 1)},
+		out:        outQueue{max: h.opts.QueueSize, maxBytes: h.opts.QueueBytes, ready: make(chan struct{}, 1)},
 		readerDone: make(chan struct{}),
 		writerDone: make(chan struct{}),
 		tokens:     float64(h.opts.RequestBurst),
@@ -101,9 +101,11 @@ loop:
 	_ = c.ws.CloseNow() // unblocks a writer or a closing handshake still under way
 	<-c.readerDone
 	<-c.writerDone
-	h.reg.remove(c)
-	if c.uid != "" {
-		h.disconnectReport(c.uid, c.addr)
+	// Only a user's last connection reports a disconnect, with the address
+	// of its latest login: a punted tab or a second socket closing must not
+	// mark a client away while another connection of it is live.
+	if last, addr := h.reg.remove(c); last {
+		h.disconnectReport(c.uid, addr)
 	}
 }
 
@@ -160,20 +162,23 @@ func (c *conn) writeLoop() {
 // outQueue is a connection's bounded queue of frames to write. It holds no
 // memory while empty, so idle connections stay small.
 type outQueue struct {
-	mu     sync.Mutex
-	frames [][]byte
-	max    int
-	ready  chan struct{} // capacity 1: frames are waiting
+	mu       sync.Mutex
+	frames   [][]byte
+	bytes    int
+	max      int
+	maxBytes int
+	ready    chan struct{} // capacity 1: frames are waiting
 }
 
 // push queues f; false if the queue is full.
 func (q *outQueue) push(f []byte) bool {
 	q.mu.Lock()
-	if len(q.frames) >= q.max && f != nil {
+	if f != nil && (len(q.frames) >= q.max || q.bytes+len(f) > q.maxBytes) {
 		q.mu.Unlock()
 		return false
 	}
 	q.frames = append(q.frames, f)
+	q.bytes += len(f)
 	q.mu.Unlock()
 	select {
 	case q.ready <- struct{}{}:
@@ -187,6 +192,7 @@ func (q *outQueue) take(dst [][]byte) [][]byte {
 	q.mu.Lock()
 	dst = append(dst, q.frames...)
 	clear(q.frames)
+	q.bytes = 0
 	if cap(q.frames) > 64 {
 		q.frames = nil
 	} else {
@@ -197,8 +203,9 @@ func (q *outQueue) take(dst [][]byte) [][]byte {
 }
 
 // enqueue queues a frame for writing without ever blocking. A connection
-// whose queue is full reads too slowly: it is dropped, so it cannot stall
-// whoever is sending to it.
+// whose queue passes its bounds is dropped, so it cannot stall whoever is
+// sending to it nor hold unbounded memory. Senders' budgets keep a reader
+// that keeps reading far from those bounds.
 func (c *conn) enqueue(f []byte) {
 	if c.stopping.Load() {
 		return

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
@@ -55,6 +56,10 @@ func (c *conn) handleFrame(data []byte) {
 	}
 	if !c.allow(max(len(f.Items), 1)) {
 		c.overLimit()
+		return
+	}
+	if f.Batch && len(f.Items) > c.h.opts.MaxBatch {
+		c.enqueue(verto.ErrorReply(nil, verto.CodeTooLarge, verto.MsgBatchTooLarge))
 		return
 	}
 	if f.Batch {
@@ -186,36 +191,47 @@ func (c *conn) authenticate(req *request) (code int, msg string, ok bool) {
 	}
 	uid := login + "@" + h.opts.Domain
 	perms := permissionsOf(user)
+	l := loginOf(uid, c.addr, perms)
 
 	if c.authed { // a second login on this socket keeps its session
-		if uid != c.uid {
-			h.reg.changeUser(c, c.uid, uid)
-		}
+		h.reg.relogin(c, l)
 		c.id, c.uid, c.perms = login, uid, perms
 		return 0, "", true
 	}
 
-	sessid, _ := req.params.String("sessid")
-	if sessid == "" {
-		sessid = uuid.NewString()
+	l.sessid, _ = req.params.String("sessid")
+	if l.sessid == "" {
+		l.sessid = uuid.NewString()
 	}
-	res, prev := h.reg.attach(c, sessid, uid, h.opts.MaxConnsPerClient)
+	res, prev := h.reg.attach(c, l, h.opts.MaxConnsPerClient, h.opts.MaxClientsPerChannel)
 	switch res {
-	case sessionInUse:
-		c.uid = uid // reported at disconnect, as mod_verto's jsock->uid
-		c.after = append(c.after, func() { c.stop(websocket.StatusNormalClosure) })
-		return verto.CodeAuthFailed, verto.MsgSessionInUse, false
 	case tooManyConns:
 		c.after = append(c.after, func() { c.stop(websocket.StatusPolicyViolation) })
-		return verto.CodeAuthFailed, "Too many connections", false
+		return verto.CodeAuthFailed, verto.MsgTooManyConns, false
+	case channelFull:
+		h.log.Info("verto: channel full", "user", login, "max", h.opts.MaxClientsPerChannel)
+		c.after = append(c.after, func() { c.stop(websocket.StatusPolicyViolation) })
+		return verto.CodeAuthFailed, verto.MsgChannelFull, false
 	}
 	if prev != nil {
 		prev.enqueue(verto.Request(h.nextID(), verto.MethodPunt, nil))
 		prev.stop(websocket.StatusNormalClosure)
 	}
 	c.authed = true
-	c.id, c.uid, c.sessid, c.perms = login, uid, sessid, perms
+	c.id, c.uid, c.sessid, c.perms = login, uid, l.sessid, perms
 	return 0, "", true
+}
+
+// loginOf is what the registry keeps of a login.
+func loginOf(uid, addr string, p permissions) login {
+	l := login{uid: uid, addr: addr}
+	if p.channels != nil {
+		l.homes = make([]string, 0, len(p.channels))
+		for ch := range p.channels {
+			l.homes = append(l.homes, ch)
+		}
+	}
+	return l
 }
 
 func (c *conn) login(req *request) ([]byte, bool) {
@@ -315,6 +331,11 @@ func (c *conn) broadcast(req *request) ([]byte, bool) {
 	if !c.perms.channelAllowed(channel) {
 		return verto.Object("message", verto.MsgPermissionDenied, "code", verto.CodeSessionError), true
 	}
+	if n := len(req.msg.Params); n > c.h.opts.MaxEventBytes {
+		return verto.Object("message", verto.MsgEventTooLarge, "code", verto.CodeTooLarge), false
+	} else if !c.h.budgets.allowBroadcast(c.uid, n, time.Now()) {
+		return verto.Object("message", verto.MsgRateLimited, "code", verto.CodeRateLimited), false
+	}
 	p := req.params
 	p.Set("userid", verto.Quote(c.uid))
 	p.Set("sessid", verto.Quote(c.sessid))
@@ -402,18 +423,26 @@ func (c *conn) info(req *request) ([]byte, bool) {
 		s, isStr := stringValue(v)
 		inDialog = string(v) == "true" || (isStr && isTrue(s))
 	}
-	if !inDialog { // in-dialog messages go to the call, never to the relay
-		from := c.id
-		c.after = append(c.after, func() { c.h.relay(from, to, body) })
+	if inDialog { // in-dialog messages go to the call, never to the relay
+		return verto.Object("message", verto.MsgSent), true
 	}
+	if len(body) > c.h.opts.MaxMessageBytes {
+		return verto.Object("message", verto.MsgMessageTooLarge, "code", verto.CodeTooLarge), false
+	}
+	if !c.h.budgets.allowMessage(c.uid, len(body), time.Now()) {
+		return verto.Object("message", verto.MsgRateLimited, "code", verto.CodeRateLimited), false
+	}
+	from, homes := c.id, c.perms.channels
+	c.after = append(c.after, func() { c.h.relay(from, homes, to, body) })
 	return verto.Object("message", verto.MsgSent), true
 }
 
 // relay is the Lua relay script plus the chat API and mod_verto's
 // chat_send: the argument string is split on '|' (a body "a|b" arrives as
 // "a"), and one verto.info request — one id — goes to every connection
-// logged in as the target.
-func (h *Hub) relay(fromUser, to, body string) {
+// logged in as the target that shares an event channel with the sender
+// (mod_verto relays to anyone; the hub keeps messages inside a channel).
+func (h *Hub) relay(fromUser string, fromHomes permSet, to, body string) {
 	target := to
 	if !strings.Contains(target, "@") {
 		target += "@" + h.opts.Domain
@@ -425,5 +454,23 @@ func (h *Hub) relay(fromUser, to, body string) {
 	from, to, body := args[1], args[2], args[3]
 	params := verto.Object("msg", verto.Object("body", body, "from", from, "to", to))
 	frame := verto.Request(h.nextID(), verto.MethodInfo, params)
-	h.reg.eachUserConn(to, func(t *conn) { t.enqueue(frame) })
+	h.reg.eachUserConn(to, func(t *conn, homes []string) {
+		if sharesChannel(fromHomes, homes) {
+			t.enqueue(frame)
+		}
+	})
+}
+
+// sharesChannel reports whether a sender allowed the channels in from may
+// reach a connection allowed those in to (nil: any channel).
+func sharesChannel(from permSet, to []string) bool {
+	if from == nil || to == nil {
+		return true
+	}
+	for _, ch := range to {
+		if from.allows(ch) {
+			return true
+		}
+	}
+	return false
 }

@@ -69,17 +69,42 @@ type Options struct {
 	// with status 1008. Default 50/s, burst 200.
 	RequestRate  float64
 	RequestBurst int
+	// MaxBatch bounds the requests in one JSON-RPC batch; a larger batch
+	// is answered with one error and none of it runs. Default 16 (the
+	// browser client never batches).
+	MaxBatch int
+	// BroadcastBudget bounds the local broadcasts one member (a login,
+	// over all of its connections) may send; MessageBudget its direct
+	// messages. Each costs one token per started 4 KiB. Over budget the
+	// request gets an error (CodeRateLimited) and is not delivered.
+	// Defaults: 2/s with a burst of 20, and 25/s with a burst of 100.
+	BroadcastBudget Budget
+	MessageBudget   Budget
+	// MaxEventBytes bounds the params of one broadcast, MaxMessageBytes
+	// the body of one direct message. Defaults 16 KiB and 64 KiB.
+	MaxEventBytes   int
+	MaxMessageBytes int
 	// MaxConnsPerClient bounds the connections logged in as one user at a
 	// time. Default 16.
 	MaxConnsPerClient int
+	// MaxClientsPerChannel, when positive, bounds the users with a live
+	// connection in each event channel they are allowed (Channels allows
+	// each client exactly its channel). It is checked and taken under one
+	// lock with the login, so it holds exactly under races. Default 0: no
+	// limit.
+	MaxClientsPerChannel int
 	// MaxConnsPerAddress bounds the open WebSockets from one IP address.
 	// Default 256.
 	MaxConnsPerAddress int
 	// WriteTimeout bounds one frame write. Default 10 s.
 	WriteTimeout time.Duration
-	// QueueSize bounds the frames waiting to be written to one connection;
-	// a connection whose queue is full is dropped. Default 128.
-	QueueSize int
+	// QueueSize and QueueBytes bound the frames, and their bytes, waiting
+	// to be written to one connection; a connection whose queue passes
+	// either is dropped. They only guard memory: the budgets above keep
+	// what any one member can queue far below them, and a reader that
+	// stops reading is found by WriteTimeout. Defaults 4096 and 4 MiB.
+	QueueSize  int
+	QueueBytes int
 	// IdleTimeout closes a connection that sent nothing for this long. The
 	// browser client's keepalive echo (about every 45 s) keeps it open.
 	// Default 2 min.
@@ -93,14 +118,29 @@ const (
 	DefaultMaxFrameBytes      = 256 << 10
 	DefaultRequestRate        = 50
 	DefaultRequestBurst       = 200
+	DefaultMaxBatch           = 16
+	DefaultMaxEventBytes      = 16 << 10
+	DefaultMaxMessageBytes    = 64 << 10
 	DefaultMaxConnsPerClient  = 16
 	DefaultMaxConnsPerAddress = 256
 	DefaultWriteTimeout       = 10 * time.Second
-	DefaultQueueSize          = 128
+	DefaultQueueSize          = 4096
+	DefaultQueueBytes         = 4 << 20
 	DefaultIdleTimeout        = 2 * time.Minute
 	DefaultGatewayTimeout     = 10 * time.Second
 	DefaultHostname           = "channels"
 )
+
+// Default budgets: a member's presence needs a broadcast when it joins,
+// every 30 s and when answering newcomers (at most every 3 s); a call's
+// set-up is a few dozen direct messages.
+var (
+	DefaultBroadcastBudget = Budget{Rate: 2, Burst: 20}
+	DefaultMessageBudget   = Budget{Rate: 25, Burst: 100}
+)
+
+// budgetEntries bounds the members whose budgets are remembered.
+const budgetEntries = 100_000
 
 func (o *Options) setDefaults() {
 	if o.Hostname == "" {
@@ -118,6 +158,21 @@ func (o *Options) setDefaults() {
 	if o.RequestBurst <= 0 {
 		o.RequestBurst = DefaultRequestBurst
 	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.BroadcastBudget.Rate <= 0 || o.BroadcastBudget.Burst <= 0 {
+		o.BroadcastBudget = DefaultBroadcastBudget
+	}
+	if o.MessageBudget.Rate <= 0 || o.MessageBudget.Burst <= 0 {
+		o.MessageBudget = DefaultMessageBudget
+	}
+	if o.MaxEventBytes <= 0 {
+		o.MaxEventBytes = DefaultMaxEventBytes
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = DefaultMaxMessageBytes
+	}
 	if o.MaxConnsPerClient <= 0 {
 		o.MaxConnsPerClient = DefaultMaxConnsPerClient
 	}
@@ -129,6 +184,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.QueueSize <= 0 {
 		o.QueueSize = DefaultQueueSize
+	}
+	if o.QueueBytes <= 0 {
+		o.QueueBytes = DefaultQueueBytes
 	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = DefaultIdleTimeout
@@ -156,9 +214,12 @@ type Hub struct {
 	wg      sync.WaitGroup // one per connection (its loop, reader and writer)
 	watcher chan struct{}  // closed when watchWrites returns
 	reports *reporter
+	budgets *budgets
 
-	mu     sync.Mutex
-	closed bool
+	mu       sync.Mutex
+	closed   bool
+	shutdown sync.Once
+	stopped  chan struct{} // closed when the first Shutdown has finished
 }
 
 // New returns a Hub. It panics if opts.Gateway is nil or opts.Domain is
@@ -181,6 +242,8 @@ func New(opts Options) *Hub {
 		root:     root,
 		cancel:   cancel,
 		watcher:  make(chan struct{}),
+		stopped:  make(chan struct{}),
+		budgets:  newBudgets(opts.BroadcastBudget, opts.MessageBudget, budgetEntries),
 	}
 	h.methods = methodTable()
 	h.reports = newReporter(h)
@@ -253,10 +316,25 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // Shutdown closes every connection (status 1001) and waits for their
-// goroutines and for every queued report to be posted. Call it once. If ctx ends first, the remaining sockets are cut
-// without a closing handshake and Shutdown still waits for the goroutines,
-// then returns ctx's error.
+// goroutines and for every queued report to be posted. If ctx ends first,
+// the remaining sockets are cut without a closing handshake and Shutdown
+// still waits for the goroutines, then returns ctx's error. Calling it
+// again waits for the first call to finish and returns nil.
 func (h *Hub) Shutdown(ctx context.Context) error {
+	var err error
+	first := false
+	h.shutdown.Do(func() {
+		first = true
+		defer close(h.stopped)
+		err = h.shutdownOnce(ctx)
+	})
+	if !first {
+		<-h.stopped
+	}
+	return err
+}
+
+func (h *Hub) shutdownOnce(ctx context.Context) error {
 	h.mu.Lock()
 	h.closed = true
 	h.mu.Unlock()

@@ -6,22 +6,46 @@ import (
 )
 
 // registry is where connections meet: every live connection, sessions by
-// sessid, logged-in connections by user (id@domain), subscriptions by event
-// channel, and open sockets per address. One lock guards it all; nothing in
-// it blocks (queueing a frame never waits), so the lock is held briefly.
+// login and sessid, logged-in connections by user (id@domain), the users
+// present in each event channel they are allowed, subscriptions by event
+// channel, and open sockets per address. One lock guards it all; nothing
+// in it blocks (queueing a frame never waits), so the lock is held briefly.
 type registry struct {
 	mu       sync.RWMutex
 	conns    map[*conn]struct{}
-	sessions map[string]*conn
-	users    map[string][]*conn
-	channels map[string][]*sub
+	sessions map[sessionKey]*conn
+	users    map[string]*member
+	present  map[string]map[string]struct{} // allowed channel → users with a live connection
+	channels map[string]*topic
 	perAddr  map[string]int
+}
+
+// sessionKey names a session by login and sessid together, so a sessid
+// that another user knows (every broadcast carries it) can never make this
+// user's login fail: mod_verto keys sessions by sessid alone, which lets
+// anyone who learns it squat it.
+type sessionKey struct{ uid, sessid string }
+
+// member is one user's live connections and the address of its latest
+// login, which its disconnect report carries.
+type member struct {
+	conns     []*conn
+	loginAddr string
+}
+
+// topic is one event channel's subscriptions. Its lock serialises fan-outs
+// to the channel, so that every subscriber sees events in the order of
+// their eventSerno even when several members broadcast at once.
+type topic struct {
+	fanOut sync.Mutex
+	subs   []*sub
 }
 
 // regState is the part of a connection the registry owns, guarded by
 // registry.mu.
 type regState struct {
 	uid, sessid string
+	homes       []string // the event channels the user is allowed (nil: any)
 	subs        map[string]*sub
 	gone        bool // unregistered (punted or closed)
 }
@@ -37,9 +61,10 @@ type sub struct {
 func newRegistry() *registry {
 	return &registry{
 		conns:    make(map[*conn]struct{}),
-		sessions: make(map[string]*conn),
-		users:    make(map[string][]*conn),
-		channels: make(map[string][]*sub),
+		sessions: make(map[sessionKey]*conn),
+		users:    make(map[string]*member),
+		present:  make(map[string]map[string]struct{}),
+		channels: make(map[string]*topic),
 		perAddr:  make(map[string]int),
 	}
 }
@@ -95,93 +120,175 @@ type attachResult int
 
 const (
 	attached     attachResult = iota
-	sessionInUse              // the sessid belongs to another user
 	tooManyConns              // the user has MaxConnsPerClient connections
+	channelFull               // a channel of the user has MaxClientsPerChannel users present
 )
 
-// attach binds c, authenticated as uid, to sessid. A connection of the same
-// user holding that sessid is taken over: it is unregistered and returned so
-// the caller can punt it.
-func (r *registry) attach(c *conn, sessid, uid string, limit int) (attachResult, *conn) {
+// login is what attach needs to know of an authenticated connection.
+type login struct {
+	uid, sessid, addr string
+	homes             []string // allowed event channels; nil: any
+}
+
+// attach binds c to the session (uid, sessid). A connection of the same
+// user holding that sessid is taken over: it is unregistered and returned
+// so the caller can punt it. maxConns bounds the user's connections;
+// maxUsers, when positive, the users present in each of its channels — a
+// user already present there always gets in, so reconnects and second tabs
+// never count twice, and the check and the registration happen under one
+// lock, so simultaneous logins cannot overshoot.
+func (r *registry) attach(c *conn, l login, maxConns, maxUsers int) (attachResult, *conn) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	prev := r.sessions[sessid]
+	key := sessionKey{l.uid, l.sessid}
+	prev := r.sessions[key]
 	if prev == c {
 		prev = nil
 	}
-	if prev != nil && prev.rs.uid != uid {
-		return sessionInUse, nil
+	m := r.users[l.uid]
+	n := 0
+	if m != nil {
+		n = len(m.conns)
 	}
-	n := len(r.users[uid])
 	if prev != nil {
 		n-- // the taken-over connection leaves
 	}
-	if n >= limit {
+	if n >= maxConns {
 		return tooManyConns, nil
+	}
+	if maxUsers > 0 && m == nil {
+		for _, ch := range l.homes {
+			if len(r.present[ch]) >= maxUsers {
+				return channelFull, nil
+			}
+		}
 	}
 	if prev != nil {
 		r.unregisterLocked(prev)
+		m = r.users[l.uid] // unregistering may have removed the member
 	}
-	r.sessions[sessid] = c
-	r.users[uid] = append(r.users[uid], c)
-	c.rs.uid, c.rs.sessid = uid, sessid
+	if m == nil {
+		m = &member{}
+		r.users[l.uid] = m
+		r.enterLocked(l.uid, l.homes)
+	}
+	m.conns = append(m.conns, c)
+	m.loginAddr = l.addr
+	r.sessions[key] = c
+	c.rs.uid, c.rs.sessid, c.rs.homes = l.uid, l.sessid, l.homes
 	return attached, prev
 }
 
-// changeUser moves a logged-in connection to another user after a second
-// login on the same socket.
-func (r *registry) changeUser(c *conn, from, to string) {
+func (r *registry) enterLocked(uid string, homes []string) {
+	for _, ch := range homes {
+		p := r.present[ch]
+		if p == nil {
+			p = make(map[string]struct{})
+			r.present[ch] = p
+		}
+		p[uid] = struct{}{}
+	}
+}
+
+func (r *registry) leaveLocked(uid string, homes []string) {
+	for _, ch := range homes {
+		if p := r.present[ch]; p != nil {
+			delete(p, uid)
+			if len(p) == 0 {
+				delete(r.present, ch)
+			}
+		}
+	}
+}
+
+// relogin records a second login on a connection that is already bound:
+// the user, and with it the allowed channels, may change; the session key
+// stays the one the connection was bound with (as mod_verto keeps the
+// session of a socket).
+func (r *registry) relogin(c *conn, l login) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c.rs.gone {
 		return
 	}
-	c.rs.uid = to
-	r.users[from] = removeConn(r.users[from], c)
-	if len(r.users[from]) == 0 {
-		delete(r.users, from)
+	if c.rs.uid == l.uid {
+		r.leaveLocked(l.uid, c.rs.homes)
+		r.enterLocked(l.uid, l.homes)
+		c.rs.homes = l.homes
+		r.users[l.uid].loginAddr = l.addr
+		return
 	}
-	r.users[to] = append(r.users[to], c)
+	r.dropUserConnLocked(c)
+	m := r.users[l.uid]
+	if m == nil {
+		m = &member{}
+		r.users[l.uid] = m
+		r.enterLocked(l.uid, l.homes)
+	}
+	m.conns = append(m.conns, c)
+	m.loginAddr = l.addr
+	c.rs.uid, c.rs.homes = l.uid, l.homes
+}
+
+// dropUserConnLocked removes c from its user's connections; the user
+// leaves its channels with its last connection.
+func (r *registry) dropUserConnLocked(c *conn) (last bool, addr string) {
+	m := r.users[c.rs.uid]
+	if m == nil {
+		return false, ""
+	}
+	m.conns = removeConn(m.conns, c)
+	if len(m.conns) > 0 {
+		return false, ""
+	}
+	delete(r.users, c.rs.uid)
+	r.leaveLocked(c.rs.uid, c.rs.homes)
+	return true, m.loginAddr
 }
 
 // remove unregisters c for good: its session, user entry, subscriptions.
-func (r *registry) remove(c *conn) {
+// last says whether it was its user's last live connection, and addr is
+// then the address of the user's latest login.
+func (r *registry) remove(c *conn) (last bool, addr string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.conns, c)
-	r.unregisterLocked(c)
+	return r.unregisterLocked(c)
 }
 
-func (r *registry) unregisterLocked(c *conn) {
+func (r *registry) unregisterLocked(c *conn) (last bool, addr string) {
+	if c.rs.gone {
+		return false, ""
+	}
 	c.rs.gone = true
-	if c.rs.sessid != "" && r.sessions[c.rs.sessid] == c {
-		delete(r.sessions, c.rs.sessid)
+	key := sessionKey{c.rs.uid, c.rs.sessid}
+	if c.rs.sessid != "" && r.sessions[key] == c {
+		delete(r.sessions, key)
 	}
 	if c.rs.uid != "" {
-		if l := removeConn(r.users[c.rs.uid], c); len(l) == 0 {
-			delete(r.users, c.rs.uid)
-		} else {
-			r.users[c.rs.uid] = l
-		}
+		last, addr = r.dropUserConnLocked(c)
 	}
 	for ch, s := range c.rs.subs {
 		r.dropSubLocked(ch, s)
 	}
 	c.rs.subs = nil
+	return last, addr
 }
 
 func (r *registry) dropSubLocked(ch string, s *sub) {
-	l := r.channels[ch]
-	for i, x := range l {
+	t := r.channels[ch]
+	if t == nil {
+		return
+	}
+	for i, x := range t.subs {
 		if x == s {
-			l = append(l[:i:i], l[i+1:]...)
+			// A new slice: a fan-out may still be walking the old one.
+			t.subs = append(t.subs[:i:i], t.subs[i+1:]...)
 			break
 		}
 	}
-	if len(l) == 0 {
+	if len(t.subs) == 0 {
 		delete(r.channels, ch)
-	} else {
-		r.channels[ch] = l
 	}
 }
 
@@ -209,7 +316,12 @@ func (r *registry) subscribe(c *conn, channel string) bool {
 		c.rs.subs = make(map[string]*sub)
 	}
 	c.rs.subs[channel] = s
-	r.channels[channel] = append(r.channels[channel], s)
+	t := r.channels[channel]
+	if t == nil {
+		t = &topic{}
+		r.channels[channel] = t
+	}
+	t.subs = append(t.subs[:len(t.subs):len(t.subs)], s)
 	return true
 }
 
@@ -227,22 +339,37 @@ func (r *registry) unsubscribe(c *conn, channel string) bool {
 }
 
 // eachSub calls fn for every subscription to channel, in subscription
-// order, under the read lock. fn must not block.
+// order. Fan-outs to one channel run one at a time (the topic's lock), so
+// each subscriber's eventSerno order is its delivery order; they do not
+// hold the registry lock, which (un)subscribes replace rather than change
+// the slice under. fn must not block.
 func (r *registry) eachSub(channel string, fn func(*sub)) {
 	r.mu.RLock()
-	defer r.mu.RUnlock()
-	for _, s := range r.channels[channel] {
+	t := r.channels[channel]
+	r.mu.RUnlock()
+	if t == nil {
+		return
+	}
+	t.fanOut.Lock()
+	defer t.fanOut.Unlock()
+	r.mu.RLock()
+	subs := t.subs
+	r.mu.RUnlock()
+	for _, s := range subs {
 		fn(s)
 	}
 }
 
-// eachUserConn calls fn for every connection logged in as uid, under the
-// read lock. fn must not block.
-func (r *registry) eachUserConn(uid string, fn func(*conn)) {
+// eachUserConn calls fn for every connection logged in as uid, with the
+// event channels that connection's user is allowed, under the read lock.
+// fn must not block.
+func (r *registry) eachUserConn(uid string, fn func(c *conn, homes []string)) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	for _, c := range r.users[uid] {
-		fn(c)
+	if m := r.users[uid]; m != nil {
+		for _, c := range m.conns {
+			fn(c, c.rs.homes)
+		}
 	}
 }
 

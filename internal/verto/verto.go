@@ -51,6 +51,19 @@ const (
 	MsgPong             = "PONG"
 )
 
+// Errors of the embedded hub's limits, which mod_verto does not have. They
+// use codes of their own so a client can tell a budget from a refusal.
+const (
+	CodeRateLimited    = -32010 // a member's broadcast or message budget is spent
+	CodeTooLarge       = -32011 // a batch, event or message over its size bound
+	MsgRateLimited     = "Rate limit exceeded"
+	MsgBatchTooLarge   = "Batch too large"
+	MsgEventTooLarge   = "Event too large"
+	MsgMessageTooLarge = "Message too large"
+	MsgTooManyConns    = "Too many connections"
+	MsgChannelFull     = "Channel is full"
+)
+
 // Methods the server sends to clients.
 const (
 	MethodClientReady = "verto.clientReady"

@@ -1,0 +1,432 @@
+package hub
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The tests in this file are attacks one member can try against the
+// others; each failed against the hub before its budgets, session keys,
+// channel-scoped relay and live-connection limits existed.
+
+// loginResult sends a login and returns its reply, consuming the
+// verto.clientReady that follows a success.
+func loginResult(t *testing.T, c *wsClient, user, pass, sessid string) map[string]any {
+	t.Helper()
+	r := c.call(1, "login", map[string]any{"login": user, "passwd": pass, "sessid": sessid})
+	if _, ok := r["result"]; ok {
+		if m := c.recv(); m["method"] != "verto.clientReady" {
+			t.Fatalf("%s: expected verto.clientReady, got %v", c.name, m)
+		}
+	}
+	return r
+}
+
+// alive reports whether c's connection is still open and answering: it
+// counts the verto.event frames still queued for it, then asks for an echo.
+func alive(t *testing.T, c *wsClient) (events int, ok bool) {
+	t.Helper()
+	const echoID = 999_999
+	c.send(map[string]any{"jsonrpc": "2.0", "id": echoID, "method": "echo", "params": map[string]any{}})
+	for {
+		f, got := c.next(5 * time.Second)
+		if !got || f.closed {
+			return events, false
+		}
+		var m map[string]any
+		if err := json.Unmarshal(f.data, &m); err != nil {
+			t.Fatalf("%s: %s: %v", c.name, f.data, err)
+		}
+		if m["method"] == "verto.event" {
+			events++
+		}
+		if fmt.Sprint(m["id"]) == fmt.Sprint(echoID) && m["result"] != nil {
+			return events, true
+		}
+	}
+}
+
+// waitRegistered waits until the hub holds n connections.
+func waitRegistered(t *testing.T, th *testHub, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if conns, _, _, _ := th.h.reg.counts(); conns == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			conns, _, _, _ := th.h.reg.counts()
+			t.Fatalf("%d connections registered, want %d", conns, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestSessidSquatting: another member who knows a victim's sessid (every
+// broadcast carries it) logs in with it while the victim is away; the
+// victim's reconnect must still succeed, every time.
+func TestSessidSquatting(t *testing.T) {
+	gw := newDirGateway()
+	th := startHub(t, gw, nil)
+	gw.add("victim", "pw", "room")
+	gw.add("attacker", "pw", "room")
+	const sessid = "victim-sessid"
+	failed := 0
+	for round := range 20 {
+		v := dial(t, th, fmt.Sprint("victim-", round), nil)
+		loginResult(t, v, "victim", "pw", sessid)
+		_ = v.ws.CloseNow() // a reload or a network blip
+		waitRegistered(t, th, 0)
+		a := dial(t, th, fmt.Sprint("attacker-", round), nil)
+		if _, ok := loginResult(t, a, "attacker", "pw", sessid)["result"]; !ok {
+			t.Fatalf("round %d: the attacker's own login failed", round)
+		}
+		v2 := dial(t, th, fmt.Sprint("victim-again-", round), nil)
+		if _, ok := loginResult(t, v2, "victim", "pw", sessid)["result"]; !ok {
+			failed++
+		}
+		a.quiet(20 * time.Millisecond) // and the attacker was not punted either
+		_ = a.ws.CloseNow()
+		_ = v2.ws.CloseNow()
+		waitRegistered(t, th, 0)
+	}
+	if failed > 0 {
+		t.Fatalf("victim locked out in %d of 20 rounds", failed)
+	}
+}
+
+// burstOptions keeps the per-connection request limit out of the way, so
+// the member budgets are what is tested.
+func burstOptions(o *Options) { o.RequestRate, o.RequestBurst = 1e6, 1e6 }
+
+// subscribers logs in n members of room and subscribes them.
+func subscribers(t *testing.T, th *testHub, gw *dirGateway, room string, n int) []*wsClient {
+	t.Helper()
+	var subs []*wsClient
+	for i := range n {
+		id := fmt.Sprintf("%s-sub%d", room, i)
+		gw.add(id, "pw", room)
+		c := dial(t, th, id, nil)
+		c.login(id, "pw", "s")
+		result(t, c.call(2, "verto.subscribe", map[string]any{"eventChannel": room}))
+		subs = append(subs, c)
+	}
+	return subs
+}
+
+func batchOf(n int, item func(i int) map[string]any) []map[string]any {
+	b := make([]map[string]any, n)
+	for i := range b {
+		b[i] = item(i)
+	}
+	return b
+}
+
+func broadcastItem(room string) func(int) map[string]any {
+	return func(i int) map[string]any {
+		return map[string]any{"jsonrpc": "2.0", "id": 1000 + i, "method": "verto.broadcast",
+			"params": map[string]any{"eventChannel": room, "eventData": "spam", "localBroadcast": true}}
+	}
+}
+
+func infoItem(to string) func(int) map[string]any {
+	return func(i int) map[string]any {
+		return map[string]any{"jsonrpc": "2.0", "id": 1000 + i, "method": "verto.info",
+			"params": map[string]any{"msg": map[string]any{"to": to, "body": "spam"}}}
+	}
+}
+
+// countDropped reports how many of subs are gone, and the most events any
+// survivor received.
+func countDropped(t *testing.T, subs []*wsClient) (dropped, maxEvents int) {
+	t.Helper()
+	for _, c := range subs {
+		n, ok := alive(t, c)
+		if !ok {
+			dropped++
+		}
+		maxEvents = max(maxEvents, n)
+	}
+	return dropped, maxEvents
+}
+
+// TestBurstIsPaidBySender: one member's burst of broadcasts or direct
+// messages, however packed into frames and sockets, never gets readers who
+// keep reading dropped; the sender gets errors instead.
+func TestBurstIsPaidBySender(t *testing.T) {
+	t.Run("one batch of 190 broadcasts", func(t *testing.T) {
+		gw := newDirGateway()
+		th := startHub(t, gw, nil)
+		subs := subscribers(t, th, gw, "room", 10)
+		gw.add("attacker", "pw", "room")
+		a := dial(t, th, "attacker", nil)
+		a.login("attacker", "pw", "sa")
+		a.send(batchOf(190, broadcastItem("room")))
+		if e := errorOf(t, a.recv()); e["message"] != "Batch too large" {
+			t.Fatalf("attacker got %v", e)
+		}
+		if dropped, _ := countDropped(t, subs); dropped != 0 {
+			t.Fatalf("%d of 10 subscribers dropped", dropped)
+		}
+	})
+	t.Run("allowed batches from four sockets", func(t *testing.T) {
+		gw := newDirGateway()
+		th := startHub(t, gw, burstOptions)
+		subs := subscribers(t, th, gw, "room", 100)
+		gw.add("attacker", "pw", "room")
+		var sockets []*wsClient
+		for i := range 4 {
+			a := dial(t, th, fmt.Sprint("attacker-", i), nil)
+			a.login("attacker", "pw", fmt.Sprint("sa", i))
+			sockets = append(sockets, a)
+		}
+		for range 12 {
+			for _, a := range sockets {
+				a.send(batchOf(DefaultMaxBatch, broadcastItem("room")))
+			}
+		}
+		refused := 0
+		for _, a := range sockets {
+			for range 12 {
+				var replies []map[string]any
+				f, ok := a.next(5 * time.Second)
+				if !ok || f.closed || json.Unmarshal(f.data, &replies) != nil {
+					continue // an event (the attacker is not subscribed) or the end
+				}
+				for _, r := range replies {
+					if e, ok := r["error"].(map[string]any); ok && e["message"] == "Rate limit exceeded" {
+						refused++
+					}
+				}
+			}
+		}
+		dropped, most := countDropped(t, subs)
+		if dropped != 0 {
+			t.Fatalf("%d of 100 subscribers dropped", dropped)
+		}
+		sent := 4 * 12 * DefaultMaxBatch
+		if most > DefaultBroadcastBudget.Burst+2 || refused < sent-DefaultBroadcastBudget.Burst-2 {
+			t.Fatalf("a subscriber got %d events and %d of %d broadcasts were refused: the budget is per member, burst %d",
+				most, refused, sent, DefaultBroadcastBudget.Burst)
+		}
+	})
+	t.Run("messages to a target in another channel", func(t *testing.T) {
+		gw := newDirGateway()
+		th := startHub(t, gw, burstOptions)
+		gw.add("target", "pw", "room")
+		target := dial(t, th, "target", nil)
+		target.login("target", "pw", "st")
+		gw.add("outsider", "pw", "elsewhere")
+		a := dial(t, th, "outsider", nil)
+		a.login("outsider", "pw", "so")
+		for range 12 {
+			a.send(batchOf(DefaultMaxBatch, infoItem("target")))
+		}
+		target.quiet(100 * time.Millisecond)
+		if _, ok := alive(t, target); !ok {
+			t.Fatal("target dropped")
+		}
+	})
+	t.Run("messages to a target in the same channel", func(t *testing.T) {
+		gw := newDirGateway()
+		th := startHub(t, gw, burstOptions)
+		gw.add("target", "pw", "room")
+		target := dial(t, th, "target", nil)
+		target.login("target", "pw", "st")
+		gw.add("member", "pw", "room")
+		a := dial(t, th, "member", nil)
+		a.login("member", "pw", "sm")
+		for range 20 {
+			a.send(batchOf(DefaultMaxBatch, infoItem("target")))
+		}
+		got := 0
+		for {
+			f, ok := target.next(200 * time.Millisecond)
+			if !ok {
+				break
+			}
+			if f.closed {
+				t.Fatalf("target dropped after %d messages", got)
+			}
+			got++
+		}
+		if got > DefaultMessageBudget.Burst+5 {
+			t.Fatalf("target got %d messages from one member; budget burst %d", got, DefaultMessageBudget.Burst)
+		}
+		if got < DefaultMessageBudget.Burst {
+			t.Fatalf("target got only %d messages", got)
+		}
+	})
+}
+
+// TestOversizedRequests: a batch over the cap runs nothing; a broadcast or
+// message over its size bound is refused with an error.
+func TestOversizedRequests(t *testing.T) {
+	gw := newDirGateway()
+	th := startHub(t, gw, nil)
+	gw.add("u", "pw", "room")
+	gw.add("v", "pw", "room")
+	c := dial(t, th, "u", nil)
+	c.login("u", "pw", "s")
+	v := dial(t, th, "v", nil)
+	v.login("v", "pw", "s")
+	c.send(batchOf(DefaultMaxBatch+1, infoItem("v")))
+	if e := errorOf(t, c.recv()); e["message"] != "Batch too large" {
+		t.Fatal(e)
+	}
+	v.quiet(50 * time.Millisecond)
+	big := strings.Repeat("x", DefaultMaxEventBytes)
+	e := errorOf(t, c.call(3, "verto.broadcast", map[string]any{"eventChannel": "room", "eventData": big, "localBroadcast": true}))
+	if e["message"] != "Event too large" {
+		t.Fatal(e)
+	}
+	e = errorOf(t, c.call(4, "verto.info", map[string]any{"msg": map[string]any{"to": "v", "body": strings.Repeat("x", DefaultMaxMessageBytes+1)}}))
+	if e["message"] != "Message too large" {
+		t.Fatal(e)
+	}
+	v.quiet(50 * time.Millisecond)
+}
+
+// TestDirectMessagesStayInChannel: the hub relays a direct message only
+// between clients allowed a common channel.
+func TestDirectMessagesStayInChannel(t *testing.T) {
+	gw := newDirGateway()
+	th := startHub(t, gw, nil)
+	gw.add("alice", "pw", "room")
+	gw.add("bob", "pw", "room")
+	gw.add("mallory", "pw", "elsewhere")
+	alice := dial(t, th, "alice", nil)
+	alice.login("alice", "pw", "sa")
+	bob := dial(t, th, "bob", nil)
+	bob.login("bob", "pw", "sb")
+	mallory := dial(t, th, "mallory", nil)
+	mallory.login("mallory", "pw", "sm")
+
+	// The relay answers SENT either way, as mod_verto does.
+	if res := result(t, mallory.call(2, "verto.info", map[string]any{"msg": map[string]any{"to": "alice", "body": "here"}})); res["message"] != "SENT" {
+		t.Fatal(res)
+	}
+	alice.quiet(50 * time.Millisecond)
+	result(t, bob.call(2, "verto.info", map[string]any{"msg": map[string]any{"to": "alice", "body": "hi"}}))
+	m := alice.recv()
+	if p, _ := m["params"].(map[string]any); m["method"] != "verto.info" || fmt.Sprint(p["msg"]) != "map[body:hi from:bob to:alice@"+th.h.opts.Domain+"]" {
+		t.Fatalf("alice got %v", m)
+	}
+}
+
+// TestChannelLimit: MaxClientsPerChannel counts users by their live
+// connections and holds exactly under simultaneous logins; a user's second
+// socket closing neither frees its place nor reports a disconnect.
+func TestChannelLimit(t *testing.T) {
+	t.Run("simultaneous logins", func(t *testing.T) {
+		gw := newDirGateway()
+		th := startHub(t, gw, func(o *Options) { o.MaxClientsPerChannel = 2 })
+		var clients []*wsClient
+		for i := range 20 {
+			id := fmt.Sprint("u", i)
+			gw.add(id, "pw", "room")
+			clients = append(clients, dial(t, th, id, nil))
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		in := 0
+		for i, c := range clients {
+			wg.Go(func() {
+				c.send(map[string]any{"jsonrpc": "2.0", "id": 1, "method": "login",
+					"params": map[string]any{"login": fmt.Sprint("u", i), "passwd": "pw", "sessid": "s"}})
+			})
+		}
+		wg.Wait()
+		for _, c := range clients {
+			f, ok := c.next(5 * time.Second)
+			if !ok || f.closed {
+				t.Fatalf("%s: no reply", c.name)
+			}
+			if strings.Contains(string(f.data), `"logged in"`) {
+				mu.Lock()
+				in++
+				mu.Unlock()
+			} else if !strings.Contains(string(f.data), "Channel is full") {
+				t.Fatalf("%s: %s", c.name, f.data)
+			}
+		}
+		if in != 2 {
+			t.Fatalf("%d clients logged in, limit 2", in)
+		}
+	})
+	t.Run("a second socket closing", func(t *testing.T) {
+		gw := newDirGateway()
+		th := startHub(t, gw, func(o *Options) { o.MaxClientsPerChannel = 2 })
+		for _, id := range []string{"x", "y", "z"} {
+			gw.add(id, "pw", "room")
+		}
+		x1 := dial(t, th, "x1", nil)
+		x1.login("x", "pw", "tab1")
+		x2 := dial(t, th, "x2", nil)
+		x2.login("x", "pw", "tab2") // the same client in a second tab: one place
+		y := dial(t, th, "y", nil)
+		y.login("y", "pw", "s")
+
+		_ = x1.ws.CloseNow()
+		waitRegistered(t, th, 2)
+		z := dial(t, th, "z", nil)
+		if e := errorOf(t, z.call(1, "login", map[string]any{"login": "z", "passwd": "pw", "sessid": "s"})); e["message"] != "Channel is full" {
+			t.Fatalf("z: %v", e)
+		}
+		time.Sleep(20 * time.Millisecond) // let a (wrong) report land before counting
+		if n := gw.reportCount("verto_client_disconnect"); n != 0 {
+			t.Fatalf("%d disconnect reports while x still has a live connection", n)
+		}
+
+		_ = x2.ws.CloseNow()
+		waitRegistered(t, th, 2) // y and z's closing socket are gone; y stays
+		deadline := time.Now().Add(5 * time.Second)
+		for gw.reportCount("verto_client_disconnect") != 1 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if n := gw.reportCount("verto_client_disconnect"); n != 1 {
+			t.Fatalf("%d disconnect reports after x's last socket closed, want 1", n)
+		}
+		z2 := dial(t, th, "z2", nil)
+		z2.login("z", "pw", "s")
+	})
+}
+
+// TestEventSernoOrder: with several members broadcasting at once, each
+// subscriber receives its events in eventSerno order.
+func TestEventSernoOrder(t *testing.T) {
+	gw := newDirGateway()
+	th := startHub(t, gw, func(o *Options) {
+		burstOptions(o)
+		o.BroadcastBudget = Budget{Rate: 1e6, Burst: 1e6}
+	})
+	subs := subscribers(t, th, gw, "room", 3)
+	const senders, each = 4, 150
+	var wg sync.WaitGroup
+	for i := range senders {
+		id := fmt.Sprint("sender", i)
+		gw.add(id, "pw", "room")
+		c := dial(t, th, id, nil)
+		c.login(id, "pw", "s")
+		wg.Go(func() {
+			for range each / DefaultMaxBatch {
+				c.send(batchOf(DefaultMaxBatch, broadcastItem("room")))
+			}
+		})
+	}
+	wg.Wait()
+	want := senders * (each / DefaultMaxBatch) * DefaultMaxBatch
+	for _, c := range subs {
+		for i := range want {
+			m := c.recv()
+			p, _ := m["params"].(map[string]any)
+			if got := fmt.Sprint(p["eventSerno"]); got != fmt.Sprint(i) {
+				t.Fatalf("%s: event %d has eventSerno %s", c.name, i, got)
+			}
+		}
+	}
+}
