@@ -120,6 +120,19 @@ func mustEval[T any](b *browser, expr string) T {
 	return v
 }
 
+// mustAwait evaluates an expression that yields a promise and returns what
+// the promise resolves to; it fails the test on error.
+func mustAwait[T any](b *browser, expr string) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.t.Fatalf("%s: await %s: %v", b.name, expr, err)
+	}
+	return v
+}
+
 // click clicks the element a CSS selector finds, as a user would.
 func (b *browser) click(sel string) {
 	b.t.Helper()
@@ -205,13 +218,27 @@ func (b *browser) mustEmulatePhone() {
 	b.must(5*time.Second, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulateTouch))
 }
 
-// watcher collects page problems into window.__e2eProblems (test browsers only).
+// watcher collects page problems into window.__e2eProblems, and the
+// sessid of every Verto login the page sends into window.__e2eSessids
+// (test browsers only).
 const watcher = `(() => {
   const p = window.__e2eProblems = [];
+  const s = window.__e2eSessids = [];
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (d) {
+    try { const m = JSON.parse(d); if (m.method === 'login') s.push(m.params.sessid); } catch {}
+    return send.call(this, d);
+  };
   addEventListener('error', (e) => p.push('error: ' + e.message));
   addEventListener('unhandledrejection', (e) => p.push('rejection: ' + (e.reason && e.reason.message || e.reason)));
   document.addEventListener('securitypolicyviolation', (e) => p.push('csp: ' + e.violatedDirective + ' ' + e.blockedURI));
 })()`
+
+// loginSessid is the sessid of the page's latest Verto login, or "".
+func (b *browser) loginSessid() string {
+	b.t.Helper()
+	return mustEval[string](b, `String((window.__e2eSessids || []).at(-1) || '')`)
+}
 
 // problems returns what the watcher collected, or "".
 func (b *browser) problems() string {
@@ -229,6 +256,10 @@ func (b *browser) newTab(name string) *browser {
 	if err := chromedp.Do(ctx); err != nil {
 		cancel()
 		b.t.Fatalf("%s: new tab: %v", name, err)
+	}
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: watcher}); err != nil {
+		cancel()
+		b.t.Fatalf("%s: add watcher: %v", name, err)
 	}
 	b.t.Cleanup(cancel)
 	return &browser{t: b.t, name: name, ctx: ctx, close: cancel}

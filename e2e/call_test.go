@@ -127,6 +127,12 @@ func TestCall(t *testing.T) {
 
 	took, aliceID, bobID := meetAndCall(t, srv, room, alice, bob)
 	t.Logf("opening the page to a connected call: %v", took)
+	// The Verto sessid is random, never the client id every member sees
+	// (anyone knowing it could otherwise claim the session first).
+	aliceSess := alice.loginSessid()
+	if aliceSess == "" || aliceSess == aliceID || aliceSess == bobID || aliceSess == bob.loginSessid() {
+		t.Errorf("alice logged in with sessid %q (client ids %s, %s; bob's sessid %q)", aliceSess, aliceID, bobID, bob.loginSessid())
+	}
 	t.Logf("JS+CSS loaded by the channel page: %.0f bytes", mustEval[float64](alice, assetBytes))
 	if n := mustEval[float64](alice, assetBytes); n > 40*1024 || n == 0 {
 		t.Errorf("channel page loaded %.0f bytes of JS+CSS, want 1…40 KiB", n)
@@ -198,6 +204,17 @@ func TestCall(t *testing.T) {
 		b.mustWait(`!document.querySelector(`+jsString(callButton(map[*browser]string{alice: bobID, bob: aliceID}[b]))+`).disabled`, 2*time.Second)
 	}
 
+	// An outsider who knows alice's client id (carol, in another channel,
+	// with her own credentials) sends her a direct "here" and an offer:
+	// alice neither lists carol nor rings.
+	carolID := clientID(carol)
+	replies := mustAwait[string](carol, outsiderJS(aliceID))
+	t.Logf("outsider's direct messages, the relay's replies: %s", replies)
+	time.Sleep(time.Second)
+	if mustEval[bool](alice, sees(carolID)) || !mustEval[bool](alice, idle) {
+		t.Errorf("an outsider's direct messages reached alice: she lists carol %v, call state %q", mustEval[bool](alice, sees(carolID)), mustEval[string](alice, `document.getElementById('channel-app').dataset.call`))
+	}
+
 	// Restart: a new server on the same address and database. Both pages
 	// notice, reconnect by themselves and find each other again.
 	srv.stop()
@@ -231,6 +248,9 @@ func TestCall(t *testing.T) {
 		t.Fatalf("second tab has client id %s, want %s", id, aliceID)
 	}
 	tab.mustWait(connReady, 10*time.Second)
+	if s := tab.loginSessid(); s != aliceSess {
+		t.Errorf("second tab logged in with sessid %q, want the first tab's %q to take the session over", s, aliceSess)
+	}
 	alice.mustWait(`document.getElementById('channel-app').dataset.conn === 'punted'`, 5*time.Second)
 	bob.mustWait(sees(aliceID), 2*time.Second)
 	time.Sleep(time.Second)
@@ -247,6 +267,35 @@ func TestCall(t *testing.T) {
 			t.Errorf("%s: page problems: %s", b.name, p)
 		}
 	}
+}
+
+// outsiderJS logs in from the page with its own credentials on a socket of
+// its own and sends client `to` the old direct presence answer and a call
+// offer; it resolves to the relay's replies.
+func outsiderJS(to string) string {
+	return `(async () => {
+  const cfg = JSON.parse(document.getElementById('channel-config').textContent);
+  const u = new URL(cfg.vertoUrl || '/verto', location.href);
+  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  const ws = new WebSocket(u.href);
+  await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = fail; });
+  const sessid = crypto.randomUUID ? crypto.randomUUID() : String(Math.random());
+  let n = 0;
+  const call = (method, params) => new Promise((ok) => {
+    const id = ++n;
+    ws.addEventListener('message', function h(e) {
+      const m = JSON.parse(e.data);
+      if (m.id === id) { ws.removeEventListener('message', h); ok(m.error ? 'error ' + m.error.message : 'ok'); }
+    });
+    ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, params: { ...params, sessid } }));
+  });
+  const out = [await call('login', { login: cfg.clientId, passwd: cfg.password })];
+  for (const m of [{ t: 'here', name: 'Mallory', key: '', inst: 'x' }, { t: 'offer', call: 'outsider-1' }]) {
+    out.push(await call('verto.info', { msg: { to: ` + jsString(to) + `, body: btoa(JSON.stringify(m)) } }));
+  }
+  ws.close();
+  return out.join(', ');
+})()`
 }
 
 // BenchmarkPageToCall measures the time from opening a channel page in two

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"time"
 
 	"channels/internal/config"
 	"channels/internal/directory"
@@ -47,10 +48,17 @@ func Assemble(ctx context.Context, cfg config.Config, st *store.Store, logger *s
 	// The /fsapi handlers, in matching order: the first whose required
 	// fields are all present answers.
 	reg := fsapi.NewRegistry(logger.With("component", "fsapi"))
+	// The client limit is kept where the connections are: the embedded hub
+	// counts live connections exactly; FreeSWITCH has only the directory's
+	// count of reported logins.
+	dirLimit, hubLimit := cfg.MaxClientsPerChannel, 0
+	if cfg.VertoURL == "" {
+		dirLimit, hubLimit = 0, cfg.MaxClientsPerChannel
+	}
 	if err := directory.Register(reg, directory.Options{
 		Store:                st,
 		Domain:               cfg.VertoDomain(),
-		MaxClientsPerChannel: cfg.MaxClientsPerChannel,
+		MaxClientsPerChannel: dirLimit,
 		Logger:               logger.With("component", "directory"),
 	}); err != nil {
 		return nil, nil, fmt.Errorf("register directory handlers: %w", err)
@@ -72,6 +80,8 @@ func Assemble(ctx context.Context, cfg config.Config, st *store.Store, logger *s
 		Hostname:       cfg.FreeSWITCHHostname,
 		AllowedOrigins: allowedOrigins(cfg),
 		Logger:         logger.With("component", "hub"),
+
+		MaxClientsPerChannel: hubLimit,
 	})
 
 	mux := http.NewServeMux()
@@ -82,13 +92,54 @@ func Assemble(ctx context.Context, cfg config.Config, st *store.Store, logger *s
 	mux.Handle("/verto", forwarded.Handler(cfg.TrustedProxies, verto))
 	mux.Handle("/", forwarded.Handler(cfg.TrustedProxies, app))
 
+	stopSweeper := startSweeper(ctx, st, cfg, logger.With("component", "sweeper"))
 	shutdown := func(ctx context.Context) error {
+		stopSweeper()
 		if err := verto.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			return fmt.Errorf("shut down hub: %w", err)
 		}
 		return nil
 	}
 	return mux, shutdown, nil
+}
+
+// Background sweeper: how often it runs, and how long a client that never
+// logged in is kept (the time a page may stay open before it logs in; the
+// browser's session can re-create the client afterwards).
+const (
+	sweepEvery         = 10 * time.Minute
+	sweepNeverLoggedIn = time.Hour
+)
+
+// startSweeper runs the store's sweeper (expired sessions, unused clients,
+// SQLite WAL checkpoint) until ctx ends or the returned stop is called,
+// which waits for it. Clients idle for a session lifetime go too.
+func startSweeper(ctx context.Context, st *store.Store, cfg config.Config, logger *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		st.RunSweeper(ctx, store.SweeperOptions{
+			Every:         sweepEvery,
+			NeverLoggedIn: sweepNeverLoggedIn,
+			Idle:          cfg.SessionLifetime,
+			Report: func(r store.SweepResult, err error) {
+				if err != nil {
+					logger.Warn("sweep", "err", err)
+				}
+				if r.Sessions > 0 || r.Clients > 0 {
+					logger.Info("swept", "expired_sessions", r.Sessions, "unused_clients", r.Clients)
+				}
+				if !r.Checkpointed {
+					logger.Debug("WAL checkpoint incomplete: readers kept it busy")
+				}
+			},
+		})
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // allowedOrigins are the origins whose pages may open /verto: the site's

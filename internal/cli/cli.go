@@ -103,11 +103,8 @@ func Run(ctx context.Context, args []string, env Env) error {
 // arguments; extra adds a command's own flags. It returns the positional
 // arguments.
 func loadConfig(name string, args []string, env Env, extra func(*flag.FlagSet)) (config.Config, []string, error) {
-	cfg, _, err := config.Load(name, nil, env.Getenv)
-	if err != nil {
-		return cfg, nil, fmt.Errorf("configuration: %w", err)
-	}
-	fs := cfg.FlagSet(name)
+	l := config.NewLoader(name, env.Getenv)
+	fs := l.FlagSet
 	fs.SetOutput(env.Stderr)
 	if extra != nil {
 		extra(fs)
@@ -116,9 +113,9 @@ func loadConfig(name string, args []string, env Env, extra func(*flag.FlagSet)) 
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return cfg, nil, err
+				return l.Config, nil, err
 			}
-			return cfg, nil, usagef("%s: %v", name, err)
+			return l.Config, nil, usagef("%s: %v", name, err)
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -126,7 +123,10 @@ func loadConfig(name string, args []string, env Env, extra func(*flag.FlagSet)) 
 		}
 		pos, args = append(pos, args[0]), args[1:]
 	}
-	if err := cfg.Validate(); err != nil {
+	// Validated once, after the environment and the flags: a flag mends a
+	// bad environment variable.
+	cfg, err := l.Finish()
+	if err != nil {
 		return cfg, nil, fmt.Errorf("configuration: %w", err)
 	}
 	return cfg, pos, nil

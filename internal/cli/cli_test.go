@@ -7,6 +7,7 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -389,21 +390,74 @@ func TestFreeSWITCHConfig(t *testing.T) {
 	}
 }
 
-func TestDefaultFSAPIURL(t *testing.T) {
-	tests := []struct{ listen, want string }{
-		{"127.0.0.1:8080", "http://127.0.0.1:8080/fsapi"},
-		{":9000", "http://127.0.0.1:9000/fsapi"},
-		{"0.0.0.0:80", "http://127.0.0.1:80/fsapi"},
-		{"[::]:8080", "http://127.0.0.1:8080/fsapi"},
-		{"[::1]:8080", "http://[::1]:8080/fsapi"},
-		{"10.0.0.5:8080", "http://10.0.0.5:8080/fsapi"},
+// TestFreeSWITCHLogLevel: freeswitch-config maps -log-level to
+// FreeSWITCH's level names the way FromConfig does, whether the level
+// comes from a flag or the environment.
+func TestFreeSWITCHLogLevel(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		env  string
+		args []string
+		want string
+	}{
+		{"default", "", nil, "info"},
+		{"flag debug", "", []string{"-log-level", "debug"}, "debug"},
+		{"flag warn", "", []string{"-log-level", "warn"}, "warning"},
+		{"flag error", "", []string{"-log-level", "error"}, "err"},
+		{"environment debug", "debug", nil, "debug"},
+		{"flag over environment", "error", []string{"-log-level", "debug"}, "debug"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := filepath.Join(dir, strconv.Itoa(i))
+			vars := map[string]string{"CHANNELS_FSAPI_PASSWORD": "pw", "CHANNELS_LOG_LEVEL": tt.env}
+			args := append([]string{"freeswitch-config", "--out", out}, tt.args...)
+			if _, errOut, err := run(t, vars, "", args...); err != nil {
+				t.Fatalf("%v\n%s", err, errOut)
+			}
+			b, err := os.ReadFile(filepath.Join(out, "vars.xml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := `console_loglevel=` + tt.want + `"`; !strings.Contains(string(b), want) {
+				t.Errorf("vars.xml lacks %s:\n%s", want, b)
+			}
+		})
+	}
+}
+
+// TestFlagsWinOverEnvironment: a flag replaces a bad CHANNELS_* variable,
+// and the configuration is validated once, after both.
+func TestFlagsWinOverEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string // an error to expect; "" for success
+	}{
+		{"bad base URL mended by flag", map[string]string{"CHANNELS_BASE_URL": "bad"}, []string{"-base-url", "http://x:1"}, ""},
+		{"bad base URL", map[string]string{"CHANNELS_BASE_URL": "bad"}, nil, "base URL"},
+		{"bad flag over good environment", map[string]string{"CHANNELS_BASE_URL": "http://x:1"}, []string{"-base-url", "bad"}, "base URL"},
+		{"unparsable duration mended by flag", map[string]string{"CHANNELS_SESSION_LIFETIME": "soon"}, []string{"-session-lifetime", "2h"}, ""},
+		{"unparsable duration", map[string]string{"CHANNELS_SESSION_LIFETIME": "soon"}, nil, "CHANNELS_SESSION_LIFETIME"},
+		{"bad log level mended by flag", map[string]string{"CHANNELS_LOG_LEVEL": "loud"}, []string{"-log-level", "debug"}, ""},
+		{"bad verto URL emptied by flag", map[string]string{"CHANNELS_VERTO_URL": "http://x"}, []string{"-verto-url="}, ""},
+		{"bad network mended by flag", map[string]string{"CHANNELS_FSAPI_NETWORKS": "nope"}, []string{"-fsapi-networks", "10.0.0.0/8"}, ""},
 	}
 	for _, tt := range tests {
-		cfg := config.Default()
-		cfg.Listen = tt.listen
-		if got := defaultFSAPIURL(cfg); got != tt.want {
-			t.Errorf("%s: %s, want %s", tt.listen, got, tt.want)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			vars := map[string]string{"CHANNELS_DATA_DIR": dir}
+			maps.Copy(vars, tt.env)
+			_, errOut, err := run(t, vars, "", append([]string{"migrate"}, tt.args...)...)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("%v\n%s", err, errOut)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
+			}
+		})
 	}
 }
 

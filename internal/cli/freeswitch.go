@@ -5,10 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
-	"strconv"
 
-	"channels/internal/config"
 	"channels/internal/freeswitch"
 )
 
@@ -29,33 +26,15 @@ func freeswitchConfig(_ context.Context, args []string, env Env) error {
 	if cfg.FSAPIPassword == "" {
 		return errors.New("freeswitch-config: set CHANNELS_FSAPI_PASSWORD (or --fsapi-password) first: without it /fsapi refuses FreeSWITCH")
 	}
-	if fsapiURL == "" {
-		fsapiURL = defaultFSAPIURL(cfg)
+	// The same mapping of the configuration as everywhere else (log level
+	// names, /fsapi URL, domain); only the URL can be overridden here.
+	p := freeswitch.FromConfig(cfg)
+	if fsapiURL != "" {
+		p.FSAPIURL = fsapiURL
 	}
-	if err := freeswitch.Write(out, freeswitch.Params{
-		FSAPIURL: fsapiURL,
-		User:     cfg.FSAPIUser,
-		Password: cfg.FSAPIPassword,
-		Domain:   cfg.VertoDomain(),
-	}); err != nil {
+	if err := freeswitch.Write(out, p); err != nil {
 		return fmt.Errorf("freeswitch-config: %w", err)
 	}
-	fmt.Fprintf(env.Stdout, "Wrote the FreeSWITCH configuration to %s (it calls %s).\n", out, fsapiURL)
+	fmt.Fprintf(env.Stdout, "Wrote the FreeSWITCH configuration to %s (it calls %s).\n", out, p.FSAPIURL)
 	return nil
-}
-
-// defaultFSAPIURL is /fsapi on the listen address, with a loopback host
-// when the service listens on all interfaces.
-func defaultFSAPIURL(cfg config.Config) string {
-	host, port, err := net.SplitHostPort(cfg.Listen)
-	if err != nil {
-		return "http://127.0.0.1:8080/fsapi"
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
-	}
-	if _, err := strconv.Atoi(port); err != nil {
-		port = "8080"
-	}
-	return "http://" + net.JoinHostPort(host, port) + "/fsapi"
 }

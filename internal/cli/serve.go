@@ -12,11 +12,65 @@ import (
 	"time"
 
 	"channels/internal/config"
+	"channels/internal/connlimit"
 	"channels/internal/store"
 )
 
 // shutdownGrace bounds the graceful shutdown.
 const shutdownGrace = 10 * time.Second
+
+// httpLimits bound what one connection may hold: how long its request may
+// take to arrive, how long the response may take to leave, how long it may
+// idle, and (Conns) how many connections may be open per address and in
+// all. Together they bound the descriptors a client can keep busy: at most
+// Conns.MaxPerAddr connections from one address, each closed within
+// ReadTimeout unless its requests arrive whole in time.
+type httpLimits struct {
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, body included, from its
+	// first byte; a client trickling a body is cut off after it. Requests
+	// here are small (forms of at most 16 KiB; /verto's upgrade has no
+	// body), and net/http clears the deadlines of a hijacked connection,
+	// so WebSockets outlive it.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing a response, so a client that never reads
+	// a large one (a script file) does not hold its connection either.
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
+	Conns        connlimit.Options
+}
+
+// defaultHTTPLimits are serve's limits; trusted proxies are exempt from the
+// per-address cap, which would otherwise count the proxy.
+func defaultHTTPLimits(cfg config.Config, logger *slog.Logger) httpLimits {
+	return httpLimits{
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		Conns: connlimit.Options{
+			MaxPerAddr: connlimit.DefaultMaxPerAddr,
+			MaxTotal:   connlimit.DefaultMaxTotal(),
+			Exempt:     cfg.TrustedProxies,
+			Logger:     logger,
+		},
+	}
+}
+
+// newHTTPServer is the HTTP server of serve, its listener capped by lim.
+func newHTTPServer(ctx context.Context, ln net.Listener, handler http.Handler, lim httpLimits, logger *slog.Logger) (*http.Server, net.Listener) {
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: lim.ReadHeaderTimeout,
+		ReadTimeout:       lim.ReadTimeout,
+		WriteTimeout:      lim.WriteTimeout,
+		IdleTimeout:       lim.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	return srv, connlimit.New(ln, lim.Conns)
+}
 
 // warmConns is how many database connections serve opens before it takes
 // requests: one per concurrent request of a typical burst.
@@ -63,14 +117,8 @@ func serve(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	lim := defaultHTTPLimits(cfg, logger)
+	srv, ln := newHTTPServer(ctx, ln, handler, lim, logger)
 
 	cleanCtx, stopClean := context.WithCancel(ctx)
 	defer stopClean()
@@ -80,7 +128,8 @@ func serve(ctx context.Context, args []string, env Env) error {
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	logger.Info("listening", "addr", ln.Addr().String(), "database", st.Dialect())
+	logger.Info("listening", "addr", ln.Addr().String(), "database", st.Dialect(),
+		"max_conns_per_addr", lim.Conns.MaxPerAddr, "max_conns", lim.Conns.MaxTotal)
 	fmt.Fprintf(env.Stdout, "Channels is running. Open %s/ in your browser.\n", strings.TrimSuffix(cfg.BaseURL, "/"))
 
 	select {

@@ -160,26 +160,69 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 // command-line arguments, and validates it. It returns the remaining
 // arguments.
 func Load(name string, args []string, getenv func(string) string) (Config, []string, error) {
-	c := Default()
-	fs := c.FlagSet(name)
-	// The environment is applied through the same flags, so parsing and
-	// validation are the same for both; flags are parsed after and win.
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		key := "CHANNELS_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+	l := NewLoader(name, getenv)
+	if err := l.FlagSet.Parse(args); err != nil {
+		return l.Config, nil, err
+	}
+	c, err := l.Finish()
+	return c, l.FlagSet.Args(), err
+}
+
+// Loader builds a Config in two steps, so that a command can add flags of
+// its own and parse its arguments in between: NewLoader applies the
+// defaults and the environment, the caller parses FlagSet (which writes
+// into Config), and Finish validates the result once, after both.
+type Loader struct {
+	// Config is the configuration being built.
+	Config Config
+	// FlagSet holds the configuration flags; parsing it overrides the
+	// environment.
+	FlagSet *flag.FlagSet
+	envErrs map[string]error // by flag name: environment values that did not parse
+}
+
+// NewLoader returns a Loader whose Config holds the defaults overridden
+// by the CHANNELS_* variables getenv gives.
+func NewLoader(name string, getenv func(string) string) *Loader {
+	l := &Loader{Config: Default(), envErrs: map[string]error{}}
+	// The environment goes through a flag set of its own over the same
+	// Config, so its values parse like flags; the command-line flag set is
+	// made after it, shows the environment's values as defaults in -help,
+	// and tells by Visit which settings the command line gave.
+	env := l.Config.FlagSet(name)
+	env.VisitAll(func(f *flag.Flag) {
+		key := EnvName(f.Name)
 		if v := getenv(key); v != "" {
-			if err := fs.Set(f.Name, v); err != nil && envErr == nil {
-				envErr = fmt.Errorf("%s: %w", key, err)
+			if err := env.Set(f.Name, v); err != nil {
+				l.envErrs[f.Name] = fmt.Errorf("%s: %w", key, err)
 			}
 		}
 	})
-	if envErr != nil {
-		return c, nil, envErr
+	l.FlagSet = l.Config.FlagSet(name)
+	return l
+}
+
+// EnvName is the environment variable of a flag: CHANNELS_ and the name in
+// capitals with "-" as "_".
+func EnvName(flagName string) string {
+	return "CHANNELS_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Finish returns the configuration after FlagSet has been parsed: an
+// environment value that did not parse is an error unless a flag replaced
+// it, then the whole is validated, once.
+func (l *Loader) Finish() (Config, error) {
+	l.FlagSet.Visit(func(f *flag.Flag) { delete(l.envErrs, f.Name) })
+	var first error
+	l.FlagSet.VisitAll(func(f *flag.Flag) { // in name order: deterministic
+		if err := l.envErrs[f.Name]; err != nil && first == nil {
+			first = err
+		}
+	})
+	if first != nil {
+		return l.Config, first
 	}
-	if err := fs.Parse(args); err != nil {
-		return c, nil, err
-	}
-	return c, fs.Args(), c.Validate()
+	return l.Config, l.Config.Validate()
 }
 
 // LoadOS is Load with the process environment.

@@ -93,3 +93,46 @@ func TestLoadErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestFlagsMendEnvironment: a flag replaces a CHANNELS_* value that does not
+// parse or validate; validation runs once, on the result.
+func TestFlagsMendEnvironment(t *testing.T) {
+	tests := []struct {
+		name  string
+		env   map[string]string
+		args  []string
+		check func(Config) bool
+	}{
+		{"base URL", map[string]string{"CHANNELS_BASE_URL": "bad"}, []string{"-base-url", "http://x:1"},
+			func(c Config) bool { return c.BaseURL == "http://x:1" }},
+		{"duration", map[string]string{"CHANNELS_SESSION_LIFETIME": "soon"}, []string{"-session-lifetime", "2h"},
+			func(c Config) bool { return c.SessionLifetime == 2*time.Hour }},
+		{"networks", map[string]string{"CHANNELS_FSAPI_NETWORKS": "nope"}, []string{"-fsapi-networks", "10.0.0.0/8"},
+			func(c Config) bool { return len(c.FSAPINetworks) == 1 && c.FSAPINetworks[0].String() == "10.0.0.0/8" }},
+		{"ICE servers", map[string]string{"CHANNELS_ICE_SERVERS": "http://x"}, []string{"-ice-servers", "stun:s:3478"},
+			func(c Config) bool { return len(c.ICEServers) == 1 && c.ICEServers[0].URLs[0] == "stun:s:3478" }},
+		{"log level", map[string]string{"CHANNELS_LOG_LEVEL": "loud"}, []string{"-log-level", "debug"},
+			func(c Config) bool { return c.LogLevel == "debug" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _, err := Load("serve", tt.args, env(tt.env))
+			if err != nil || !tt.check(c) {
+				t.Fatalf("Load = %+v, %v", c, err)
+			}
+			if _, _, err := Load("serve", nil, env(tt.env)); err == nil {
+				t.Fatal("the bad environment alone was accepted")
+			}
+		})
+	}
+}
+
+func TestLoaderHelpShowsEnvironment(t *testing.T) {
+	l := NewLoader("serve", env(map[string]string{"CHANNELS_LISTEN": "127.0.0.1:7777"}))
+	if got := l.FlagSet.Lookup("listen").DefValue; got != "127.0.0.1:7777" {
+		t.Errorf("-listen default %q, want the environment's", got)
+	}
+	if EnvName("max-clients-per-channel") != "CHANNELS_MAX_CLIENTS_PER_CHANNEL" {
+		t.Error(EnvName("max-clients-per-channel"))
+	}
+}

@@ -3,6 +3,19 @@
 // disconnect reports of the FreeSWITCH Lua hooks (and of the embedded hub),
 // which keep each Client's connected time.
 //
+// FreeSWITCH's reports carry no session id, but both carry the address
+// ("ip:port") of the client's WebSocket, which is unique per connection.
+// A login report records it with the connected time, and a disconnect
+// report clears the time only when its address is the recorded one: the
+// close of an older connection (the tab a newer login punted, a report
+// that arrives after the next login's) changes nothing. A report without
+// an address (hooks older than the pack) clears as before.
+//
+// With MaxClientsPerChannel set, a directory lookup of a client that is
+// not connected holds a place in its channel (ReserveLogin) until the
+// login report arrives or ReservationTTL passes, so that simultaneous
+// logins, whose reports come later, cannot all see the same free place.
+//
 // A client's directory entry gives its password, the few JSON-RPC methods
 // the browser client needs, and its one channel as the only event channel
 // it may use — so a logged-in client can publish to its own channel only.
@@ -29,9 +42,10 @@ const AllowedMethods = "echo,verto.subscribe,verto.unsubscribe,verto.broadcast,v
 // Store is what the handlers need of the database; *store.Store has it.
 type Store interface {
 	ClientByID(ctx context.Context, id string) (store.Client, error)
-	SetClientConnected(ctx context.Context, id string, at time.Time) error
-	ClearClientConnected(ctx context.Context, id string) error
-	CountConnectedClients(ctx context.Context, channelID string) (int, error)
+	ClientLoggedIn(ctx context.Context, id, addr string, at time.Time) error
+	ClientDisconnected(ctx context.Context, id, addr string) (bool, error)
+	ReserveLogin(ctx context.Context, clientID, channelID string, limit int, now, until time.Time) (int, bool, error)
+	ReleaseLogin(ctx context.Context, id string) error
 }
 
 // Options configure the handlers.
@@ -43,8 +57,11 @@ type Options struct {
 	Domain string
 	// MaxClientsPerChannel, when positive, refuses the directory login of
 	// a client that is not connected yet when its channel already has that
-	// many connected clients.
+	// many clients connected or holding a place for a login in progress.
 	MaxClientsPerChannel int
+	// ReservationTTL is how long a directory login holds its place when no
+	// login report arrives (0: DefaultReservationTTL).
+	ReservationTTL time.Duration
 	// Logger receives reports about unknown clients (nil: discard).
 	Logger *slog.Logger
 	// Now gives the connected time of login reports and the cache's clock
@@ -60,10 +77,13 @@ type Options struct {
 	CacheSize int
 }
 
-// Cache defaults.
+// Defaults.
 const (
 	DefaultCacheTTL  = time.Minute
 	DefaultCacheSize = 10000
+	// DefaultReservationTTL covers mod_verto's password check and the
+	// Lua hook's report, milliseconds apart, with room for a slow /fsapi.
+	DefaultReservationTTL = 10 * time.Second
 )
 
 const userTemplate = `<document type="freeswitch/xml">
@@ -113,6 +133,9 @@ func Register(reg *fsapi.Registry, opts Options) error {
 	}
 	if opts.CacheSize <= 0 {
 		opts.CacheSize = DefaultCacheSize
+	}
+	if opts.ReservationTTL <= 0 {
+		opts.ReservationTTL = DefaultReservationTTL
 	}
 	var c *cache
 	if opts.CacheTTL > 0 && opts.MaxClientsPerChannel <= 0 {
@@ -167,11 +190,15 @@ func (h *Login) Process(ctx context.Context, form url.Values) (fsapi.Document, e
 		return fsapi.Document{}, fmt.Errorf("directory login %s: %w", id, err)
 	}
 	if limit := h.opts.MaxClientsPerChannel; limit > 0 && c.Connected.IsZero() {
-		n, err := h.opts.Store.CountConnectedClients(ctx, c.ChannelID)
+		now := h.opts.Now()
+		n, ok, err := h.opts.Store.ReserveLogin(ctx, id, c.ChannelID, limit, now, now.Add(h.opts.ReservationTTL))
+		if errors.Is(err, store.ErrNotFound) {
+			return fsapi.Document{}, fmt.Errorf("directory login: client %s gone: %w", id, fsapi.ErrNotFound)
+		}
 		if err != nil {
 			return fsapi.Document{}, fmt.Errorf("directory login %s: %w", id, err)
 		}
-		if n >= limit {
+		if !ok {
 			h.opts.Logger.InfoContext(ctx, "directory login refused: channel full",
 				"client", id, "channel", c.ChannelID, "connected", n, "max", limit)
 			return fsapi.Document{}, fmt.Errorf("directory login %s: channel %s full: %w", id, c.ChannelID, fsapi.ErrNotFound)
@@ -203,16 +230,23 @@ func (h *LoginReport) Requires() []fsapi.Pair {
 	return []fsapi.Pair{{Key: "action", Value: fsapi.ActionClientLogin}}
 }
 
-// Process implements fsapi.Handler. A failed login changes nothing; a
-// report about an unknown client is logged and answered not found.
+// Process implements fsapi.Handler. A failed login only frees the place
+// its lookup held; a report about an unknown client is logged and answered
+// not found.
 func (h *LoginReport) Process(ctx context.Context, form url.Values) (fsapi.Document, error) {
-	login := form.Get("login")
+	login, addr := form.Get("login"), form.Get("address")
 	if form.Get("success") != "1" {
-		h.opts.Logger.DebugContext(ctx, "verto login failed", "login", login, "address", form.Get("address"))
+		h.opts.Logger.DebugContext(ctx, "verto login failed", "login", login, "address", addr)
+		if id := clientID(login, h.opts.Domain); h.opts.MaxClientsPerChannel > 0 && ValidID(id) {
+			// Unknown ids are what failed logins are made of: not an error.
+			if err := h.opts.Store.ReleaseLogin(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return fsapi.Document{}, fmt.Errorf("failed login report %s: %w", id, err)
+			}
+		}
 		return fsapi.Document{Template: h.ok}, nil
 	}
 	err := h.opts.applyReport(ctx, "login report", login, func(ctx context.Context, id string) error {
-		return h.opts.Store.SetClientConnected(ctx, id, h.opts.Now())
+		return h.opts.Store.ClientLoggedIn(ctx, id, addr, h.opts.Now())
 	})
 	if err != nil {
 		return fsapi.Document{}, err
@@ -220,7 +254,8 @@ func (h *LoginReport) Process(ctx context.Context, form url.Values) (fsapi.Docum
 	return fsapi.Document{Template: h.ok}, nil
 }
 
-// DisconnectReport clears the client's connected time.
+// DisconnectReport clears the client's connected time when the closed
+// connection is the one of the client's latest login.
 type DisconnectReport struct {
 	opts Options
 	ok   *template.Template
@@ -232,9 +267,18 @@ func (h *DisconnectReport) Requires() []fsapi.Pair {
 }
 
 // Process implements fsapi.Handler. A report about an unknown client is
-// logged and answered not found.
+// logged and answered not found; one about an older connection than the
+// latest login's is answered ok and changes nothing.
 func (h *DisconnectReport) Process(ctx context.Context, form url.Values) (fsapi.Document, error) {
-	if err := h.opts.applyReport(ctx, "disconnect report", form.Get("login"), h.opts.Store.ClearClientConnected); err != nil {
+	addr := form.Get("address")
+	err := h.opts.applyReport(ctx, "disconnect report", form.Get("login"), func(ctx context.Context, id string) error {
+		cleared, err := h.opts.Store.ClientDisconnected(ctx, id, addr)
+		if err == nil && !cleared {
+			h.opts.Logger.DebugContext(ctx, "disconnect of an older connection ignored", "client", id, "address", addr)
+		}
+		return err
+	})
+	if err != nil {
 		return fsapi.Document{}, err
 	}
 	return fsapi.Document{Template: h.ok}, nil

@@ -6,7 +6,9 @@ import (
 	"encoding/xml"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -391,5 +393,139 @@ func TestCacheBounded(t *testing.T) {
 	nilCache.put(store.Client{ID: "x"})
 	if _, ok := nilCache.get("x"); ok {
 		t.Error("nil cache has entries")
+	}
+}
+
+// TestConnections: a disconnect report clears the connected time only when
+// it is about the connection of the client's latest login, so the close of
+// a punted tab, or a report that arrives after the next login's, leaves a
+// live client connected.
+func TestConnections(t *testing.T) {
+	type step struct {
+		action    string // fsapi.ActionClientLogin or fsapi.ActionClientDisconnect
+		addr      string
+		connected bool // after the step
+	}
+	login := func(addr string) step { return step{fsapi.ActionClientLogin, addr, true} }
+	disc := func(addr string, connected bool) step { return step{fsapi.ActionClientDisconnect, addr, connected} }
+	const a, b = "127.0.0.1:40001", "127.0.0.1:40002"
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"older connection closes first", []step{login(a), login(b), disc(a, true), disc(b, false)}},
+		{"punted tab's report after the new login's", []step{login(a), login(b), disc(a, true)}},
+		{"one connection", []step{login(a), disc(a, false)}},
+		{"same address again", []step{login(a), disc(a, false), login(a), disc(a, false)}},
+		{"disconnect without address clears", []step{login(a), login(b), disc("", false)}},
+		{"login without address, any disconnect clears", []step{login(""), disc(a, false)}},
+		{"stale disconnect when not connected", []step{login(a), disc(a, false), disc(b, false)}},
+		{"relogin on the first address", []step{login(a), login(b), login(a), disc(b, true), disc(a, false)}},
+	}
+	for _, bk := range storetest.Stores(t) {
+		t.Run(bk.Name, func(t *testing.T) {
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					f := newFixture(t, bk.Store, 0, 1)
+					id := f.c[0].ID
+					for i, s := range tt.steps {
+						form := report(s.action, id+"@"+fixtures.Domain, "1")
+						form.Set("address", s.addr)
+						if e := parse(t, f.respond(form)); e.Params["status"] != "ok" {
+							t.Fatalf("step %d: answer %+v", i, e)
+						}
+						c, err := bk.Store.ClientByID(context.Background(), id)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if !c.Connected.IsZero() != s.connected {
+							t.Fatalf("step %d (%s %q): connected %v, want %v", i, s.action, s.addr, !c.Connected.IsZero(), s.connected)
+						}
+					}
+				})
+			}
+		})
+	}
+}
+
+// TestChannelLimitRace: simultaneous directory logins of different clients
+// into a limited channel, none of whose login reports has arrived yet, let
+// in exactly the limit. Reading the connected count alone let all of them
+// in.
+func TestChannelLimitRace(t *testing.T) {
+	const limit, clients = 2, 20
+	for _, b := range storetest.Stores(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newFixture(t, b.Store, limit, clients)
+			var wg sync.WaitGroup
+			found := make(chan string, clients)
+			for _, c := range f.c {
+				wg.Go(func() {
+					if e := parse(t, f.respond(lookup(c.ID))); !e.NotFound {
+						found <- c.ID
+					}
+				})
+			}
+			wg.Wait()
+			close(found)
+			var in []string
+			for id := range found {
+				in = append(in, id)
+			}
+			if len(in) != limit {
+				t.Fatalf("%d of %d simultaneous logins let in, want %d", len(in), clients, limit)
+			}
+			// The places are held until the reports: a latecomer is refused,
+			// then let in once a holder's login fails.
+			late := f.c[slices.IndexFunc(f.c, func(c store.Client) bool { return !slices.Contains(in, c.ID) })]
+			if e := parse(t, f.respond(lookup(late.ID))); !e.NotFound {
+				t.Fatal("a third client let in while two places are held")
+			}
+			if e := parse(t, f.respond(report(fsapi.ActionClientLogin, in[0], "0"))); e.Params["status"] != "ok" {
+				t.Fatalf("failed login report: %+v", e)
+			}
+			if e := parse(t, f.respond(lookup(late.ID))); e.NotFound {
+				t.Fatal("a failed login kept its place")
+			}
+		})
+	}
+}
+
+// TestReservationLifetime: a place held by a lookup whose login report never
+// comes is given back after ReservationTTL; a successful login report turns
+// it into a connection, which holds the place until it closes.
+func TestReservationLifetime(t *testing.T) {
+	for _, b := range storetest.Stores(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			f := newFixture(t, b.Store, 1, 3, func(o *Options) { o.ReservationTTL = time.Minute })
+			x, y, z := f.c[0], f.c[1], f.c[2]
+			steps := []struct {
+				name    string
+				advance time.Duration
+				form    url.Values
+				found   bool // for lookups
+			}{
+				{"x looks up", 0, lookup(x.ID), true},
+				{"y refused: x holds the place", 0, lookup(y.ID), false},
+				{"x looks up again", 0, lookup(x.ID), true},
+				{"y refused before the TTL", 59 * time.Second, lookup(y.ID), false},
+				{"y in after the TTL", time.Second, lookup(y.ID), true},
+				{"y logs in", 0, report(fsapi.ActionClientLogin, y.ID, "1"), true},
+				{"z refused long after: y is connected", time.Hour, lookup(z.ID), false},
+				{"y disconnects", 0, report(fsapi.ActionClientDisconnect, y.ID+"@"+fixtures.Domain, ""), true},
+				{"z in", 0, lookup(z.ID), true},
+			}
+			for _, s := range steps {
+				f.now = f.now.Add(s.advance)
+				e := parse(t, f.respond(s.form))
+				if s.form.Get("section") == "directory" {
+					if e.NotFound == s.found {
+						t.Fatalf("%s: found %v, want %v", s.name, !e.NotFound, s.found)
+					}
+				} else if e.Params["status"] != "ok" {
+					t.Fatalf("%s: answer %+v", s.name, e)
+				}
+			}
+		})
 	}
 }

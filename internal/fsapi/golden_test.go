@@ -116,6 +116,7 @@ func TestReplayRecording(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			seed(t, b.Store, users)
 			h := newEndpoint(t, b.Store, 0)
+			latest := map[string]string{} // client id: address of its latest login
 			for i, r := range recs {
 				w := httptest.NewRecorder()
 				h.ServeHTTP(w, replayRequest(r))
@@ -144,14 +145,16 @@ func TestReplayRecording(t *testing.T) {
 				if strings.HasPrefix(r.Response, "<?xml") && got != r.Response {
 					t.Errorf("request %d: differs from the recorded answer:\ngot\n%s\nrecorded\n%s", i, got, r.Response)
 				}
-				checkState(t, b.Store, i, r)
+				checkState(t, b.Store, i, r, latest)
 			}
 		})
 	}
 }
 
-// checkState follows the connected state the reports set and clear.
-func checkState(t *testing.T, st *store.Store, i int, r fixtures.CurlRequest) {
+// checkState follows the connected state the reports set and clear: a
+// disconnect clears it only when it closes the connection of the client's
+// latest login (latest: client id to that connection's address).
+func checkState(t *testing.T, st *store.Store, i int, r fixtures.CurlRequest, latest map[string]string) {
 	t.Helper()
 	login := strings.TrimSuffix(r.Form["login"], "@"+fixtures.Domain)
 	if login == "" || strings.HasPrefix(login, "00000000") {
@@ -163,12 +166,13 @@ func checkState(t *testing.T, st *store.Store, i int, r fixtures.CurlRequest) {
 	}
 	switch {
 	case r.Form["action"] == fsapi.ActionClientLogin && r.Form["success"] == "1":
+		latest[login] = r.Form["address"]
 		if c.Connected.IsZero() {
 			t.Errorf("request %d: %s not connected after a login report", i, login)
 		}
 	case r.Form["action"] == fsapi.ActionClientDisconnect:
-		if !c.Connected.IsZero() {
-			t.Errorf("request %d: %s still connected after a disconnect report", i, login)
+		if want := r.Form["address"] == latest[login]; c.Connected.IsZero() != want {
+			t.Errorf("request %d: %s connected %v after the close of %s (latest login %s)", i, login, !c.Connected.IsZero(), r.Form["address"], latest[login])
 		}
 	}
 }

@@ -38,8 +38,8 @@ func alive(t *testing.T, c *wsClient) (events int, ok bool) {
 			return events, false
 		}
 		var m map[string]any
-		if err := json.Unmarshal(f.data, &m); err != nil {
-			t.Fatalf("%s: %s: %v", c.name, f.data, err)
+		if json.Unmarshal(f.data, &m) != nil {
+			continue // a batch's replies
 		}
 		if m["method"] == "verto.event" {
 			events++
@@ -100,8 +100,13 @@ func TestSessidSquatting(t *testing.T) {
 }
 
 // burstOptions keeps the per-connection request limit out of the way, so
-// the member budgets are what is tested.
-func burstOptions(o *Options) { o.RequestRate, o.RequestBurst = 1e6, 1e6 }
+// the member budgets are what is tested, and makes the budgets refill so
+// slowly that a slow run cannot earn tokens during the test.
+func burstOptions(o *Options) {
+	o.RequestRate, o.RequestBurst = 1e6, 1e6
+	o.BroadcastBudget = Budget{Rate: 1e-3, Burst: DefaultBroadcastBudget.Burst}
+	o.MessageBudget = Budget{Rate: 1e-3, Burst: DefaultMessageBudget.Burst}
+}
 
 // subscribers logs in n members of room and subscribes them.
 func subscribers(t *testing.T, th *testHub, gw *dirGateway, room string, n int) []*wsClient {
@@ -209,7 +214,7 @@ func TestBurstIsPaidBySender(t *testing.T) {
 			t.Fatalf("%d of 100 subscribers dropped", dropped)
 		}
 		sent := 4 * 12 * DefaultMaxBatch
-		if most > DefaultBroadcastBudget.Burst+2 || refused < sent-DefaultBroadcastBudget.Burst-2 {
+		if most != DefaultBroadcastBudget.Burst || refused != sent-DefaultBroadcastBudget.Burst {
 			t.Fatalf("a subscriber got %d events and %d of %d broadcasts were refused: the budget is per member, burst %d",
 				most, refused, sent, DefaultBroadcastBudget.Burst)
 		}
@@ -243,9 +248,12 @@ func TestBurstIsPaidBySender(t *testing.T) {
 		for range 20 {
 			a.send(batchOf(DefaultMaxBatch, infoItem("target")))
 		}
+		if _, ok := alive(t, a); !ok { // its echo answered: every relay is queued
+			t.Fatal("sender closed")
+		}
 		got := 0
 		for {
-			f, ok := target.next(200 * time.Millisecond)
+			f, ok := target.next(500 * time.Millisecond)
 			if !ok {
 				break
 			}
@@ -254,11 +262,8 @@ func TestBurstIsPaidBySender(t *testing.T) {
 			}
 			got++
 		}
-		if got > DefaultMessageBudget.Burst+5 {
+		if got != DefaultMessageBudget.Burst {
 			t.Fatalf("target got %d messages from one member; budget burst %d", got, DefaultMessageBudget.Burst)
-		}
-		if got < DefaultMessageBudget.Burst {
-			t.Fatalf("target got only %d messages", got)
 		}
 	})
 }
@@ -377,13 +382,17 @@ func TestChannelLimit(t *testing.T) {
 		if e := errorOf(t, z.call(1, "login", map[string]any{"login": "z", "passwd": "pw", "sessid": "s"})); e["message"] != "Channel is full" {
 			t.Fatalf("z: %v", e)
 		}
+		if f, ok := z.next(5 * time.Second); !ok || !f.closed {
+			t.Fatalf("z not closed: %+v", f)
+		}
+		waitRegistered(t, th, 2)
 		time.Sleep(20 * time.Millisecond) // let a (wrong) report land before counting
 		if n := gw.reportCount("verto_client_disconnect"); n != 0 {
 			t.Fatalf("%d disconnect reports while x still has a live connection", n)
 		}
 
 		_ = x2.ws.CloseNow()
-		waitRegistered(t, th, 2) // y and z's closing socket are gone; y stays
+		waitRegistered(t, th, 1) // y
 		deadline := time.Now().Add(5 * time.Second)
 		for gw.reportCount("verto_client_disconnect") != 1 && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)

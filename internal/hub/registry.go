@@ -165,8 +165,17 @@ func (r *registry) attach(c *conn, l login, maxConns, maxUsers int) (attachResul
 	}
 	if prev != nil {
 		r.unregisterLocked(prev)
-		m = r.users[l.uid] // unregistering may have removed the member
 	}
+	r.joinLocked(c, l)
+	r.sessions[key] = c
+	c.rs.sessid = l.sessid
+	return attached, prev
+}
+
+// joinLocked adds c to its user's connections; the user enters its
+// channels with its first connection.
+func (r *registry) joinLocked(c *conn, l login) {
+	m := r.users[l.uid]
 	if m == nil {
 		m = &member{}
 		r.users[l.uid] = m
@@ -174,9 +183,7 @@ func (r *registry) attach(c *conn, l login, maxConns, maxUsers int) (attachResul
 	}
 	m.conns = append(m.conns, c)
 	m.loginAddr = l.addr
-	r.sessions[key] = c
-	c.rs.uid, c.rs.sessid, c.rs.homes = l.uid, l.sessid, l.homes
-	return attached, prev
+	c.rs.uid, c.rs.homes = l.uid, l.homes
 }
 
 func (r *registry) enterLocked(uid string, homes []string) {
@@ -219,15 +226,7 @@ func (r *registry) relogin(c *conn, l login) {
 		return
 	}
 	r.dropUserConnLocked(c)
-	m := r.users[l.uid]
-	if m == nil {
-		m = &member{}
-		r.users[l.uid] = m
-		r.enterLocked(l.uid, l.homes)
-	}
-	m.conns = append(m.conns, c)
-	m.loginAddr = l.addr
-	c.rs.uid, c.rs.homes = l.uid, l.homes
+	r.joinLocked(c, l)
 }
 
 // dropUserConnLocked removes c from its user's connections; the user

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -80,16 +81,115 @@ func (s *Store) ClientByID(ctx context.Context, id string) (Client, error) {
 }
 
 // SetClientConnected records that the client logged in to the signalling
-// server at the given time.
+// server at the given time, from a connection whose address is unknown.
 func (s *Store) SetClientConnected(ctx context.Context, id string, at time.Time) error {
-	return s.execOne(ctx, "set client connected "+id,
-		`UPDATE clients SET connected = ? WHERE id = ?`, micros(at), id)
+	return s.ClientLoggedIn(ctx, id, "", at)
 }
 
-// ClearClientConnected records that the client disconnected.
+// ClientLoggedIn records that the client logged in to the signalling server
+// at the given time over the connection from addr (mod_verto's
+// verto_client_address, "ip:port"; "" when the reporter does not say). It
+// replaces the address of any earlier login and frees the place
+// ReserveLogin held.
+func (s *Store) ClientLoggedIn(ctx context.Context, id, addr string, at time.Time) error {
+	var a sql.NullString
+	if addr != "" {
+		a = sql.NullString{String: addr, Valid: true}
+	}
+	return s.execOne(ctx, "set client connected "+id,
+		`UPDATE clients SET connected = ?, connected_addr = ?, login_reserved = NULL WHERE id = ?`, micros(at), a, id)
+}
+
+// ClearClientConnected records that the client disconnected, whichever
+// connection it was on.
 func (s *Store) ClearClientConnected(ctx context.Context, id string) error {
-	return s.execOne(ctx, "clear client connected "+id,
-		`UPDATE clients SET connected = NULL WHERE id = ?`, id)
+	_, err := s.ClientDisconnected(ctx, id, "")
+	return err
+}
+
+// ClientDisconnected records that the client's connection from addr
+// closed, and reports whether that marked the client disconnected. Only the
+// connection of the latest login counts: the close of an older one (a tab
+// the newer login punted, a report that arrives after the next login's)
+// changes nothing. An empty addr, or a login recorded without an address,
+// cannot be told apart and clears as before. The check and the clear are
+// one statement, so a login report running at the same time is either
+// before it or after it, never lost.
+func (s *Store) ClientDisconnected(ctx context.Context, id, addr string) (bool, error) {
+	what := "clear client connected " + id
+	if addr == "" {
+		return true, s.execOne(ctx, what,
+			`UPDATE clients SET connected = NULL, connected_addr = NULL WHERE id = ?`, id)
+	}
+	res, err := s.exec(ctx,
+		`UPDATE clients SET connected = NULL, connected_addr = NULL
+		 WHERE id = ? AND (connected_addr IS NULL OR connected_addr = ?)`, id, addr)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", what, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", what, err)
+	}
+	if n > 0 {
+		return true, nil
+	}
+	// A stale report, or an unknown client: only the latter is an error.
+	var one int
+	if err := s.queryRow(ctx, `SELECT 1 FROM clients WHERE id = ?`, id).Scan(&one); err != nil {
+		return false, notFound(err, what)
+	}
+	return false, nil
+}
+
+// ReserveLogin decides the directory login of a client that is not
+// connected in a channel limited to limit connected clients. When fewer
+// than limit other clients of the channel are connected or hold a place, it
+// holds one for the client until the given time (or until its login report
+// arrives) and reports true; otherwise it reports false. n is the count it
+// decided on. Concurrent calls for one channel are serialised (a row lock
+// on the channel on PostgreSQL, the single writer on SQLite), so they
+// cannot all see the same free place.
+func (s *Store) ReserveLogin(ctx context.Context, clientID, channelID string, limit int, now, until time.Time) (n int, ok bool, err error) {
+	what := "reserve login of " + clientID
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, false, fmt.Errorf("%s: %w", what, err)
+	}
+	defer tx.Rollback()
+	if s.dialect == Postgres {
+		var id string
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM channels WHERE id = ? FOR UPDATE`), channelID).Scan(&id); err != nil {
+			return 0, false, notFound(err, what)
+		}
+	}
+	err = tx.QueryRowContext(ctx, s.q(
+		`SELECT COUNT(*) FROM clients WHERE channel_id = ? AND id <> ?
+		 AND (connected IS NOT NULL OR login_reserved > ?)`), channelID, clientID, micros(now)).Scan(&n)
+	if err != nil {
+		return 0, false, fmt.Errorf("%s: %w", what, err)
+	}
+	if n >= limit {
+		return n, false, nil
+	}
+	res, err := tx.ExecContext(ctx, s.q(`UPDATE clients SET login_reserved = ? WHERE id = ?`), micros(until), clientID)
+	if err != nil {
+		return 0, false, fmt.Errorf("%s: %w", what, err)
+	}
+	if k, err := res.RowsAffected(); err != nil || k == 0 {
+		return 0, false, fmt.Errorf("%s: %w", what, errors.Join(err, ErrNotFound))
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, false, fmt.Errorf("%s: %w", what, err)
+	}
+	return n, true, nil
+}
+
+// ReleaseLogin frees the place ReserveLogin held for a client whose login
+// failed.
+func (s *Store) ReleaseLogin(ctx context.Context, id string) error {
+	return s.execOne(ctx, "release login of "+id,
+		`UPDATE clients SET login_reserved = NULL WHERE id = ?`, id)
 }
 
 // CountConnectedClients returns how many of a channel's clients are
@@ -135,7 +235,8 @@ func (s *Store) ClientInChannel(ctx context.Context, clientID, channelID string)
 // can be connected to a hub that has just started, and a process that died
 // without a graceful shutdown left its clients marked connected.
 func (s *Store) ClearAllConnected(ctx context.Context) (int64, error) {
-	res, err := s.exec(ctx, `UPDATE clients SET connected = NULL WHERE connected IS NOT NULL`)
+	res, err := s.exec(ctx, `UPDATE clients SET connected = NULL, connected_addr = NULL, login_reserved = NULL
+		 WHERE connected IS NOT NULL OR login_reserved IS NOT NULL`)
 	if err != nil {
 		return 0, fmt.Errorf("clear connected clients: %w", err)
 	}

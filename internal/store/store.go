@@ -6,6 +6,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -18,8 +19,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL driver "pgx"
-	_ "modernc.org/sqlite"             // SQLite driver "sqlite"
+	"modernc.org/sqlite"               // SQLite driver "sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 var (
@@ -111,10 +114,15 @@ func open(databaseURL string) (*Store, error) {
 		}
 	}
 	// WAL lets readers run beside the one writer; busy_timeout makes writers
-	// wait instead of failing; _txlock=immediate takes the write lock at
-	// BEGIN so a transaction never fails half-way on lock upgrade.
+	// wait instead of failing (it comes first: switching a new file to WAL
+	// takes a lock that processes opening it at once would otherwise fail
+	// on); _txlock=immediate takes the write lock at
+	// BEGIN so a transaction never fails half-way on lock upgrade;
+	// journal_size_limit shrinks the WAL file back to 4 MiB whenever a
+	// checkpoint lets SQLite start it afresh (Checkpoint truncates it).
 	dsn := "file:" + path + "?_txlock=immediate" +
-		"&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
+		"&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
+		"&_pragma=journal_size_limit(4194304)" +
 		"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -193,10 +201,41 @@ func (s *Store) Stats() sql.DBStats { return s.db.Stats() }
 // Ping checks that the database answers, for health checks.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
+// migrateLock is the PostgreSQL advisory lock key that serialises
+// migrations of one database across processes.
+const migrateLock = 727465
+
 // Migrate applies the migrations not yet applied, each in its own
 // transaction, in version order. Concurrent callers (several processes
-// starting at once) are serialised by the database.
+// starting at once) are serialised by the database: on PostgreSQL by one
+// advisory lock held on one connection around the whole migration,
+// including the creation of schema_migrations (two processes creating it at
+// once would collide on PostgreSQL's catalog); on SQLite by the write lock
+// every transaction takes at BEGIN.
 func (s *Store) Migrate(ctx context.Context) error {
+	// SQLite answers "busy" without waiting while another process turns a
+	// new file into WAL mode; that passes in milliseconds, so try again.
+	giveUp := time.Now().Add(15 * time.Second)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		err := s.migrate(ctx)
+		if !isBusy(err) || time.Now().After(giveUp) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY (any extended code).
+func isBusy(err error) bool {
+	var liteErr *sqlite.Error
+	return errors.As(err, &liteErr) && liteErr.Code()&0xff == sqlite3.SQLITE_BUSY
+}
+
+func (s *Store) migrate(ctx context.Context) error {
 	dir := "migrations/" + string(s.dialect)
 	entries, err := fs.ReadDir(migrations, dir)
 	if err != nil {
@@ -216,7 +255,27 @@ func (s *Store) Migrate(ctx context.Context) error {
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].version < all[j].version })
 
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied BIGINT NOT NULL)`); err != nil {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Close()
+	if s.dialect == Postgres {
+		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(`+strconv.Itoa(migrateLock)+`)`); err != nil {
+			return fmt.Errorf("migrate: take lock: %w", err)
+		}
+		defer func() {
+			// The lock belongs to the connection's session; should the
+			// unlock fail, discard the connection rather than return it to
+			// the pool still holding the lock.
+			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if _, err := conn.ExecContext(uctx, `SELECT pg_advisory_unlock(`+strconv.Itoa(migrateLock)+`)`); err != nil {
+				conn.Raw(func(any) error { return driver.ErrBadConn })
+			}
+		}()
+	}
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("migrate: create schema_migrations: %w", err)
 	}
 	for _, m := range all {
@@ -224,26 +283,19 @@ func (s *Store) Migrate(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("migrate: %w", err)
 		}
-		if err := s.applyMigration(ctx, m.version, string(body)); err != nil {
+		if err := s.applyMigration(ctx, conn, m.version, string(body)); err != nil {
 			return fmt.Errorf("migrate %s: %w", m.name, err)
 		}
 	}
 	return nil
 }
 
-func (s *Store) applyMigration(ctx context.Context, version int, body string) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+func (s *Store) applyMigration(ctx context.Context, conn *sql.Conn, version int, body string) error {
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if s.dialect == Postgres {
-		// One process migrates at a time; the others wait, then see the
-		// version applied.
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(727465)`); err != nil {
-			return err
-		}
-	}
 	var n int
 	if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), version).Scan(&n); err != nil {
 		return err
@@ -287,15 +339,25 @@ func micros(t time.Time) int64 { return t.UnixMicro() }
 
 func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
+// pgUniqueViolation is PostgreSQL's SQLSTATE for unique_violation.
+const pgUniqueViolation = "23505"
+
 // isUniqueViolation reports whether err is a unique-constraint failure on
-// either database.
+// either database, by the drivers' error codes: PostgreSQL's SQLSTATE
+// 23505, SQLite's extended codes for UNIQUE and PRIMARY KEY constraints.
 func isUniqueViolation(err error) bool {
-	if err == nil {
-		return false
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == pgUniqueViolation
 	}
-	msg := err.Error()
-	return strings.Contains(msg, "UNIQUE constraint failed") || // SQLite
-		strings.Contains(msg, "SQLSTATE 23505") // PostgreSQL
+	var liteErr *sqlite.Error
+	if errors.As(err, &liteErr) {
+		switch liteErr.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return true
+		}
+	}
+	return false
 }
 
 func notFound(err error, what string) error {

@@ -63,6 +63,9 @@ func newSite(t testing.TB, st *store.Store, edit func(*config.Config)) *site {
 	// real limits back.
 	srv.byAddr = newLimiter(1e6, time.Millisecond, maxTracked)
 	srv.byName = newLimiter(1e6, time.Millisecond, maxTracked)
+	srv.byPair = newLimiter(1e6, time.Millisecond, maxTracked)
+	// Likewise for new clients; TestNewClientBudget puts the real one back.
+	srv.newClients = newLimiter(1e6, time.Millisecond, maxTracked)
 	s := &site{t: t, ts: ts, srv: srv, store: st, cfg: cfg, clock: time.Now()}
 	ts.Config.Handler = srv
 	ts.Start()

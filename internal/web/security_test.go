@@ -180,12 +180,13 @@ func TestCreateAndManageList(t *testing.T) {
 	}
 }
 
-// TestSignInRateLimit: attempts are limited per user name and per
-// address; the limit lifts as time passes.
+// TestSignInRateLimit: failures are limited per user name and address,
+// attempts per address; the limits lift as time passes.
 func TestSignInRateLimit(t *testing.T) {
 	s := newSite(t, storetest.SQLite(t).Store, nil)
 	s.srv.byAddr = newLimiter(addrBurst, addrEvery, maxTracked)
 	s.srv.byName = newLimiter(nameBurst, nameEvery, maxTracked)
+	s.srv.byPair = newLimiter(pairBurst, pairEvery, maxTracked)
 	s.freezeClock()
 	s.user("alice", "right password", false)
 	b := s.browser()
@@ -194,7 +195,7 @@ func TestSignInRateLimit(t *testing.T) {
 	}
 
 	// Per user name (case-insensitively), from one address.
-	for i := range nameBurst {
+	for i := range pairBurst {
 		name := "alice"
 		if i%2 == 1 {
 			name = "ALICE"
@@ -207,10 +208,10 @@ func TestSignInRateLimit(t *testing.T) {
 	if r.status != http.StatusTooManyRequests {
 		t.Fatalf("attempt after the burst, right password: %d, want 429", r.status)
 	}
-	if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 || ra > int(nameEvery/time.Second) {
+	if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 || ra > int(pairEvery/time.Second) {
 		t.Errorf("Retry-After %q", r.header.Get("Retry-After"))
 	}
-	s.advance(nameEvery)
+	s.advance(pairEvery)
 	if r := attempt("alice", "right password"); r.status != http.StatusSeeOther {
 		t.Errorf("after waiting: %d, want 303", r.status)
 	}

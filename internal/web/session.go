@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/alexedwards/scs/v2"
+	"github.com/google/uuid"
 
 	"channels/internal/store"
 )
@@ -16,6 +17,9 @@ import (
 const (
 	userKey         = "user_id"
 	clientKeyPrefix = "client:"
+	// clientPasswordKeyPrefix + channel id holds that client's password,
+	// so the page can re-create a client the sweeper deleted.
+	clientPasswordKeyPrefix = "clientpw:"
 )
 
 func (s *Server) newSessionManager() *scs.SessionManager {
@@ -69,16 +73,27 @@ func (s *Server) currentUser(r *http.Request) (store.User, bool) {
 // the one its session remembers, or a new one (remembered in the session)
 // when the session has none or one the store no longer knows. A returning
 // browser costs one query for both.
+//
+// The session holds the client's password beside its id, so that a client
+// the background sweeper deleted (one that never logged in, see
+// store.DeleteUnusedClients) comes back with the same id and password: a
+// browser that keeps its session keeps its client id. New clients are paid
+// for from the address's budget (newClients); over it, the page is a 429.
 func (s *Server) channelAndClient(r *http.Request) (store.Channel, store.Client, error) {
 	ctx := r.Context()
 	id := r.PathValue("id")
 	if !ValidChannelID(id) {
 		return store.Channel{}, store.Client{}, errNotFound
 	}
-	key := clientKeyPrefix + id
-	if clientID := s.sessions.GetString(ctx, key); clientID != "" {
+	key, pwKey := clientKeyPrefix+id, clientPasswordKeyPrefix+id
+	clientID := s.sessions.GetString(ctx, key)
+	if clientID != "" {
 		ch, c, err := s.store.ClientInChannel(ctx, clientID, id)
 		if err == nil {
+			if s.sessions.GetString(ctx, pwKey) != c.Password {
+				// A session from before passwords were kept.
+				s.sessions.Put(ctx, pwKey, c.Password)
+			}
 			return ch, c, nil
 		}
 		if !errors.Is(err, store.ErrNotFound) {
@@ -89,10 +104,54 @@ func (s *Server) channelAndClient(r *http.Request) (store.Channel, store.Client,
 	if err != nil {
 		return store.Channel{}, store.Client{}, err
 	}
+	if c, ok, err := s.recreateClient(r, ch, clientID, s.sessions.GetString(ctx, pwKey)); ok || err != nil {
+		return ch, c, err
+	}
+	addr := clientAddr(r)
+	if ok, wait := s.newClients.take(addr, s.now()); !ok {
+		s.log.WarnContext(ctx, "new clients rate limited", "addr", addr, "channel", ch.ID)
+		return store.Channel{}, store.Client{}, &statusError{
+			status:     http.StatusTooManyRequests,
+			message:    "Too many new visits from your network. Please wait a minute and reload the page.",
+			retryAfter: wait,
+		}
+	}
 	c, err := s.store.CreateClient(ctx, ch.ID)
 	if err != nil {
 		return store.Channel{}, store.Client{}, fmt.Errorf("create client in channel %s: %w", ch.ID, err)
 	}
 	s.sessions.Put(ctx, key, c.ID)
+	s.sessions.Put(ctx, pwKey, c.Password)
 	return ch, c, nil
+}
+
+// recreateClient puts back the client the session names, with the id and
+// password the session holds, when the store no longer has it (the sweeper
+// deleted it). It reports false when the session cannot: no password kept
+// (a session from before they were), or the id is taken in another
+// channel.
+func (s *Server) recreateClient(r *http.Request, ch store.Channel, id, password string) (store.Client, bool, error) {
+	if id == "" || password == "" {
+		return store.Client{}, false, nil
+	}
+	if _, err := uuid.Parse(id); err != nil {
+		return store.Client{}, false, nil
+	}
+	ctx := r.Context()
+	c := store.Client{ID: id, Password: password, ChannelID: ch.ID, Created: s.now()}
+	err := s.store.PutClient(ctx, c)
+	if errors.Is(err, store.ErrConflict) {
+		// Another request of the same browser put it back first, or the id
+		// belongs elsewhere.
+		_, got, err := s.store.ClientInChannel(ctx, id, ch.ID)
+		if err != nil || got.Password != password {
+			return store.Client{}, false, nil
+		}
+		return got, true, nil
+	}
+	if err != nil {
+		return store.Client{}, false, fmt.Errorf("re-create client %s: %w", id, err)
+	}
+	s.log.DebugContext(ctx, "re-created swept client", "client", id, "channel", ch.ID)
+	return c, true, nil
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
 
 	"channels/internal/password"
 	"channels/internal/store"
@@ -29,9 +30,22 @@ func (s *Server) signInShow(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// signInCheck signs a user in. Attempts are rate-limited per client
-// address and per user name. Success gives the session a new token (no
+// signInCheck signs a user in. Success gives the session a new token (no
 // session fixation) and keeps its data, so the browser keeps its clients.
+//
+// Guessing is slowed by three limits, and only the first counts every
+// attempt; the others count failures, so that nobody else's failures
+// block the owner who knows the password:
+//
+//   - byAddr: all attempts from one address, since each costs an argon2id
+//     hash;
+//   - byPair: failures for one name from one address, the limit a single
+//     guesser meets;
+//   - byName: failures for one name from anywhere, the limit guessers with
+//     many addresses meet. It neither applies to nor counts an address
+//     that signed in to that name before (known), so they cannot lock the
+//     owner out of the places the owner signs in from; its refill outpaces
+//     byPair's, so one address alone cannot keep it empty.
 func (s *Server) signInCheck(w http.ResponseWriter, r *http.Request) error {
 	form, err := readForm(r)
 	if err != nil {
@@ -58,14 +72,26 @@ func (s *Server) signInCheck(w http.ResponseWriter, r *http.Request) error {
 	}
 
 	now := s.now()
-	okAddr, waitAddr := s.byAddr.take(clientAddr(r), now)
-	okName, waitName := s.byName.take(strings.ToLower(name), now)
-	if !okAddr || !okName {
-		s.log.WarnContext(r.Context(), "sign-in rate limited", "addr", clientAddr(r), "name", name)
+	addr, lname := clientAddr(r), strings.ToLower(name)
+	pair := lname + "\x00" + addr
+	limited := func(wait time.Duration, which string) error {
+		s.log.WarnContext(r.Context(), "sign-in rate limited", "addr", addr, "name", name, "limit", which)
 		return &statusError{
 			status:     http.StatusTooManyRequests,
 			message:    "Too many sign-in attempts. Please wait a minute and try again.",
-			retryAfter: max(waitAddr, waitName),
+			retryAfter: wait,
+		}
+	}
+	if ok, wait := s.byAddr.take(addr, now); !ok {
+		return limited(wait, "address")
+	}
+	if ok, wait := s.byPair.check(pair, now); !ok {
+		return limited(wait, "name and address")
+	}
+	known := s.known.has(pair, now)
+	if !known {
+		if ok, wait := s.byName.check(lname, now); !ok {
+			return limited(wait, "name")
 		}
 	}
 
@@ -83,8 +109,13 @@ func (s *Server) signInCheck(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("verify password of %q: %w", name, err)
 	}
 	if !ok || u.ID == 0 {
+		s.byPair.charge(pair, now)
+		if !known {
+			s.byName.charge(lname, now)
+		}
 		return again(http.StatusUnauthorized, "Wrong name or password.")
 	}
+	s.known.add(pair, now)
 
 	if err := s.sessions.RenewToken(r.Context()); err != nil {
 		return fmt.Errorf("renew session: %w", err)

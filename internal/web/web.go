@@ -39,6 +39,11 @@ type Options struct {
 	Static http.Handler
 	// Logger receives request errors; nil discards them.
 	Logger *slog.Logger
+	// NewClientBurst and NewClientEvery are the budget of new clients (and
+	// so new sessions) per client address on the channel page; zero means
+	// DefaultNewClientBurst and DefaultNewClientEvery.
+	NewClientBurst int
+	NewClientEvery time.Duration
 }
 
 // Server is the web application. It is an http.Handler.
@@ -53,20 +58,31 @@ type Server struct {
 	handler  http.Handler
 	now      func() time.Time
 
-	// Sign-in attempts are limited per client address and per user name.
-	byAddr, byName *limiter
+	// Sign-in attempts are limited per client address; failures per user
+	// name and address, and per user name unless the address is known
+	// (see signInCheck).
+	byAddr, byName, byPair *limiter
+	known                  *knownSet
+	// newClients is each address's budget for creating clients.
+	newClients *limiter
 	// dummyHash is verified against when the user name is unknown, so a
 	// failed sign-in takes as long whether or not the name exists. It is
 	// made on first use: hashing costs tens of milliseconds.
 	dummyHash func() (string, error)
 }
 
-// Sign-in limits: a burst of attempts, then one more per interval.
+// Sign-in limits: a burst, then one more per interval. byAddr counts
+// attempts; byPair and byName count failures.
 const (
 	addrBurst = 10
 	addrEvery = 6 * time.Second
-	nameBurst = 5
+	pairBurst = 5
+	pairEvery = time.Minute
+	nameBurst = 20
 	nameEvery = 12 * time.Second
+	// knownFor is how long a successful sign-in exempts its (name,
+	// address) pair from the per-name limit.
+	knownFor = 30 * 24 * time.Hour
 	// maxTracked bounds the memory of each limiter.
 	maxTracked = 10000
 )
@@ -98,6 +114,12 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.NewClientBurst <= 0 {
+		opts.NewClientBurst = DefaultNewClientBurst
+	}
+	if opts.NewClientEvery <= 0 {
+		opts.NewClientEvery = DefaultNewClientEvery
+	}
 	s := &Server{
 		cfg:       opts.Config,
 		store:     opts.Store,
@@ -108,8 +130,11 @@ func New(opts Options) (*Server, error) {
 		now:       time.Now,
 		byAddr:    newLimiter(addrBurst, addrEvery, maxTracked),
 		byName:    newLimiter(nameBurst, nameEvery, maxTracked),
+		byPair:    newLimiter(pairBurst, pairEvery, maxTracked),
+		known:     newKnownSet(knownFor, maxTracked),
 		dummyHash: sync.OnceValues(func() (string, error) { return password.Hash("no such user") }),
 	}
+	s.newClients = newLimiter(opts.NewClientBurst, opts.NewClientEvery, maxTracked)
 	s.sessions = s.newSessionManager()
 	s.handler = s.secure(s.routes())
 	return s, nil

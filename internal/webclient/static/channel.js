@@ -1,8 +1,8 @@
 // Entry point of the channel page: reads the page's configuration and
 // wires signalling, presence, calls and the view together.
 
-import { Verto } from './verto.js';
-import { Presence, HEARTBEAT_MS, cleanName } from './presence.js';
+import { Verto, keptSessid } from './verto.js';
+import { Presence, Answers, HEARTBEAT_MS, cleanName } from './presence.js';
 import { encodeBody, decodeBody, bareId, Sealer, cryptoAvailable, safetyCode } from './codec.js';
 import { Call, newCallId } from './call.js';
 import { View } from './view.js';
@@ -20,6 +20,11 @@ function wsURL(u) {
   if (url.protocol === 'http:') url.protocol = 'ws:';
   if (url.protocol === 'https:') url.protocol = 'wss:';
   return url.href;
+}
+
+/** localStorage, or null where it is off. */
+function storage() {
+  try { return localStorage; } catch { return null; }
 }
 
 /** @param {string} k @returns {string | null} */
@@ -78,8 +83,9 @@ function main() {
     url: wsURL(cfg.vertoUrl),
     login: self,
     passwd: cfg.password,
-    sessid: self,
+    sessid: keptSessid(storage(), 'channels.sessid.' + cfg.channelId),
     onState: (s, detail) => {
+      if (s !== 'ready') answers.drop();
       view.setConn(s, detail);
       refreshPeers();
     },
@@ -93,9 +99,12 @@ function main() {
     onInfo: (p) => onInfo(p),
   });
 
+  const answers = new Answers(() => announce(false));
+
   /** @param {boolean} hello */
   function announce(hello) {
     if (verto.state !== 'ready') return;
+    answers.drop();
     verto.broadcast(cfg.channelId, encodeBody({ t: 'available', name, key: sealer?.pub || '', inst, hello })).catch(() => {});
   }
 
@@ -108,11 +117,11 @@ function main() {
    * both sides can; sending does not wait for the relay's receipts.
    */
   const queues = new Map();
-  /** @param {string} to @param {any} m @param {boolean} [plain] @returns {Promise<void>} once handed to the socket */
-  function sendTo(to, m, plain) {
+  /** @param {string} to @param {any} m @returns {Promise<void>} once handed to the socket */
+  function sendTo(to, m) {
     const q = (queues.get(to) || Promise.resolve()).then(async () => {
       const key = presence.get(to)?.key;
-      const body = sealer && key && !plain ? { s: await sealer.seal(key, m, self + '>' + to) } : m;
+      const body = sealer && key ? { s: await sealer.seal(key, m, self + '>' + to) } : m;
       verto.info(to, encodeBody(body)).catch(() => {});
     }).catch(() => {});
     queues.set(to, q);
@@ -126,7 +135,8 @@ function main() {
     let a;
     try { a = decodeBody(p.eventData); } catch { return; }
     const out = presence.take(from, a);
-    if (out.answer) sendTo(from, { t: 'here', name, key: sealer?.pub || '', inst }, true);
+    // Answered on the channel, so that peers enter only through it.
+    if (out.answer) answers.want(presence.peers.size);
     if (call && call.peer === from && (a.t === 'unavailable' || out.restarted)) call.end('closed', 'Call ended', false);
     if (out.changed) refreshPeers();
   }
@@ -147,23 +157,17 @@ function main() {
 
   /** @param {string} from @param {string} body */
   async function receive(from, body) {
+    const peer = presence.admit(from);
+    if (!peer) return; // direct messages only from people seen on this channel
     let m = decodeBody(body);
     let sealed = false;
     if (m && m.s) {
-      const key = presence.get(from)?.key;
-      if (!sealer || !key) return;
-      m = await sealer.open(key, m.s, from + '>' + self);
+      if (!sealer || !peer.key) return;
+      m = await sealer.open(peer.key, m.s, from + '>' + self);
       sealed = true;
     }
     if (!m || typeof m.t !== 'string') return;
-    if (m.t === 'here') {
-      if (presence.take(from, m).changed) refreshPeers();
-      return;
-    }
-    const peer = presence.get(from);
-    if (!peer) return; // calls only from people seen in this channel
     if (sealer && peer.key && !sealed) return; // no downgrade once keys are known
-    presence.touch(from);
     if (m.t === 'offer') {
       // Keys are made per page, so a sealed offer can only be replayed to this page: once.
       if (typeof m.call !== 'string' || offers.has(m.call)) return;

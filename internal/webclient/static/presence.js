@@ -1,12 +1,21 @@
 // Who else is in the channel: bookkeeping of announcements, answers and
-// silence. No DOM here.
+// silence. No DOM here. Peers enter only through the channel's own
+// events (server-stamped userid), never through a direct message, which
+// mod_verto relays from anyone.
 
 /** Heartbeat: re-announce about every 30 s; forget peers silent for 75 s. */
 export const HEARTBEAT_MS = 30000;
 export const EXPIRE_MS = 75000;
 
+/** Answers to hellos: one broadcast per 3 s at most, after a random delay of
+ * up to 20 ms per known peer (2 s at most), so a join costs one broadcast
+ * per member and hello spam no more. */
+export const ANSWER_GAP_MS = 3000;
+export const ANSWER_SPREAD_MS = 20;
+export const ANSWER_MAX_DELAY_MS = 2000;
+
 /**
- * What a peer announces (in a broadcast or a direct answer).
+ * What a peer announces on the channel.
  * @typedef {{t: string, name?: string, key?: string, inst?: string, hello?: boolean}} Announcement
  * @typedef {{id: string, name: string, key: string, inst: string, seen: number}} Peer
  * @typedef {{added: boolean, changed: boolean, restarted: boolean, answer: boolean}} Outcome
@@ -28,10 +37,10 @@ export class Presence {
   }
 
   /**
-   * Takes an announcement from peer `from` (a verified id): a broadcast
-   * "available" or "unavailable", or a direct "here" answer.
-   * `answer` says whether to send our own "here" back: to a newcomer's
-   * hello, or to anyone we did not know yet.
+   * Takes an announcement broadcast on the channel by peer `from` (the
+   * server-stamped userid): "available" or "unavailable"; anything else,
+   * such as the old direct "here", is ignored. `answer` says whether to
+   * re-announce ourselves: to a hello (a newcomer or a reconnect).
    * @param {string} from @param {Announcement} a @returns {Outcome}
    */
   take(from, a) {
@@ -41,7 +50,7 @@ export class Presence {
       out.changed = this.peers.delete(from);
       return out;
     }
-    if (a.t !== 'available' && a.t !== 'here') return out;
+    if (a.t !== 'available') return out;
     const old = this.peers.get(from);
     const p = {
       id: from,
@@ -54,14 +63,18 @@ export class Presence {
     out.added = !old;
     out.changed = !old || old.name !== p.name || old.key !== p.key || old.inst !== p.inst;
     out.restarted = !!old && old.inst !== p.inst;
-    out.answer = a.t === 'available' && (!old || !!a.hello || out.restarted);
+    out.answer = !!a.hello;
     return out;
   }
 
-  /** Marks a peer as heard from (any verified message). @param {string} id */
-  touch(id) {
+  /**
+   * The peer a direct message from `id` may be taken from: only one seen
+   * on the channel; it counts as heard from. @param {string} id
+   */
+  admit(id) {
     const p = this.peers.get(id);
     if (p) p.seen = this.now();
+    return p;
   }
 
   /** Forgets peers silent for longer than maxAge; returns their ids.
@@ -86,5 +99,42 @@ export class Presence {
   /** Peers sorted by name, then id. @returns {Peer[]} */
   list() {
     return [...this.peers.values()].sort((a, b) => a.name.localeCompare(b.name) || (a.id < b.id ? -1 : 1));
+  }
+}
+
+/** @typedef {{set: (f: () => void, ms: number) => any, clear: (t: any) => void}} Timers */
+
+/**
+ * Answers hellos with one broadcast of our own announcement: the first
+ * hello schedules it after a random delay (spreading the members' answers),
+ * later ones fold into it, and answers keep ANSWER_GAP_MS apart.
+ */
+export class Answers {
+  /** @param {() => void} send @param {Timers} [timers] @param {() => number} [now] @param {() => number} [random] */
+  constructor(send, timers = { set: (f, ms) => setTimeout(f, ms), clear: (t) => clearTimeout(t) }, now = Date.now, random = Math.random) {
+    this.send = send;
+    this.timers = timers;
+    this.now = now;
+    this.random = random;
+    /** @type {any} */
+    this.timer = null;
+    this.last = -Infinity;
+  }
+
+  /** A hello arrived; `peers` is how many peers we know. @param {number} peers */
+  want(peers) {
+    if (this.timer !== null) return;
+    const spread = this.random() * Math.min(ANSWER_MAX_DELAY_MS, ANSWER_SPREAD_MS * peers);
+    this.timer = this.timers.set(() => {
+      this.timer = null;
+      this.last = this.now();
+      this.send();
+    }, Math.max(spread, this.last + ANSWER_GAP_MS - this.now()));
+  }
+
+  /** We announced anyway (or went offline): hellos so far need no answer. */
+  drop() {
+    this.timers.clear(this.timer);
+    this.timer = null;
   }
 }

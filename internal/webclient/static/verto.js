@@ -47,6 +47,25 @@ export function replyError(reply) {
 }
 
 /**
+ * A Verto sessid: random (never the client id, which every member sees, so
+ * nobody can claim it first), kept in storage under key so a reload or a
+ * second tab reattaches and punts the stale connection; per page without
+ * storage.
+ * @param {{getItem: (k: string) => string | null, setItem: (k: string, v: string) => void} | null} storage
+ * @param {string} key @param {(a: Uint8Array) => Uint8Array} [fill] random bytes
+ * @returns {string}
+ */
+export function keptSessid(storage, key, fill = (a) => crypto.getRandomValues(a)) {
+  let s = null;
+  try { s = storage && storage.getItem(key); } catch {}
+  if (s && /^[0-9a-f-]{36}$/.test(s)) return s;
+  // 120 random bits, written as a version 4 UUID like mod_verto's own client's
+  s = [...fill(new Uint8Array(15))].map((x) => x.toString(16).padStart(2, '0')).join('').replace(/^(.{8})(.{4})(.{3})(.{3})/, '$1-$2-4$3-8$4-');
+  try { storage?.setItem(key, s); } catch {}
+  return s;
+}
+
+/**
  * @typedef {{resolve: (v: any) => void, reject: (e: Error) => void, timer: any, method: string}} Pending
  * @typedef {{set: (f: () => void, ms: number) => any, clear: (t: any) => void}} Timers
  */
@@ -115,7 +134,7 @@ export class Verto {
   /** @param {VertoOptions} o */
   constructor(o) {
     this.o = o;
-    this.sessid = o.sessid || o.login;
+    this.sessid = o.sessid || keptSessid(null, '');
     this.WS = o.WebSocket || globalThis.WebSocket;
     this.timers = o.timers || { set: (f, ms) => setTimeout(f, ms), clear: (t) => clearTimeout(t) };
     this.random = o.random || Math.random;

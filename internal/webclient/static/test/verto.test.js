@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Verto, Requests, backoff, keepaliveDelay, replyError, VertoError } from '../verto.js';
+import { Verto, Requests, backoff, keepaliveDelay, replyError, VertoError, keptSessid } from '../verto.js';
 
 /** Timers run by hand. */
 class Clock {
@@ -57,7 +57,7 @@ function setup() {
   const events = [];
   let ready = 0;
   const v = new Verto({
-    url: 'ws://x/verto', login: 'A', passwd: 'pw', WebSocket: FakeSocket, timers: clock, random: () => 0.5,
+    url: 'ws://x/verto', login: 'A', passwd: 'pw', sessid: 'S', WebSocket: FakeSocket, timers: clock, random: () => 0.5,
     onState: (s) => states.push(s), onReady: () => ready++, onEvent: (p) => events.push(['event', p]), onInfo: (p) => events.push(['info', p]),
   });
   return { v, clock, states, events, ready: () => ready, ws: () => FakeSocket.all[FakeSocket.all.length - 1] };
@@ -120,21 +120,51 @@ test('request bookkeeping: ids, results, errors, expiry, failAll', async () => {
   assert.equal(clock.jobs.size, 0, 'timers cleared');
 });
 
-test('logs in on open with sessid = client id, ready on clientReady', async () => {
+test('logs in on open with the given sessid, ready on clientReady', async () => {
   const s = setup();
   s.v.start();
   assert.deepEqual(s.states, ['connecting']);
   const login = await logIn(s.ws());
   assert.equal(login.method, 'login');
-  assert.deepEqual(login.params, { login: 'A', passwd: 'pw', sessid: 'A' });
+  assert.deepEqual(login.params, { login: 'A', passwd: 'pw', sessid: 'S' });
   assert.equal(login.jsonrpc, '2.0');
   assert.equal(s.ready(), 1);
   assert.deepEqual(s.states, ['connecting', 'ready']);
   const p = s.v.broadcast('chan', 'ZGF0YQ==');
   const b = s.ws().last();
-  assert.deepEqual(b.params, { eventChannel: 'chan', eventData: 'ZGF0YQ==', localBroadcast: true, sessid: 'A' });
+  assert.deepEqual(b.params, { eventChannel: 'chan', eventData: 'ZGF0YQ==', localBroadcast: true, sessid: 'S' });
   s.ws().recv({ jsonrpc: '2.0', id: b.id, result: { sessid: 'A' } });
   await p;
+});
+
+/** A localStorage stand-in. @param {boolean} [broken] throws like storage that is off */
+function storage(broken) {
+  const m = new Map();
+  return {
+    m,
+    getItem: (/** @type {string} */ k) => { if (broken) throw new Error('off'); return m.get(k) ?? null; },
+    setItem: (/** @type {string} */ k, /** @type {string} */ v) => { if (broken) throw new Error('off'); m.set(k, v); },
+  };
+}
+
+test('sessid: random, never the client id, kept per channel across reloads', () => {
+  const st = storage();
+  const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+  const a1 = keptSessid(st, 'channels.sessid.chan-a');
+  assert.match(a1, uuid);
+  assert.equal(keptSessid(st, 'channels.sessid.chan-a'), a1, 'a reload (or second tab) reattaches');
+  const b1 = keptSessid(st, 'channels.sessid.chan-b');
+  assert.notEqual(b1, a1, 'another channel, another session');
+  st.m.set('channels.sessid.chan-c', 'client-id-1');
+  assert.notEqual(keptSessid(st, 'channels.sessid.chan-c'), 'client-id-1', 'a stored non-random value is replaced');
+  // Without storage: a fresh random value per page.
+  const off = storage(true);
+  const p1 = keptSessid(off, 'k'), p2 = keptSessid(off, 'k'), p3 = keptSessid(null, 'k');
+  assert.ok(p1 !== p2 && p2 !== p3 && p1 !== p3);
+  // A Verto without a sessid never uses its login.
+  const v = new Verto({ url: 'ws://x', login: 'A', passwd: 'pw' });
+  assert.notEqual(v.sessid, 'A');
+  assert.match(v.sessid, uuid);
 });
 
 test('falls back to ready when clientReady never comes', async () => {
