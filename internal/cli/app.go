@@ -127,8 +127,8 @@ func startSweeper(ctx context.Context, st *store.Store, cfg config.Config, logge
 				if err != nil {
 					logger.Warn("sweep", "err", err)
 				}
-				if r.Sessions > 0 || r.Clients > 0 {
-					logger.Info("swept", "expired_sessions", r.Sessions, "unused_clients", r.Clients)
+				if r.Sessions > 0 || r.Clients > 0 || r.Devices > 0 {
+					logger.Info("swept", "expired_sessions", r.Sessions, "unused_clients", r.Clients, "expired_devices", r.Devices)
 				}
 				if !r.Checkpointed {
 					logger.Debug("WAL checkpoint incomplete: readers kept it busy")

@@ -66,3 +66,25 @@ func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 	}
 	return false
 }
+
+// LimitKey is the key per-address limits count a request's sender by: its
+// IP address from remoteAddr ("ip:port" or a bare address), or for IPv6
+// its /64, since one host usually holds a whole /64 and could otherwise
+// take a fresh address per request. An unparsable remoteAddr is its own
+// key.
+func LimitKey(remoteAddr string) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.String()
+}

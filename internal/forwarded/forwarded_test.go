@@ -70,3 +70,18 @@ func FuzzClientAddr(f *testing.F) {
 		}
 	})
 }
+
+func TestLimitKey(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"192.0.2.7:4242", "192.0.2.7"},
+		{"192.0.2.7", "192.0.2.7"},
+		{"[::ffff:192.0.2.7]:1", "192.0.2.7"},
+		{"[2001:db8:1:2:3:4:5:6]:443", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:2::9%eth0]:443", "2001:db8:1:2::/64"},
+		{"not an address", "not an address"},
+	} {
+		if got := LimitKey(tc.in); got != tc.want {
+			t.Errorf("LimitKey(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -1,17 +1,25 @@
 package hub
 
 import (
+	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // The tests in this file are attacks one member can try against the
 // others; each failed against the hub before its budgets, session keys,
 // channel-scoped relay and live-connection limits existed.
+
+// burstSubscribers sizes the four-socket burst test; CI runs 100, a
+// larger run is one flag away (-burst.subscribers 2000).
+var burstSubscribers = flag.Int("burst.subscribers", 100, "subscribers in TestBurstIsPaidBySender's four-socket case")
 
 // loginResult sends a login and returns its reply, consuming the
 // verto.clientReady that follows a success.
@@ -104,8 +112,8 @@ func TestSessidSquatting(t *testing.T) {
 // slowly that a slow run cannot earn tokens during the test.
 func burstOptions(o *Options) {
 	o.RequestRate, o.RequestBurst = 1e6, 1e6
-	o.BroadcastBudget = Budget{Rate: 1e-3, Burst: DefaultBroadcastBudget.Burst}
-	o.MessageBudget = Budget{Rate: 1e-3, Burst: DefaultMessageBudget.Burst}
+	o.BroadcastBudget = Budget{Rate: 1e-3, Burst: DefaultBroadcastBurst}
+	o.MessageBudget = Budget{Rate: 1e-3, Burst: DefaultMessageBurst}
 }
 
 // subscribers logs in n members of room and subscribes them.
@@ -180,8 +188,11 @@ func TestBurstIsPaidBySender(t *testing.T) {
 	})
 	t.Run("allowed batches from four sockets", func(t *testing.T) {
 		gw := newDirGateway()
-		th := startHub(t, gw, burstOptions)
-		subs := subscribers(t, th, gw, "room", 100)
+		th := startHub(t, gw, func(o *Options) {
+			burstOptions(o)
+			o.MaxConnsPerAddress = 1 << 20 // every subscriber dials from 127.0.0.1
+		})
+		subs := subscribers(t, th, gw, "room", *burstSubscribers)
 		gw.add("attacker", "pw", "room")
 		var sockets []*wsClient
 		for i := range 4 {
@@ -211,12 +222,12 @@ func TestBurstIsPaidBySender(t *testing.T) {
 		}
 		dropped, most := countDropped(t, subs)
 		if dropped != 0 {
-			t.Fatalf("%d of 100 subscribers dropped", dropped)
+			t.Fatalf("%d of %d subscribers dropped", dropped, len(subs))
 		}
 		sent := 4 * 12 * DefaultMaxBatch
-		if most != DefaultBroadcastBudget.Burst || refused != sent-DefaultBroadcastBudget.Burst {
+		if most != DefaultBroadcastBurst || refused != sent-DefaultBroadcastBurst {
 			t.Fatalf("a subscriber got %d events and %d of %d broadcasts were refused: the budget is per member, burst %d",
-				most, refused, sent, DefaultBroadcastBudget.Burst)
+				most, refused, sent, DefaultBroadcastBurst)
 		}
 	})
 	t.Run("messages to a target in another channel", func(t *testing.T) {
@@ -262,8 +273,8 @@ func TestBurstIsPaidBySender(t *testing.T) {
 			}
 			got++
 		}
-		if got != DefaultMessageBudget.Burst {
-			t.Fatalf("target got %d messages from one member; budget burst %d", got, DefaultMessageBudget.Burst)
+		if got != DefaultMessageBurst {
+			t.Fatalf("target got %d messages from one member; budget burst %d", got, DefaultMessageBurst)
 		}
 	})
 }
@@ -438,4 +449,55 @@ func TestEventSernoOrder(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestSecondLogin: a socket may log in again as its own user (its session
+// and subscriptions stay) but not as another user, which would carry it
+// past that user's limits and leave its session behind.
+func TestSecondLogin(t *testing.T) {
+	gw := newDirGateway()
+	th := startHub(t, gw, func(o *Options) { o.MaxClientsPerChannel = 1 })
+	gw.add("x", "pw", "elsewhere")
+	gw.add("y", "pw", "room")
+	gw.add("z", "pw", "room")
+	y := dial(t, th, "y", nil)
+	y.login("y", "pw", "sy")
+	c := dial(t, th, "x", nil)
+	c.login("x", "pw", "sx")
+	if res := result(t, c.call(2, "login", map[string]any{"login": "x", "passwd": "pw"})); res["message"] != "logged in" {
+		t.Fatal(res)
+	}
+	e := errorOf(t, c.call(3, "login", map[string]any{"login": "z", "passwd": "pw"}))
+	if e["message"] != "Already logged in as another user" {
+		t.Fatal(e)
+	}
+	if e := errorOf(t, c.call(4, "verto.subscribe", map[string]any{"eventChannel": "room"})); e == nil {
+		t.Fatal("subscribed to the full channel")
+	}
+	_ = c.ws.CloseNow()
+	waitRegistered(t, th, 1)
+	if _, sessions, users, _ := th.h.reg.counts(); sessions != 1 || users != 1 {
+		t.Fatalf("%d sessions and %d users left for one live connection", sessions, users)
+	}
+}
+
+// TestLoginTimeout: a socket that never logs in is closed, however often
+// it sends.
+func TestLoginTimeout(t *testing.T) {
+	gw := newDirGateway()
+	th := startHub(t, gw, func(o *Options) { o.LoginTimeout = 200 * time.Millisecond })
+	c := dial(t, th, "anonymous", nil)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		// Write errors are expected once the hub has closed the socket.
+		_ = c.ws.Write(context.Background(), websocket.MessageText, []byte(`{"jsonrpc":"2.0","id":1,"method":"echo","params":{}}`))
+		f, ok := c.next(100 * time.Millisecond)
+		if ok && f.closed {
+			if f.status != 1008 {
+				t.Fatalf("closed with %v, want 1008", f.status)
+			}
+			return
+		}
+	}
+	t.Fatal("an anonymous socket stayed open")
 }

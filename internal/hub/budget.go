@@ -44,8 +44,9 @@ func newBudgets(broadcast, message Budget, maxEntries int) *budgets {
 	return &budgets{broadcast: broadcast, message: message, maxEntries: maxEntries, members: make(map[string]*memberBudget)}
 }
 
-// cost is the number of tokens a payload of n bytes takes.
-func cost(n int) int { return 1 + n/costUnit }
+// cost is the number of tokens a payload of n bytes takes: one per
+// started costUnit, at least one.
+func cost(n int) int { return max(1, (n+costUnit-1)/costUnit) }
 
 // allowBroadcast takes the tokens for a broadcast of n bytes by uid.
 func (b *budgets) allowBroadcast(uid string, n int, now time.Time) bool {

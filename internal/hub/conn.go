@@ -78,9 +78,16 @@ func (c *conn) run() {
 
 	idle := time.NewTimer(h.opts.IdleTimeout)
 	defer idle.Stop()
+	login := time.NewTimer(h.opts.LoginTimeout)
+	defer login.Stop()
 loop:
 	for {
 		select {
+		case <-login.C:
+			if !c.authed {
+				h.log.Debug("verto: no login in time", "addr", c.addr)
+				c.stop(websocket.StatusPolicyViolation)
+			}
 		case data, ok := <-c.in:
 			if !ok {
 				break loop

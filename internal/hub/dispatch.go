@@ -194,8 +194,13 @@ func (c *conn) authenticate(req *request) (code int, msg string, ok bool) {
 	l := loginOf(uid, c.addr, perms)
 
 	if c.authed { // a second login on this socket keeps its session
+		if uid != c.uid {
+			// mod_verto lets a socket change user; the hub does not, so that
+			// the session, the limits and the reports stay those of one user.
+			return verto.CodeAuthFailed, verto.MsgOtherUser, false
+		}
 		h.reg.relogin(c, l)
-		c.id, c.uid, c.perms = login, uid, perms
+		c.perms = perms
 		return 0, "", true
 	}
 

@@ -22,7 +22,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"sync"
@@ -31,6 +30,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
+
+	"channels/internal/forwarded"
 )
 
 // Gateway answers directory lookups and takes login and disconnect reports:
@@ -111,6 +112,10 @@ type Options struct {
 	IdleTimeout time.Duration
 	// GatewayTimeout bounds one gateway call. Default 10 s.
 	GatewayTimeout time.Duration
+	// LoginTimeout closes a connection that has not logged in this long
+	// after it opened, so sockets that never authenticate cannot be kept
+	// open with keepalives. Default 30 s.
+	LoginTimeout time.Duration
 }
 
 // Defaults for Options.
@@ -128,15 +133,18 @@ const (
 	DefaultQueueBytes         = 4 << 20
 	DefaultIdleTimeout        = 2 * time.Minute
 	DefaultGatewayTimeout     = 10 * time.Second
+	DefaultLoginTimeout       = 30 * time.Second
 	DefaultHostname           = "channels"
 )
 
 // Default budgets: a member's presence needs a broadcast when it joins,
 // every 30 s and when answering newcomers (at most every 3 s); a call's
 // set-up is a few dozen direct messages.
-var (
-	DefaultBroadcastBudget = Budget{Rate: 2, Burst: 20}
-	DefaultMessageBudget   = Budget{Rate: 25, Burst: 100}
+const (
+	DefaultBroadcastRate  = 2
+	DefaultBroadcastBurst = 20
+	DefaultMessageRate    = 25
+	DefaultMessageBurst   = 100
 )
 
 // budgetEntries bounds the members whose budgets are remembered.
@@ -162,10 +170,10 @@ func (o *Options) setDefaults() {
 		o.MaxBatch = DefaultMaxBatch
 	}
 	if o.BroadcastBudget.Rate <= 0 || o.BroadcastBudget.Burst <= 0 {
-		o.BroadcastBudget = DefaultBroadcastBudget
+		o.BroadcastBudget = Budget{Rate: DefaultBroadcastRate, Burst: DefaultBroadcastBurst}
 	}
 	if o.MessageBudget.Rate <= 0 || o.MessageBudget.Burst <= 0 {
-		o.MessageBudget = DefaultMessageBudget
+		o.MessageBudget = Budget{Rate: DefaultMessageRate, Burst: DefaultMessageBurst}
 	}
 	if o.MaxEventBytes <= 0 {
 		o.MaxEventBytes = DefaultMaxEventBytes
@@ -193,6 +201,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.GatewayTimeout <= 0 {
 		o.GatewayTimeout = DefaultGatewayTimeout
+	}
+	if o.LoginTimeout <= 0 {
+		o.LoginTimeout = DefaultLoginTimeout
 	}
 }
 
@@ -295,7 +306,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
 	}
-	ip := remoteIP(r.RemoteAddr)
+	ip := forwarded.LimitKey(r.RemoteAddr)
 	if !h.reg.admitAddress(ip, h.opts.MaxConnsPerAddress) {
 		http.Error(w, "too many connections", http.StatusTooManyRequests)
 		return
@@ -329,7 +340,11 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		err = h.shutdownOnce(ctx)
 	})
 	if !first {
-		<-h.stopped
+		select {
+		case <-h.stopped:
+		case <-ctx.Done():
+			return fmt.Errorf("hub shutdown: %w", ctx.Err())
+		}
 	}
 	return err
 }
@@ -357,13 +372,4 @@ func (h *Hub) shutdownOnce(ctx context.Context) error {
 		<-h.watcher
 		return fmt.Errorf("hub shutdown: %w", ctx.Err())
 	}
-}
-
-// remoteIP is the host part of a RemoteAddr.
-func remoteIP(addr string) string {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	return host
 }

@@ -208,25 +208,20 @@ func (r *registry) leaveLocked(uid string, homes []string) {
 	}
 }
 
-// relogin records a second login on a connection that is already bound:
-// the user, and with it the allowed channels, may change; the session key
-// stays the one the connection was bound with (as mod_verto keeps the
-// session of a socket).
+// relogin records a second login of the same user on a bound connection
+// (the hub refuses one as another user): the allowed channels and the
+// latest login address may change; the session stays.
 func (r *registry) relogin(c *conn, l login) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if c.rs.gone {
+	m := r.users[l.uid]
+	if c.rs.gone || c.rs.uid != l.uid || m == nil {
 		return
 	}
-	if c.rs.uid == l.uid {
-		r.leaveLocked(l.uid, c.rs.homes)
-		r.enterLocked(l.uid, l.homes)
-		c.rs.homes = l.homes
-		r.users[l.uid].loginAddr = l.addr
-		return
-	}
-	r.dropUserConnLocked(c)
-	r.joinLocked(c, l)
+	r.leaveLocked(l.uid, c.rs.homes)
+	r.enterLocked(l.uid, l.homes)
+	c.rs.homes = l.homes
+	m.loginAddr = l.addr
 }
 
 // dropUserConnLocked removes c from its user's connections; the user

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -20,6 +19,9 @@ type Client struct {
 	// Connected is when the signalling server last reported a login; the
 	// zero time while the client is disconnected.
 	Connected time.Time
+	// LastLogin is when the client last logged in, connected or not; the
+	// zero time if it never did (as far as this database knows).
+	LastLogin time.Time
 }
 
 // CreateClient adds a client to a channel with a new random id and
@@ -51,8 +53,8 @@ func (s *Store) PutClient(ctx context.Context, c Client) error {
 		connected = sql.NullInt64{Int64: micros(c.Connected), Valid: true}
 	}
 	_, err := s.exec(ctx,
-		`INSERT INTO clients (id, password, channel_id, created, connected) VALUES (?, ?, ?, ?, ?)`,
-		c.ID, c.Password, c.ChannelID, micros(c.Created), connected)
+		`INSERT INTO clients (id, password, channel_id, created, connected, last_login) VALUES (?, ?, ?, ?, ?, ?)`,
+		c.ID, c.Password, c.ChannelID, micros(c.Created), connected, connected)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("put client %s: %w", c.ID, ErrConflict)
 	}
@@ -97,7 +99,7 @@ func (s *Store) ClientLoggedIn(ctx context.Context, id, addr string, at time.Tim
 		a = sql.NullString{String: addr, Valid: true}
 	}
 	return s.execOne(ctx, "set client connected "+id,
-		`UPDATE clients SET connected = ?, connected_addr = ?, login_reserved = NULL WHERE id = ?`, micros(at), a, id)
+		`UPDATE clients SET connected = ?, last_login = ?, connected_addr = ?, login_reserved = NULL WHERE id = ?`, micros(at), micros(at), a, id)
 }
 
 // ClearClientConnected records that the client disconnected, whichever
@@ -176,8 +178,10 @@ func (s *Store) ReserveLogin(ctx context.Context, clientID, channelID string, li
 	if err != nil {
 		return 0, false, fmt.Errorf("%s: %w", what, err)
 	}
-	if k, err := res.RowsAffected(); err != nil || k == 0 {
-		return 0, false, fmt.Errorf("%s: %w", what, errors.Join(err, ErrNotFound))
+	if k, err := res.RowsAffected(); err != nil {
+		return 0, false, fmt.Errorf("%s: %w", what, err)
+	} else if k == 0 {
+		return 0, false, fmt.Errorf("%s: %w", what, ErrNotFound)
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, false, fmt.Errorf("%s: %w", what, err)
@@ -210,13 +214,13 @@ func (s *Store) CountConnectedClients(ctx context.Context, channelID string) (in
 func (s *Store) ClientInChannel(ctx context.Context, clientID, channelID string) (Channel, Client, error) {
 	var ch Channel
 	var c Client
-	var owner, connected sql.NullInt64
+	var owner, connected, lastLogin sql.NullInt64
 	var chCreated, cCreated int64
 	err := s.queryRow(ctx,
-		`SELECT ch.id, ch.topic, ch.public, ch.owner_id, ch.created, c.id, c.password, c.created, c.connected
+		`SELECT ch.id, ch.topic, ch.public, ch.owner_id, ch.created, c.id, c.password, c.created, c.connected, c.last_login
 		 FROM clients c JOIN channels ch ON ch.id = c.channel_id
 		 WHERE c.id = ? AND c.channel_id = ?`, clientID, channelID).
-		Scan(&ch.ID, &ch.Topic, &ch.Public, &owner, &chCreated, &c.ID, &c.Password, &cCreated, &connected)
+		Scan(&ch.ID, &ch.Topic, &ch.Public, &owner, &chCreated, &c.ID, &c.Password, &cCreated, &connected, &lastLogin)
 	if err != nil {
 		return Channel{}, Client{}, notFound(err, "client "+clientID+" in channel "+channelID)
 	}
@@ -226,6 +230,9 @@ func (s *Store) ClientInChannel(ctx context.Context, clientID, channelID string)
 	c.Created = fromMicros(cCreated)
 	if connected.Valid {
 		c.Connected = fromMicros(connected.Int64)
+	}
+	if lastLogin.Valid {
+		c.LastLogin = fromMicros(lastLogin.Int64)
 	}
 	return ch, c, nil
 }

@@ -89,13 +89,16 @@ func (s *Store) Checkpoint(ctx context.Context) (bool, error) {
 // SweepResult is what one sweep removed.
 type SweepResult struct {
 	Sessions, Clients int64
+	// Devices is how many expired trusted devices went.
+	Devices int64
 	// Checkpointed is false when readers kept SQLite's WAL from being
 	// truncated; the next sweep tries again.
 	Checkpointed bool
 }
 
 // Sweep runs one pass of the background sweeper: it deletes expired
-// sessions and unused clients, then checkpoints the WAL.
+// sessions, unused clients and expired trusted devices, then checkpoints
+// the WAL.
 func (s *Store) Sweep(ctx context.Context, rules SweepRules) (SweepResult, error) {
 	var r SweepResult
 	var errs []error
@@ -104,6 +107,9 @@ func (s *Store) Sweep(ctx context.Context, rules SweepRules) (SweepResult, error
 		errs = append(errs, err)
 	}
 	if r.Clients, err = s.DeleteUnusedClients(ctx, rules); err != nil {
+		errs = append(errs, err)
+	}
+	if r.Devices, err = s.deleteTrustedDevicesExpiredAt(ctx, rules.Now); err != nil {
 		errs = append(errs, err)
 	}
 	if r.Checkpointed, err = s.Checkpoint(ctx); err != nil {

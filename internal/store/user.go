@@ -60,10 +60,14 @@ func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
 	return u, nil
 }
 
-// SetUserPassword replaces a user's password hash.
+// SetUserPassword replaces a user's password hash and forgets the user's
+// trusted devices.
 func (s *Store) SetUserPassword(ctx context.Context, name, passwordHash string) error {
-	return s.execOne(ctx, "set password of user "+name,
-		`UPDATE users SET password_hash = ? WHERE name = ?`, passwordHash, name)
+	if err := s.execOne(ctx, "set password of user "+name,
+		`UPDATE users SET password_hash = ? WHERE name = ?`, passwordHash, name); err != nil {
+		return err
+	}
+	return s.deleteTrustedDevicesOfUser(ctx, name)
 }
 
 // ListUsers returns every user, by name.

@@ -62,6 +62,7 @@ const (
 	MsgMessageTooLarge = "Message too large"
 	MsgTooManyConns    = "Too many connections"
 	MsgChannelFull     = "Channel is full"
+	MsgOtherUser       = "Already logged in as another user"
 )
 
 // Methods the server sends to clients.

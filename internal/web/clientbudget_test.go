@@ -207,3 +207,92 @@ func TestClientFlood(t *testing.T) {
 	t.Logf("sweep 2 h later: %+v; clients %d, sessions %d, WAL %d bytes",
 		res, countRows(t, b, "clients"), countRows(t, b, "sessions"), wal())
 }
+
+// sessionExpiry reads the expiry of the session behind cookie.
+func sessionExpiry(t testing.TB, b storetest.Backend, s *site, cookie string) time.Time {
+	t.Helper()
+	driver, dsn := "sqlite", "file:"+b.URL
+	if b.Name == "postgres" {
+		driver, dsn = "pgx", b.URL
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	q := `SELECT expiry FROM sessions WHERE token = ?`
+	if b.Name == "postgres" {
+		q = `SELECT expiry FROM sessions WHERE token = $1`
+	}
+	var micros int64
+	if err := db.QueryRowContext(t.Context(), q, cookie).Scan(&micros); err != nil {
+		t.Fatalf("session %s: %v", cookie, err)
+	}
+	return time.UnixMicro(micros)
+}
+
+// TestProvisionalSession: the session a cookieless channel view creates
+// expires in a day, so a visitor who never calls leaves no long-lived row;
+// once its client has logged in, the next view gives it the full lifetime.
+func TestProvisionalSession(t *testing.T) {
+	for _, b := range storetest.Stores(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			s := newSite(t, b.Store, nil)
+			ch := s.channel("Lobby", true, 0)
+			w := getFrom(s, "192.0.2.8:4000", "/c/"+ch.ID, "")
+			cookie := sessionCookieOf(s, w)
+			if w.Code != http.StatusOK || cookie == "" {
+				t.Fatalf("first view: %d, cookie %q", w.Code, cookie)
+			}
+			within := func(what string, got, want time.Time) {
+				t.Helper()
+				if d := got.Sub(want); d < -time.Minute || d > time.Minute {
+					t.Fatalf("%s: session expires %v, want about %v", what, got, want)
+				}
+			}
+			within("new visitor", sessionExpiry(t, b, s, cookie), time.Now().Add(provisionalLifetime))
+
+			getFrom(s, "192.0.2.8:4000", "/c/"+ch.ID, cookie) // no login yet: unchanged
+			within("before a login", sessionExpiry(t, b, s, cookie), time.Now().Add(provisionalLifetime))
+
+			var clientID string
+			for _, c := range clientsOf(t, b, ch.ID) {
+				clientID = c
+			}
+			if err := b.Store.ClientLoggedIn(t.Context(), clientID, "192.0.2.8:5000", time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			getFrom(s, "192.0.2.8:4000", "/c/"+ch.ID, cookie)
+			within("after a login", sessionExpiry(t, b, s, cookie), time.Now().Add(s.srv.sessions.Lifetime))
+		})
+	}
+}
+
+// clientsOf lists the ids of a channel's clients.
+func clientsOf(t testing.TB, b storetest.Backend, channelID string) []string {
+	t.Helper()
+	driver, dsn := "sqlite", "file:"+b.URL
+	q := `SELECT id FROM clients WHERE channel_id = ?`
+	if b.Name == "postgres" {
+		driver, dsn, q = "pgx", b.URL, `SELECT id FROM clients WHERE channel_id = $1`
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(t.Context(), q, channelID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}

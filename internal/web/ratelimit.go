@@ -50,28 +50,31 @@ func (l *limiter) take(key string, now time.Time) (bool, time.Duration) {
 	return false, l.wait(b, now)
 }
 
-// check reports whether key's bucket holds a token, without taking it, and
-// if not how long until it does.
-func (l *limiter) check(key string, now time.Time) (bool, time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b, ok := l.buckets[key]
-	if !ok || b.TokensAt(now) >= 1 {
-		return true, 0
-	}
-	return false, l.wait(b, now)
-}
-
-// charge takes a token from key's bucket even when it is empty: the bucket
-// goes into debt (down to -burst), so attempts that passed check together
-// are all paid for.
-func (l *limiter) charge(key string, now time.Time) {
+// reserve takes a token from key's bucket at once, before the attempt it
+// pays for, so that attempts running together cannot all pass on the same
+// token (checking first and charging after the slow password check let
+// 100 of 100 simultaneous guesses through a burst of 20). When the bucket
+// is empty it takes nothing and returns false and how long until the next
+// token. The caller gives the token back with refund when the attempt
+// should not cost (a success).
+func (l *limiter) reserve(key string, now time.Time) (*rate.Reservation, bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.bucket(key, now)
-	if b.TokensAt(now) > float64(-l.burst) {
-		// A reservation of one token always succeeds; it is never cancelled.
-		b.ReserveN(now, 1)
+	r := b.ReserveN(now, 1)
+	if d := r.DelayFrom(now); !r.OK() || d > 0 {
+		r.CancelAt(now)
+		return nil, false, d
+	}
+	return r, true, 0
+}
+
+// refund gives back the token of a reservation made at now. It must be
+// given the reservation's own time: rate.Reservation restores nothing when
+// cancelled after it.
+func (l *limiter) refund(r *rate.Reservation, now time.Time) {
+	if r != nil {
+		r.CancelAt(now)
 	}
 }
 
@@ -102,62 +105,5 @@ func (l *limiter) prune(now time.Time) {
 	slices.SortFunc(rest, func(a, b kt) int { return cmp.Compare(b.tokens, a.tokens) })
 	for _, e := range rest[:len(rest)-l.max/2] {
 		delete(l.buckets, e.key)
-	}
-}
-
-// knownSet remembers (user name, address) pairs that signed in
-// successfully, for a while: the per-name sign-in budget does not apply to
-// them, so failures from elsewhere cannot lock the owner out of the places
-// they sign in from. It tracks at most max pairs.
-type knownSet struct {
-	ttl time.Duration
-	max int
-
-	mu   sync.Mutex
-	seen map[string]time.Time
-}
-
-func newKnownSet(ttl time.Duration, max int) *knownSet {
-	return &knownSet{ttl: ttl, max: max, seen: make(map[string]time.Time)}
-}
-
-func (k *knownSet) add(key string, now time.Time) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if _, ok := k.seen[key]; !ok && len(k.seen) >= k.max {
-		k.prune(now)
-	}
-	k.seen[key] = now
-}
-
-func (k *knownSet) has(key string, now time.Time) bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	t, ok := k.seen[key]
-	return ok && now.Sub(t) < k.ttl
-}
-
-// prune forgets expired pairs, then the oldest until half remain. Only
-// successful sign-ins add pairs, so filling the set takes valid
-// credentials and as many addresses.
-func (k *knownSet) prune(now time.Time) {
-	type kt struct {
-		key string
-		at  time.Time
-	}
-	var rest []kt
-	for key, t := range k.seen {
-		if now.Sub(t) >= k.ttl {
-			delete(k.seen, key)
-		} else {
-			rest = append(rest, kt{key, t})
-		}
-	}
-	if len(k.seen) < k.max {
-		return
-	}
-	slices.SortFunc(rest, func(a, b kt) int { return a.at.Compare(b.at) })
-	for _, e := range rest[:len(rest)-k.max/2] {
-		delete(k.seen, e.key)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/alexedwards/scs/v2"
 	"github.com/google/uuid"
@@ -94,6 +95,9 @@ func (s *Server) channelAndClient(r *http.Request) (store.Channel, store.Client,
 				// A session from before passwords were kept.
 				s.sessions.Put(ctx, pwKey, c.Password)
 			}
+			if !c.LastLogin.IsZero() {
+				s.keepSession(ctx)
+			}
 			return ch, c, nil
 		}
 		if !errors.Is(err, store.ErrNotFound) {
@@ -120,9 +124,32 @@ func (s *Server) channelAndClient(r *http.Request) (store.Channel, store.Client,
 	if err != nil {
 		return store.Channel{}, store.Client{}, fmt.Errorf("create client in channel %s: %w", ch.ID, err)
 	}
+	if s.sessions.Token(ctx) == "" {
+		// A session this view creates lives a day unless its browser uses
+		// it: a visitor who never calls leaves no 14-day row behind.
+		s.sessions.Put(ctx, provisionalKey, int64(1)) // the session codec keeps strings and int64s
+		s.sessions.SetDeadline(ctx, s.now().Add(min(provisionalLifetime, s.sessions.Lifetime)))
+	}
 	s.sessions.Put(ctx, key, c.ID)
 	s.sessions.Put(ctx, pwKey, c.Password)
 	return ch, c, nil
+}
+
+// provisionalKey marks a session that a channel page view created and that
+// expires after provisionalLifetime (or the configured lifetime, if
+// shorter) unless keepSession gives it the full lifetime: when one of its
+// clients has logged in, or its browser signs in.
+const (
+	provisionalKey      = "provisional"
+	provisionalLifetime = 24 * time.Hour
+)
+
+// keepSession gives a provisional session the configured lifetime.
+func (s *Server) keepSession(ctx context.Context) {
+	if s.sessions.GetInt64(ctx, provisionalKey) != 0 {
+		s.sessions.Remove(ctx, provisionalKey)
+		s.sessions.SetDeadline(ctx, s.now().Add(s.sessions.Lifetime))
+	}
 }
 
 // recreateClient puts back the client the session names, with the id and

@@ -1,15 +1,18 @@
 package web
 
 import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 	"time"
 
-	"channels/internal/password"
+	"golang.org/x/time/rate"
+
+	"channels/internal/forwarded"
 	"channels/internal/store"
 )
 
@@ -33,19 +36,23 @@ func (s *Server) signInShow(w http.ResponseWriter, r *http.Request) error {
 // signInCheck signs a user in. Success gives the session a new token (no
 // session fixation) and keeps its data, so the browser keeps its clients.
 //
-// Guessing is slowed by three limits, and only the first counts every
-// attempt; the others count failures, so that nobody else's failures
-// block the owner who knows the password:
+// Guessing is slowed by limits whose tokens are taken before the password
+// is checked (so attempts arriving together cannot share one token) and,
+// but for byAddr, given back on success, so that they count failures:
 //
 //   - byAddr: all attempts from one address, since each costs an argon2id
 //     hash;
 //   - byPair: failures for one name from one address, the limit a single
 //     guesser meets;
 //   - byName: failures for one name from anywhere, the limit guessers with
-//     many addresses meet. It neither applies to nor counts an address
-//     that signed in to that name before (known), so they cannot lock the
-//     owner out of the places the owner signs in from; its refill outpaces
-//     byPair's, so one address alone cannot keep it empty.
+//     many addresses meet; its refill outpaces byPair's, so one address
+//     alone cannot keep it empty;
+//   - byDevice: failures from one trusted device of the named user, in
+//     place of byPair and byName. A browser that signed in to the account
+//     before carries a device cookie (see trustDevice), so strangers'
+//     failures, which spend byName and byPair, never lock the owner out of
+//     their own browsers, wherever they are and whoever shares their
+//     address; a stolen device cookie still guesses slowly.
 func (s *Server) signInCheck(w http.ResponseWriter, r *http.Request) error {
 	form, err := readForm(r)
 	if err != nil {
@@ -71,11 +78,11 @@ func (s *Server) signInCheck(w http.ResponseWriter, r *http.Request) error {
 		return again(http.StatusBadRequest, "Wrong name or password.")
 	}
 
+	ctx := r.Context()
 	now := s.now()
 	addr, lname := clientAddr(r), strings.ToLower(name)
-	pair := lname + "\x00" + addr
 	limited := func(wait time.Duration, which string) error {
-		s.log.WarnContext(r.Context(), "sign-in rate limited", "addr", addr, "name", name, "limit", which)
+		s.log.WarnContext(ctx, "sign-in rate limited", "addr", addr, "name", name, "limit", which)
 		return &statusError{
 			status:     http.StatusTooManyRequests,
 			message:    "Too many sign-in attempts. Please wait a minute and try again.",
@@ -85,17 +92,8 @@ func (s *Server) signInCheck(w http.ResponseWriter, r *http.Request) error {
 	if ok, wait := s.byAddr.take(addr, now); !ok {
 		return limited(wait, "address")
 	}
-	if ok, wait := s.byPair.check(pair, now); !ok {
-		return limited(wait, "name and address")
-	}
-	known := s.known.has(pair, now)
-	if !known {
-		if ok, wait := s.byName.check(lname, now); !ok {
-			return limited(wait, "name")
-		}
-	}
 
-	u, err := s.store.UserByName(r.Context(), name)
+	u, err := s.store.UserByName(ctx, name)
 	hash := u.PasswordHash
 	if errors.Is(err, store.ErrNotFound) {
 		if hash, err = s.dummyHash(); err != nil {
@@ -104,43 +102,143 @@ func (s *Server) signInCheck(w http.ResponseWriter, r *http.Request) error {
 	} else if err != nil {
 		return fmt.Errorf("look up user %q: %w", name, err)
 	}
-	ok, err := password.Verify(pass, hash)
+	dev, err := s.device(r, now)
+	if err != nil {
+		return err
+	}
+
+	type held struct {
+		l *limiter
+		r *rate.Reservation
+	}
+	var taken []held
+	refund := func() {
+		for _, h := range taken {
+			h.l.refund(h.r, now)
+		}
+	}
+	take := func(l *limiter, key, which string) error {
+		res, ok, wait := l.reserve(key, now)
+		if !ok {
+			refund()
+			return limited(wait, which)
+		}
+		taken = append(taken, held{l, res})
+		return nil
+	}
+	if trusted := u.ID != 0 && dev.user == u.ID; trusted {
+		if err := take(s.byDevice, string(dev.hash), "device"); err != nil {
+			return err
+		}
+	} else {
+		if err := take(s.byPair, lname+"\x00"+addr, "name and address"); err != nil {
+			return err
+		}
+		if err := take(s.byName, lname, "name"); err != nil {
+			return err
+		}
+	}
+
+	ok, err := s.verify(pass, hash)
 	if err != nil {
 		return fmt.Errorf("verify password of %q: %w", name, err)
 	}
 	if !ok || u.ID == 0 {
-		s.byPair.charge(pair, now)
-		if !known {
-			s.byName.charge(lname, now)
-		}
 		return again(http.StatusUnauthorized, "Wrong name or password.")
 	}
-	s.known.add(pair, now)
+	refund()
+	s.trustDevice(w, r, u, dev, now)
 
-	if err := s.sessions.RenewToken(r.Context()); err != nil {
+	if err := s.sessions.RenewToken(ctx); err != nil {
 		return fmt.Errorf("renew session: %w", err)
 	}
-	s.sessions.Put(r.Context(), userKey, u.ID)
-	s.log.InfoContext(r.Context(), "signed in", "user", u.Name)
+	s.sessions.Put(ctx, userKey, u.ID)
+	s.keepSession(ctx)
+	s.log.InfoContext(ctx, "signed in", "user", u.Name)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 	return nil
 }
 
+// A trusted device is a browser that signed in: it holds a random token in
+// a long-lived cookie (OWASP's "device cookie"), and the store keeps the
+// token's SHA-256 with the user and an expiry. The cookie names the
+// browser, not a session, so signing out keeps it; each sign-in replaces
+// it with a new token (a copied cookie stops working once the owner signs
+// in again) and a new expiry, deviceLifetime away. A password change
+// forgets the user's devices (store.SetUserPassword).
+const (
+	deviceCookie       = "channels_device"
+	deviceCookieSecure = "__Host-channels_device"
+	deviceTokenLen     = 32
+)
+
+// trustedDevice is the device a sign-in request came from: the hash of its
+// token and its user, when it carries a valid, unexpired device cookie.
+type trustedDevice struct {
+	hash []byte
+	user int64
+}
+
+func (s *Server) deviceCookieName() string {
+	if s.cfg.Secure() {
+		// Like the session cookie's: Secure, host-only, whole site.
+		return deviceCookieSecure
+	}
+	return deviceCookie
+}
+
+// device looks up the request's device cookie; a missing, malformed,
+// unknown or expired one is no device.
+func (s *Server) device(r *http.Request, now time.Time) (trustedDevice, error) {
+	c, err := r.Cookie(s.deviceCookieName())
+	if err != nil {
+		return trustedDevice{}, nil
+	}
+	token, err := base64.RawURLEncoding.DecodeString(c.Value)
+	if err != nil || len(token) != deviceTokenLen {
+		return trustedDevice{}, nil
+	}
+	h := sha256.Sum256(token)
+	user, err := s.store.TrustedDeviceUser(r.Context(), h[:], now)
+	if errors.Is(err, store.ErrNotFound) {
+		return trustedDevice{}, nil
+	}
+	if err != nil {
+		return trustedDevice{}, fmt.Errorf("look up trusted device: %w", err)
+	}
+	return trustedDevice{hash: h[:], user: user}, nil
+}
+
+// trustDevice makes the browser a trusted device of u, with a new token
+// that replaces the one it had (dev). Failing to is logged, not fatal: the
+// sign-in itself succeeded.
+func (s *Server) trustDevice(w http.ResponseWriter, r *http.Request, u store.User, dev trustedDevice, now time.Time) {
+	ctx := r.Context()
+	token := make([]byte, deviceTokenLen)
+	rand.Read(token) //nolint:errcheck // never fails (crypto/rand)
+	h := sha256.Sum256(token)
+	// The old token goes first, so that replacing it does not push out
+	// the user's oldest other device.
+	if dev.hash != nil {
+		if err := s.store.DeleteTrustedDevice(ctx, dev.hash); err != nil {
+			s.log.WarnContext(ctx, "forget replaced trusted device", "user", u.Name, "err", err)
+		}
+	}
+	if err := s.store.AddTrustedDevice(ctx, u.ID, h[:], now.Add(deviceLifetime), maxDevices); err != nil {
+		s.log.ErrorContext(ctx, "trust device", "user", u.Name, "err", err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name:     s.deviceCookieName(),
+		Value:    base64.RawURLEncoding.EncodeToString(token),
+		Path:     "/",
+		MaxAge:   int(deviceLifetime / time.Second),
+		HttpOnly: true,
+		Secure:   s.cfg.Secure(),
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
 // clientAddr is the rate-limiting key of the request's sender: its IP
 // address, or its /64 for IPv6, where one host often owns a whole /64.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
-		return host
-	}
-	a = a.Unmap()
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p.String()
-	}
-	return a.String()
-}
+func clientAddr(r *http.Request) string { return forwarded.LimitKey(r.RemoteAddr) }

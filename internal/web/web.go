@@ -59,10 +59,12 @@ type Server struct {
 	now      func() time.Time
 
 	// Sign-in attempts are limited per client address; failures per user
-	// name and address, and per user name unless the address is known
-	// (see signInCheck).
-	byAddr, byName, byPair *limiter
-	known                  *knownSet
+	// name and address and per user name, or, from a trusted device of the
+	// user, per device instead (see signInCheck).
+	byAddr, byName, byPair, byDevice *limiter
+	// verify checks a password against a hash: password.Verify, which
+	// tests replace with a slow fake to line attempts up.
+	verify func(password, hash string) (bool, error)
 	// newClients is each address's budget for creating clients.
 	newClients *limiter
 	// dummyHash is verified against when the user name is unknown, so a
@@ -80,9 +82,16 @@ const (
 	pairEvery = time.Minute
 	nameBurst = 20
 	nameEvery = 12 * time.Second
-	// knownFor is how long a successful sign-in exempts its (name,
-	// address) pair from the per-name limit.
-	knownFor = 30 * 24 * time.Hour
+	// A trusted device (a browser that signed in, see device.go) is
+	// exempt from byPair and byName; its own failures are limited per
+	// device instead, so a stolen device cookie still guesses slowly.
+	deviceBurst = 5
+	deviceEvery = time.Minute
+	// deviceLifetime is how long a device stays trusted after its last
+	// sign-in; maxDevices bounds each user's trusted devices (the oldest
+	// are forgotten).
+	deviceLifetime = 90 * 24 * time.Hour
+	maxDevices     = 20
 	// maxTracked bounds the memory of each limiter.
 	maxTracked = 10000
 )
@@ -131,7 +140,8 @@ func New(opts Options) (*Server, error) {
 		byAddr:    newLimiter(addrBurst, addrEvery, maxTracked),
 		byName:    newLimiter(nameBurst, nameEvery, maxTracked),
 		byPair:    newLimiter(pairBurst, pairEvery, maxTracked),
-		known:     newKnownSet(knownFor, maxTracked),
+		byDevice:  newLimiter(deviceBurst, deviceEvery, maxTracked),
+		verify:    password.Verify,
 		dummyHash: sync.OnceValues(func() (string, error) { return password.Hash("no such user") }),
 	}
 	s.newClients = newLimiter(opts.NewClientBurst, opts.NewClientEvery, maxTracked)

@@ -13,6 +13,7 @@ import { View } from './view.js';
  */
 
 const NAME_KEY = 'channels.name';
+const SESSID_KEY = 'channels.sessid.';
 
 /** The WebSocket URL: absolute as given, or relative to this page. @param {string} u */
 function wsURL(u) {
@@ -83,7 +84,8 @@ function main() {
     url: wsURL(cfg.vertoUrl),
     login: self,
     passwd: cfg.password,
-    sessid: keptSessid(storage(), 'channels.sessid.' + cfg.channelId),
+    sessid: keptSessid(storage(), SESSID_KEY + cfg.channelId),
+    onSessid: (s) => save(SESSID_KEY + cfg.channelId, s),
     onState: (s, detail) => {
       if (s !== 'ready') answers.drop();
       view.setConn(s, detail);

@@ -13,6 +13,9 @@ export const EXPIRE_MS = 75000;
 export const ANSWER_GAP_MS = 3000;
 export const ANSWER_SPREAD_MS = 20;
 export const ANSWER_MAX_DELAY_MS = 2000;
+/** A peer's hello is answered at most once per this long, so that one
+ * member repeating hellos cannot make every member re-broadcast. */
+export const HELLO_REPEAT_MS = 10000;
 
 /**
  * What a peer announces on the channel.
@@ -34,13 +37,16 @@ export class Presence {
     this.now = now;
     /** @type {Map<string, Peer>} */
     this.peers = new Map();
+    /** @type {Map<string, number>} when each peer's last answered hello came */
+    this.hellos = new Map();
   }
 
   /**
    * Takes an announcement broadcast on the channel by peer `from` (the
    * server-stamped userid): "available" or "unavailable"; anything else,
    * such as the old direct "here", is ignored. `answer` says whether to
-   * re-announce ourselves: to a hello (a newcomer or a reconnect).
+   * re-announce ourselves: to a hello (a newcomer or a reconnect), at most
+   * once per HELLO_REPEAT_MS from each peer, even across its leaving.
    * @param {string} from @param {Announcement} a @returns {Outcome}
    */
   take(from, a) {
@@ -63,7 +69,10 @@ export class Presence {
     out.added = !old;
     out.changed = !old || old.name !== p.name || old.key !== p.key || old.inst !== p.inst;
     out.restarted = !!old && old.inst !== p.inst;
-    out.answer = !!a.hello;
+    if (a.hello && !(this.now() - (this.hellos.get(from) ?? -Infinity) < HELLO_REPEAT_MS)) {
+      this.hellos.set(from, this.now());
+      out.answer = true;
+    }
     return out;
   }
 
@@ -87,6 +96,9 @@ export class Presence {
         this.peers.delete(id);
         gone.push(id);
       }
+    }
+    for (const [id, at] of this.hellos) {
+      if (t - at > maxAge && !this.peers.has(id)) this.hellos.delete(id);
     }
     return gone;
   }

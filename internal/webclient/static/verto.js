@@ -4,6 +4,8 @@
 /** Error codes FreeSWITCH uses. */
 export const AUTH_REQUIRED = -32000;
 export const AUTH_FAILED = -32001;
+/** mod_verto's refusal of a sessid that another login holds. */
+export const SESSION_IN_USE = 'Session in use';
 
 /** An error reply, whether in `error` or as `code` inside `result`. */
 export class VertoError extends Error {
@@ -126,6 +128,7 @@ export class Requests {
  *   onReady?: () => void,
  *   onEvent?: (params: any) => void,
  *   onInfo?: (params: any) => void,
+ *   onSessid?: (sessid: string) => void,
  * }} VertoOptions
  */
 
@@ -233,7 +236,13 @@ export class Verto {
         return r;
       }, (e) => {
         this.loggingIn = null;
-        if (e.code === AUTH_FAILED) {
+        if (e.code === AUTH_FAILED && e.message === SESSION_IN_USE) {
+          // Another login holds our sessid (mod_verto keys sessions by sessid
+          // alone, and members see each other's): go on under a new one.
+          this.sessid = keptSessid(null, '');
+          this.o.onSessid?.(this.sessid);
+          this.ws?.close();
+        } else if (e.code === AUTH_FAILED) {
           this.setState('login failed', e.message);
           this.ws?.close();
         }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Presence, Answers, cleanName, EXPIRE_MS, ANSWER_GAP_MS } from '../presence.js';
+import { Presence, Answers, cleanName, EXPIRE_MS, ANSWER_GAP_MS, HELLO_REPEAT_MS } from '../presence.js';
 
 test('presence bookkeeping', async (t) => {
   let now = 1000;
@@ -12,8 +12,12 @@ test('presence bookkeeping', async (t) => {
     // A member answering a hello is unknown to the newcomer: answering it back would cost one more broadcast per join.
     { name: 'announcement of unknown peer adds, not answered', from: 'c', a: { t: 'available', name: 'Cy', inst: '1' }, want: { added: true, answer: false }, peers: ['Bob', 'Cy'] },
     { name: 'rename', from: 'c', a: { t: 'available', name: 'Abe', inst: '1' }, want: { changed: true, answer: false }, peers: ['Abe', 'Bob'] },
-    { name: 'reconnect hello answered', from: 'b', a: { t: 'available', name: 'Bob', inst: '1', hello: true }, want: { restarted: false, answer: true }, peers: ['Abe', 'Bob'] },
-    { name: 'reload is a restart', from: 'b', a: { t: 'available', name: 'Bob', inst: '2', hello: true }, want: { restarted: true, answer: true }, peers: ['Abe', 'Bob'] },
+    { name: 'hello repeated at once not answered', from: 'b', a: { t: 'available', name: 'Bob', inst: '1', hello: true }, want: { restarted: false, answer: false }, peers: ['Abe', 'Bob'] },
+    { name: 'reconnect hello answered', wait: HELLO_REPEAT_MS, from: 'b', a: { t: 'available', name: 'Bob', inst: '1', hello: true }, want: { restarted: false, answer: true }, peers: ['Abe', 'Bob'] },
+    { name: 'reload is a restart', wait: HELLO_REPEAT_MS, from: 'b', a: { t: 'available', name: 'Bob', inst: '2', hello: true }, want: { restarted: true, answer: true }, peers: ['Abe', 'Bob'] },
+    // Leaving and saying hello again, or a new inst each time, buys no extra answers.
+    { name: 'leave', from: 'b', a: { t: 'unavailable' }, want: { changed: true }, peers: ['Abe'] },
+    { name: 'hello soon after leaving not answered', from: 'b', a: { t: 'available', name: 'Bob', inst: '3', hello: true }, want: { added: true, answer: false }, peers: ['Abe', 'Bob'] },
     // The old direct answer: mod_verto relays direct messages from anyone, so it never lets a peer in.
     { name: 'here ignored', from: 'd', a: { t: 'here', name: 'Dee' }, want: { added: false, answer: false }, peers: ['Abe', 'Bob'] },
     { name: 'unavailable removes', from: 'c', a: { t: 'unavailable' }, want: { changed: true }, peers: ['Bob'] },
@@ -22,6 +26,7 @@ test('presence bookkeeping', async (t) => {
   ];
   for (const s of steps) {
     await t.test(s.name, () => {
+      now += s.wait || 0;
       const out = p.take(s.from, s.a);
       for (const [k, v] of Object.entries(s.want)) assert.equal(out[/** @type {keyof typeof out} */ (k)], v, k);
       assert.deepEqual(p.list().map((x) => x.name), s.peers);

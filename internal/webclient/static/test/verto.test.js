@@ -287,3 +287,24 @@ test('bad credentials: login failed, retried slowly', async () => {
   assert.equal(FakeSocket.all.length, 2);
   assert.equal(s.v.state, 'login failed');
 });
+
+test('session in use (a squatted sessid on mod_verto): retried at once under a new sessid', async () => {
+  FakeSocket.all = [];
+  const clock = new Clock();
+  /** @type {string[]} */
+  const kept = [];
+  const v = new Verto({ url: 'ws://x/verto', login: 'A', passwd: 'pw', sessid: 'S', WebSocket: FakeSocket, timers: clock, random: () => 0.5, onSessid: (x) => kept.push(x) });
+  v.start();
+  const ws = FakeSocket.all[0];
+  ws.open();
+  ws.recv({ jsonrpc: '2.0', id: ws.last().id, error: { code: -32001, message: 'Session in use' } });
+  await flush();
+  assert.notEqual(v.state, 'login failed');
+  clock.advance(250);
+  assert.equal(FakeSocket.all.length, 2, 'reconnects without the slow retry of bad credentials');
+  const next = FakeSocket.all[1];
+  next.open();
+  const login = next.last();
+  assert.notEqual(login.params.sessid, 'S');
+  assert.deepEqual(kept, [login.params.sessid], 'the new sessid is kept for reloads');
+});
