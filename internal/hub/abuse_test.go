@@ -501,3 +501,111 @@ func TestLoginTimeout(t *testing.T) {
 	}
 	t.Fatal("an anonymous socket stayed open")
 }
+
+// TestManySendersOneReader: many members at once, each within its budget,
+// send large direct messages to one person who reads, if slowly; the
+// reader keeps its connection and the senders get "Recipient is busy"
+// (before: the reader was dropped as slow).
+func TestManySendersOneReader(t *testing.T) {
+	gw := newDirGateway()
+	th := startHub(t, gw, func(o *Options) {
+		burstOptions(o)
+		o.MaxConnsPerAddress = 1 << 20
+	})
+	gw.add("victim", "pw", "room")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	victim, _, err := websocket.Dial(ctx, th.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer victim.CloseNow()
+	victim.SetReadLimit(1 << 20)
+	if err := victim.Write(ctx, websocket.MessageText, []byte(`{"jsonrpc":"2.0","id":1,"method":"login","params":{"login":"victim","passwd":"pw","sessid":"sv"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	// The victim reads, about 3 MB/s for these frames: slower than the
+	// senders together, faster than any one of them may send.
+	received, closed := make(chan int, 1), make(chan error, 1)
+	go func() {
+		n := 0
+		for {
+			if _, _, err := victim.Read(ctx); err != nil {
+				received <- n
+				closed <- err
+				return
+			}
+			n++
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+
+	body := strings.Repeat("m", DefaultMaxMessageBytes)
+	const senders, each = 30, 6
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	busy := 0
+	for i := range senders {
+		id := fmt.Sprint("sender", i)
+		gw.add(id, "pw", "room")
+		c := dial(t, th, id, nil)
+		c.login(id, "pw", "s")
+		wg.Go(func() {
+			for j := range each {
+				c.send(map[string]any{"jsonrpc": "2.0", "id": 10 + j, "method": "verto.info",
+					"params": map[string]any{"msg": map[string]any{"to": "victim", "body": body}}})
+			}
+			for range each {
+				f, ok := c.next(10 * time.Second)
+				if ok && strings.Contains(string(f.data), "Recipient is busy") {
+					mu.Lock()
+					busy++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// Let the victim drain what was queued, then check it is still there.
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if conns, _, _, _ := th.h.reg.counts(); conns != senders+1 {
+			t.Fatalf("%d connections: the reader was dropped", conns)
+		}
+		var backlog int
+		th.h.reg.eachConn(func(c *conn) { backlog = max(backlog, c.out.backlog()) })
+		if backlog == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	select {
+	case err := <-closed:
+		t.Fatalf("the reader's connection ended after %d frames: %v", <-received, err)
+	default:
+	}
+	if busy == 0 {
+		t.Fatal("no sender was told the recipient is busy")
+	}
+}
+
+// TestSubscriptionLimit: one connection cannot hold unbounded subscriptions
+// (a user allowed "a" may name any "a.b").
+func TestSubscriptionLimit(t *testing.T) {
+	gw := newDirGateway()
+	th := startHub(t, gw, nil)
+	gw.add("u", "pw", "room")
+	c := dial(t, th, "u", nil)
+	c.login("u", "pw", "s")
+	var names []string
+	for i := range DefaultMaxSubscriptions + 5 {
+		names = append(names, fmt.Sprint("room.", i))
+	}
+	res := result(t, c.call(2, "verto.subscribe", map[string]any{"eventChannel": names}))
+	if got := len(res["subscribedChannels"].([]any)); got != DefaultMaxSubscriptions {
+		t.Fatalf("%d subscriptions taken, limit %d", got, DefaultMaxSubscriptions)
+	}
+	if got := len(res["unauthorizedChannels"].([]any)); got != 5 {
+		t.Fatalf("%d refused, want 5", got)
+	}
+}

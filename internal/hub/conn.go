@@ -209,10 +209,10 @@ func (q *outQueue) take(dst [][]byte) [][]byte {
 	return dst
 }
 
-// enqueue queues a frame for writing without ever blocking. A connection
-// whose queue passes its bounds is dropped, so it cannot stall whoever is
-// sending to it nor hold unbounded memory. Senders' budgets keep a reader
-// that keeps reading far from those bounds.
+// enqueue queues a frame of the connection's own (a reply, a control
+// request) without ever blocking. A connection whose queue passes its
+// bounds with its own frames is dropped: it sends requests and does not
+// read the replies.
 func (c *conn) enqueue(f []byte) {
 	if c.stopping.Load() {
 		return
@@ -222,6 +222,29 @@ func (c *conn) enqueue(f []byte) {
 		c.stopping.Store(true)
 		c.cancel()
 	}
+}
+
+// deliver queues a frame that someone else's request caused (an event, a
+// relayed message) without ever blocking. When the queue is at its bounds
+// the frame is not queued and deliver reports false: the reader keeps its
+// connection, and loses only what others sent faster than it could read.
+// A reader that stops reading is cut by the write timeout instead.
+func (c *conn) deliver(f []byte) bool {
+	if c.stopping.Load() {
+		return false
+	}
+	if !c.out.push(f) {
+		c.h.log.Debug("verto: queue full, frame not delivered", "addr", c.addr)
+		return false
+	}
+	return true
+}
+
+// backlog is how many bytes wait in the queue.
+func (q *outQueue) backlog() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.bytes
 }
 
 // stop closes the connection with code once the frames queued so far are

@@ -294,10 +294,13 @@ func (c *conn) subscribe(req *request) ([]byte, bool) {
 		if subs == nil {
 			subs = []string{}
 		}
-		if c.h.reg.subscribe(c, ch) {
+		switch c.h.reg.subscribe(c, ch, c.h.opts.MaxSubscriptions) {
+		case subscribed:
 			subs = append(subs, ch)
-		} else {
+		case alreadySubscribed:
 			exist = append(exist, ch)
+		case tooManySubs:
+			errs = append(errs, ch) // refused like a channel the user may not join
 		}
 	}
 	resp := listObject("subscribedChannels", subs, "unauthorizedChannels", errs, "alreadySubscribedChannels", exist)
@@ -385,7 +388,7 @@ func (h *Hub) writeEvent(channel string, common []byte) {
 		f = append(f, `,"subscribedChannel":`...)
 		f = verto.AppendQuote(f, s.channel)
 		f = append(f, "}}"...)
-		s.c.enqueue(f)
+		s.c.deliver(f)
 	})
 }
 
@@ -434,12 +437,46 @@ func (c *conn) info(req *request) ([]byte, bool) {
 	if len(body) > c.h.opts.MaxMessageBytes {
 		return verto.Object("message", verto.MsgMessageTooLarge, "code", verto.CodeTooLarge), false
 	}
+	from, homes := c.id, c.perms.channels
+	if c.h.recipientBusy(from, homes, to, body) {
+		return verto.Object("message", verto.MsgRecipientBusy, "code", verto.CodeRateLimited), false
+	}
 	if !c.h.budgets.allowMessage(c.uid, len(body), time.Now()) {
 		return verto.Object("message", verto.MsgRateLimited, "code", verto.CodeRateLimited), false
 	}
-	from, homes := c.id, c.perms.channels
 	c.after = append(c.after, func() { c.h.relay(from, homes, to, body) })
 	return verto.Object("message", verto.MsgSent), true
+}
+
+// relayArgs is the relay's reading of a direct message: the chat API's
+// "verto|from|to@domain|body" split on '|' (so a body "a|b" arrives as
+// "a").
+func (h *Hub) relayArgs(fromUser, to, body string) (from, target, text string, ok bool) {
+	if !strings.Contains(to, "@") {
+		to += "@" + h.opts.Domain
+	}
+	args := strings.Split("verto|"+fromUser+"|"+to+"|"+body, "|")
+	if len(args) < 4 || args[1] == "" || args[2] == "" || args[3] == "" {
+		return "", "", "", false
+	}
+	return args[1], args[2], args[3], true
+}
+
+// recipientBusy reports whether a connection the message would reach has
+// half its queue's bytes waiting: the sender is refused rather than the
+// reader flooded, however many members send to it at once.
+func (h *Hub) recipientBusy(fromUser string, fromHomes permSet, to, body string) bool {
+	_, target, _, ok := h.relayArgs(fromUser, to, body)
+	if !ok {
+		return false
+	}
+	busy := false
+	h.reg.eachUserConn(target, func(t *conn, homes []string) {
+		if sharesChannel(fromHomes, homes) && t.out.backlog() > h.opts.QueueBytes/2 {
+			busy = true
+		}
+	})
+	return busy
 }
 
 // relay is the Lua relay script plus the chat API and mod_verto's
@@ -448,20 +485,15 @@ func (c *conn) info(req *request) ([]byte, bool) {
 // logged in as the target that shares an event channel with the sender
 // (mod_verto relays to anyone; the hub keeps messages inside a channel).
 func (h *Hub) relay(fromUser string, fromHomes permSet, to, body string) {
-	target := to
-	if !strings.Contains(target, "@") {
-		target += "@" + h.opts.Domain
-	}
-	args := strings.Split("verto|"+fromUser+"|"+target+"|"+body, "|")
-	if len(args) < 4 || args[1] == "" || args[2] == "" || args[3] == "" {
+	from, to, body, ok := h.relayArgs(fromUser, to, body)
+	if !ok {
 		return
 	}
-	from, to, body := args[1], args[2], args[3]
 	params := verto.Object("msg", verto.Object("body", body, "from", from, "to", to))
 	frame := verto.Request(h.nextID(), verto.MethodInfo, params)
 	h.reg.eachUserConn(to, func(t *conn, homes []string) {
 		if sharesChannel(fromHomes, homes) {
-			t.enqueue(frame)
+			t.deliver(frame)
 		}
 	})
 }

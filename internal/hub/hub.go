@@ -88,6 +88,10 @@ type Options struct {
 	// MaxConnsPerClient bounds the connections logged in as one user at a
 	// time. Default 16.
 	MaxConnsPerClient int
+	// MaxSubscriptions bounds the event channels one connection may
+	// subscribe to (a user allowed "a" may subscribe to any "a.b"); more
+	// are refused as unauthorized. Default 16.
+	MaxSubscriptions int
 	// MaxClientsPerChannel, when positive, bounds the users with a live
 	// connection in each event channel they are allowed (Channels allows
 	// each client exactly its channel). It is checked and taken under one
@@ -127,6 +131,7 @@ const (
 	DefaultMaxEventBytes      = 16 << 10
 	DefaultMaxMessageBytes    = 64 << 10
 	DefaultMaxConnsPerClient  = 16
+	DefaultMaxSubscriptions   = 16
 	DefaultMaxConnsPerAddress = 256
 	DefaultWriteTimeout       = 10 * time.Second
 	DefaultQueueSize          = 4096
@@ -180,6 +185,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxMessageBytes <= 0 {
 		o.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if o.MaxSubscriptions <= 0 {
+		o.MaxSubscriptions = DefaultMaxSubscriptions
 	}
 	if o.MaxConnsPerClient <= 0 {
 		o.MaxConnsPerClient = DefaultMaxConnsPerClient

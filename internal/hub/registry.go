@@ -295,15 +295,27 @@ func removeConn(l []*conn, c *conn) []*conn {
 	return l
 }
 
-// subscribe adds c to channel; false if it was already subscribed.
-func (r *registry) subscribe(c *conn, channel string) bool {
+// subscribeResult says how a subscription went.
+type subscribeResult int
+
+const (
+	subscribed subscribeResult = iota
+	alreadySubscribed
+	tooManySubs // the connection holds limit subscriptions
+)
+
+// subscribe adds c to channel, unless c already holds limit subscriptions.
+func (r *registry) subscribe(c *conn, channel string, limit int) subscribeResult {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c.rs.gone {
-		return true // a punted connection: it is closing, pretend success
+		return subscribed // a punted connection: it is closing, pretend success
 	}
 	if _, ok := c.rs.subs[channel]; ok {
-		return false
+		return alreadySubscribed
+	}
+	if len(c.rs.subs) >= limit {
+		return tooManySubs
 	}
 	s := &sub{c: c, channel: channel}
 	if c.rs.subs == nil {
@@ -316,7 +328,7 @@ func (r *registry) subscribe(c *conn, channel string) bool {
 		r.channels[channel] = t
 	}
 	t.subs = append(t.subs[:len(t.subs):len(t.subs)], s)
-	return true
+	return subscribed
 }
 
 // unsubscribe removes c from channel; false if it was not subscribed.

@@ -63,6 +63,7 @@ const (
 	MsgTooManyConns    = "Too many connections"
 	MsgChannelFull     = "Channel is full"
 	MsgOtherUser       = "Already logged in as another user"
+	MsgRecipientBusy   = "Recipient is busy"
 )
 
 // Methods the server sends to clients.

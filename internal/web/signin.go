@@ -139,7 +139,13 @@ func (s *Server) signInCheck(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 
+	release, err := s.hashPlace(r)
+	if err != nil {
+		refund() // the password was not checked: no failure to pay for
+		return err
+	}
 	ok, err := s.verify(pass, hash)
+	release()
 	if err != nil {
 		return fmt.Errorf("verify password of %q: %w", name, err)
 	}
@@ -242,3 +248,24 @@ func (s *Server) trustDevice(w http.ResponseWriter, r *http.Request, u store.Use
 // clientAddr is the rate-limiting key of the request's sender: its IP
 // address, or its /64 for IPv6, where one host often owns a whole /64.
 func clientAddr(r *http.Request) string { return forwarded.LimitKey(r.RemoteAddr) }
+
+// hashPlace waits for one of the places for a password verification and
+// returns the function that gives it back. A busy server answers 503
+// rather than queue without bound.
+func (s *Server) hashPlace(r *http.Request) (release func(), err error) {
+	wait := time.NewTimer(s.hashWait)
+	defer wait.Stop()
+	select {
+	case s.hashing <- struct{}{}:
+		return func() { <-s.hashing }, nil
+	case <-wait.C:
+		s.log.WarnContext(r.Context(), "sign-in refused: password checks busy", "addr", clientAddr(r))
+		return nil, &statusError{
+			status:     http.StatusServiceUnavailable,
+			message:    "The server is busy. Please try again in a moment.",
+			retryAfter: 5 * time.Second,
+		}
+	case <-r.Context().Done():
+		return nil, fmt.Errorf("wait to check a password: %w", r.Context().Err())
+	}
+}

@@ -240,6 +240,7 @@ func TestSignInConcurrentGuesses(t *testing.T) {
 			once.Do(func() { close(release) })
 		}
 	}
+	s.srv.hashing = make(chan struct{}, total) // the budgets are under test here, not the hashing places
 	verify := s.srv.verify
 	s.srv.verify = func(pw, hash string) (bool, error) {
 		entered.Add(1)
@@ -503,5 +504,61 @@ func TestDeviceCookieAttributes(t *testing.T) {
 				t.Errorf("device cookie after sign-out %q, want %q", b.device(), dev.Value)
 			}
 		})
+	}
+}
+
+// TestSignInHashingBounded: simultaneous sign-ins, each from its own
+// address and within every budget, run at most the server's places of
+// password checks at once (each argon2id check takes ~19 MiB); those that
+// cannot get a place in time are answered 503, not queued without bound.
+func TestSignInHashingBounded(t *testing.T) {
+	const places, attempts = 2, 12
+	s := newSite(t, storetest.SQLite(t).Store, nil)
+	s.realSignInLimits()
+	s.user("alice", "right password", false)
+	s.srv.hashing = make(chan struct{}, places)
+	s.srv.hashWait = 200 * time.Millisecond
+	var inside, most atomic.Int32
+	verify := s.srv.verify
+	s.srv.verify = func(pw, hash string) (bool, error) {
+		n := inside.Add(1)
+		for {
+			m := most.Load()
+			if n <= m || most.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		time.Sleep(100 * time.Millisecond) // a slow hash
+		inside.Add(-1)
+		return verify(pw, hash)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	for i := range attempts {
+		b := s.browserFrom("127.0.6." + strconv.Itoa(i+1))
+		wg.Go(func() {
+			form := url.Values{"name": {"alice"}, "password": {"wrong"}}.Encode()
+			req, _ := http.NewRequest(http.MethodPost, s.ts.URL+"/signin", strings.NewReader(form))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Sec-Fetch-Site", "same-origin")
+			resp, err := b.c.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			mu.Lock()
+			statuses[resp.StatusCode]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	t.Logf("statuses %v, at most %d checks at once", statuses, most.Load())
+	if most.Load() > places {
+		t.Fatalf("%d password checks ran at once, places %d", most.Load(), places)
+	}
+	if statuses[http.StatusServiceUnavailable] == 0 || statuses[http.StatusUnauthorized] == 0 {
+		t.Fatalf("statuses %v: want some checked (401) and some turned away (503)", statuses)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
 
@@ -65,6 +66,11 @@ type Server struct {
 	// verify checks a password against a hash: password.Verify, which
 	// tests replace with a slow fake to line attempts up.
 	verify func(password, hash string) (bool, error)
+	// hashing holds a place per password verification under way: each
+	// takes about 19 MiB (argon2id), so their number is capped, and a
+	// sign-in that cannot get a place within hashWait is answered 503.
+	hashing  chan struct{}
+	hashWait time.Duration
 	// newClients is each address's budget for creating clients.
 	newClients *limiter
 	// dummyHash is verified against when the user name is unknown, so a
@@ -142,6 +148,8 @@ func New(opts Options) (*Server, error) {
 		byPair:    newLimiter(pairBurst, pairEvery, maxTracked),
 		byDevice:  newLimiter(deviceBurst, deviceEvery, maxTracked),
 		verify:    password.Verify,
+		hashing:   make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
+		hashWait:  5 * time.Second,
 		dummyHash: sync.OnceValues(func() (string, error) { return password.Hash("no such user") }),
 	}
 	s.newClients = newLimiter(opts.NewClientBurst, opts.NewClientEvery, maxTracked)
