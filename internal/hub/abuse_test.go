@@ -579,7 +579,10 @@ func TestManySendersOneReader(t *testing.T) {
 			t.Fatalf("%d connections: the reader was dropped", conns)
 		}
 		var backlog int
-		th.h.reg.eachConn(func(c *conn) { backlog = max(backlog, c.out.backlog()) })
+		th.h.reg.eachConn(func(c *conn) {
+			_, bytes := c.out.backlog()
+			backlog = max(backlog, bytes)
+		})
 		if backlog == 0 {
 			break
 		}
@@ -619,14 +622,15 @@ func TestSubscriptionLimit(t *testing.T) {
 	}
 }
 
-// TestRecipientBusy: with half a reader's queue bytes waiting, a direct
-// message to it is refused to its sender, and a broadcast past the bound
-// is not queued for it, which keeps its connection.
+// TestRecipientBusy: with a quarter of a reader's queue bytes waiting, a
+// direct message to it is refused to its sender, and a broadcast past the
+// half that others may fill is not queued for it, which keeps its
+// connection.
 func TestRecipientBusy(t *testing.T) {
 	gw := newDirGateway()
 	gw.add("sender", "pw", "room")
 	gw.add("reader", "pw", "room")
-	h := New(Options{Gateway: gw, Domain: fixtures.Domain, QueueBytes: 64 << 10, MaxMessageBytes: 64 << 10})
+	h := New(Options{Gateway: gw, Domain: fixtures.Domain, QueueBytes: 128 << 10, MaxMessageBytes: 64 << 10})
 	defer func() { _ = h.Shutdown(context.Background()) }()
 	login := func(c *conn, user string) {
 		c.handleFrame([]byte(`{"jsonrpc":"2.0","id":1,"method":"login","params":{"login":"` + user + `","passwd":"pw","sessid":"s"}}`))
@@ -649,9 +653,9 @@ func TestRecipientBusy(t *testing.T) {
 		t.Fatalf("first message: %s", r)
 	}
 	if r := send("b"); !strings.Contains(r, "Recipient is busy") {
-		t.Fatalf("message to a reader with 40 KiB of 64 waiting: %s", r)
+		t.Fatalf("message to a reader with 40 KiB of 128 waiting: %s", r)
 	}
-	for range 3 { // 3 × ~10 KiB events: the third does not fit
+	for range 3 { // 3 × ~10 KiB events: the third passes the half others may fill
 		sender.handleFrame([]byte(`{"jsonrpc":"2.0","id":4,"method":"verto.broadcast","params":{"eventChannel":"room","localBroadcast":true,"eventData":"` + strings.Repeat("e", 10<<10) + `"}}`))
 		drain(t, sender)
 	}
@@ -660,5 +664,51 @@ func TestRecipientBusy(t *testing.T) {
 	}
 	if got := len(drain(t, reader)); got != 3 { // the first message and two events
 		t.Fatalf("%d frames queued for the reader, want 3", got)
+	}
+}
+
+// TestOwnRepliesAlwaysFit: however many frames others queue for a reader
+// (tiny messages fill the frame bound long before the byte bound), its
+// replies to its own requests still fit, so it is never dropped for them.
+func TestOwnRepliesAlwaysFit(t *testing.T) {
+	gw := newDirGateway()
+	h := New(Options{Gateway: gw, Domain: fixtures.Domain, QueueSize: 64, RequestRate: 1e6, RequestBurst: 1e6,
+		MessageBudget: Budget{Rate: 1e6, Burst: 1e6}})
+	defer func() { _ = h.Shutdown(context.Background()) }()
+	var senders []*conn
+	for i := range 8 {
+		id := fmt.Sprint("s", i)
+		gw.add(id, "pw", "room")
+		c := newConn(h, nil, fmt.Sprint("127.0.0.1:", 10+i))
+		c.handleFrame([]byte(`{"jsonrpc":"2.0","id":1,"method":"login","params":{"login":"` + id + `","passwd":"pw","sessid":"s"}}`))
+		drain(t, c)
+		senders = append(senders, c)
+	}
+	gw.add("reader", "pw", "room")
+	reader := newConn(h, nil, "127.0.0.1:2")
+	reader.handleFrame([]byte(`{"jsonrpc":"2.0","id":1,"method":"login","params":{"login":"reader","passwd":"pw","sessid":"s"}}`))
+	drain(t, reader)
+	for range 20 { // 160 tiny messages for a queue of 64 frames
+		for _, c := range senders {
+			c.handleFrame([]byte(`{"jsonrpc":"2.0","id":2,"method":"verto.info","params":{"msg":{"to":"reader","body":"x"}}}`))
+			drain(t, c)
+		}
+	}
+	for i := range 20 { // the reader's own requests, replies unread
+		reader.handleFrame([]byte(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"echo","params":{}}`, 100+i)))
+	}
+	if reader.stopping.Load() {
+		t.Fatal("the reader was dropped for its own replies")
+	}
+	replies, deliveries := 0, 0
+	for _, f := range drain(t, reader) {
+		if bytes.Contains(f, []byte(`"result"`)) {
+			replies++
+		} else {
+			deliveries++
+		}
+	}
+	if replies != 20 || deliveries == 0 || deliveries > 64/2 {
+		t.Fatalf("%d replies and %d deliveries queued; want 20, and at most %d deliveries", replies, deliveries, 64/2)
 	}
 }

@@ -177,10 +177,17 @@ type outQueue struct {
 	ready    chan struct{} // capacity 1: frames are waiting
 }
 
-// push queues f; false if the queue is full.
-func (q *outQueue) push(f []byte) bool {
+// push queues f; false if the queue is full. Frames that others caused
+// (own false) may fill only half of it: the other half stays for the
+// connection's own replies, so a flood of deliveries can never crowd out a
+// reader's answers and get it dropped.
+func (q *outQueue) push(f []byte, own bool) bool {
+	max, maxBytes := q.max, q.maxBytes
+	if !own {
+		max, maxBytes = max/2, maxBytes/2
+	}
 	q.mu.Lock()
-	if f != nil && (len(q.frames) >= q.max || q.bytes+len(f) > q.maxBytes) {
+	if f != nil && (len(q.frames) >= max || q.bytes+len(f) > maxBytes) {
 		q.mu.Unlock()
 		return false
 	}
@@ -217,7 +224,7 @@ func (c *conn) enqueue(f []byte) {
 	if c.stopping.Load() {
 		return
 	}
-	if !c.out.push(f) {
+	if !c.out.push(f, true) {
 		c.h.log.Info("verto: dropping slow connection", "addr", c.addr)
 		c.stopping.Store(true)
 		c.cancel()
@@ -225,26 +232,28 @@ func (c *conn) enqueue(f []byte) {
 }
 
 // deliver queues a frame that someone else's request caused (an event, a
-// relayed message) without ever blocking. When the queue is at its bounds
-// the frame is not queued and deliver reports false: the reader keeps its
+// relayed message) without ever blocking. When such frames fill half the
+// queue the frame is not queued and deliver reports false: the reader keeps its
 // connection, and loses only what others sent faster than it could read.
 // A reader that stops reading is cut by the write timeout instead.
 func (c *conn) deliver(f []byte) bool {
 	if c.stopping.Load() {
 		return false
 	}
-	if !c.out.push(f) {
+	if !c.out.push(f, false) {
 		c.h.log.Debug("verto: queue full, frame not delivered", "addr", c.addr)
 		return false
 	}
 	return true
 }
 
-// backlog is how many bytes wait in the queue.
-func (q *outQueue) backlog() int {
+// backlog is how many frames, and bytes, wait in the queue. (Frames the
+// writer has taken but not yet written are not counted: the memory bound
+// of a connection is twice its queue's.)
+func (q *outQueue) backlog() (frames, bytes int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.bytes
+	return len(q.frames), q.bytes
 }
 
 // stop closes the connection with code once the frames queued so far are
@@ -252,7 +261,7 @@ func (q *outQueue) backlog() int {
 func (c *conn) stop(code websocket.StatusCode) {
 	c.stopOnce.Do(func() {
 		c.closeCode.Store(int32(code))
-		c.out.push(nil) // the close marker always fits: the queue bound is for frames
+		c.out.push(nil, true) // the close marker always fits: the queue bound is for frames
 		c.stopping.Store(true)
 	})
 }

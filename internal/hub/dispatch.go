@@ -463,8 +463,9 @@ func (h *Hub) relayArgs(fromUser, to, body string) (from, target, text string, o
 }
 
 // recipientBusy reports whether a connection the message would reach has
-// half its queue's bytes waiting: the sender is refused rather than the
-// reader flooded, however many members send to it at once.
+// a quarter of its queue's frames or bytes waiting — half of what others
+// may fill: the sender is refused rather than the message dropped later,
+// however many members send to it at once.
 func (h *Hub) recipientBusy(fromUser string, fromHomes permSet, to, body string) bool {
 	_, target, _, ok := h.relayArgs(fromUser, to, body)
 	if !ok {
@@ -472,7 +473,10 @@ func (h *Hub) recipientBusy(fromUser string, fromHomes permSet, to, body string)
 	}
 	busy := false
 	h.reg.eachUserConn(target, func(t *conn, homes []string) {
-		if sharesChannel(fromHomes, homes) && t.out.backlog() > h.opts.QueueBytes/2 {
+		if !sharesChannel(fromHomes, homes) {
+			return
+		}
+		if frames, bytes := t.out.backlog(); frames > h.opts.QueueSize/4 || bytes > h.opts.QueueBytes/4 {
 			busy = true
 		}
 	})
