@@ -15,19 +15,26 @@ import (
 	"channels/internal/store/storetest"
 )
 
-// countRows counts a table's rows in the backend's database through a
-// connection of its own.
-func countRows(t testing.TB, b storetest.Backend, table string) int {
+// openDB opens the backend's database through a connection of the test's
+// own, and says how its queries write the first placeholder.
+func openDB(t testing.TB, b storetest.Backend) (db *sql.DB, placeholder string) {
 	t.Helper()
-	driver, dsn := "sqlite", "file:"+b.URL
+	driver, dsn, placeholder := "sqlite", "file:"+b.URL, "?"
 	if b.Name == "postgres" {
-		driver, dsn = "pgx", b.URL
+		driver, dsn, placeholder = "pgx", b.URL, "$1"
 	}
 	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
+	return db, placeholder
+}
+
+// countRows counts a table's rows in the backend's database.
+func countRows(t testing.TB, b storetest.Backend, table string) int {
+	t.Helper()
+	db, _ := openDB(t, b)
 	var n int
 	if err := db.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM `+table).Scan(&n); err != nil {
 		t.Fatal(err)
@@ -209,23 +216,11 @@ func TestClientFlood(t *testing.T) {
 }
 
 // sessionExpiry reads the expiry of the session behind cookie.
-func sessionExpiry(t testing.TB, b storetest.Backend, s *site, cookie string) time.Time {
+func sessionExpiry(t testing.TB, b storetest.Backend, cookie string) time.Time {
 	t.Helper()
-	driver, dsn := "sqlite", "file:"+b.URL
-	if b.Name == "postgres" {
-		driver, dsn = "pgx", b.URL
-	}
-	db, err := sql.Open(driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	q := `SELECT expiry FROM sessions WHERE token = ?`
-	if b.Name == "postgres" {
-		q = `SELECT expiry FROM sessions WHERE token = $1`
-	}
+	db, ph := openDB(t, b)
 	var micros int64
-	if err := db.QueryRowContext(t.Context(), q, cookie).Scan(&micros); err != nil {
+	if err := db.QueryRowContext(t.Context(), `SELECT expiry FROM sessions WHERE token = `+ph, cookie).Scan(&micros); err != nil {
 		t.Fatalf("session %s: %v", cookie, err)
 	}
 	return time.UnixMicro(micros)
@@ -250,10 +245,10 @@ func TestProvisionalSession(t *testing.T) {
 					t.Fatalf("%s: session expires %v, want about %v", what, got, want)
 				}
 			}
-			within("new visitor", sessionExpiry(t, b, s, cookie), time.Now().Add(provisionalLifetime))
+			within("new visitor", sessionExpiry(t, b, cookie), time.Now().Add(provisionalLifetime))
 
 			getFrom(s, "192.0.2.8:4000", "/c/"+ch.ID, cookie) // no login yet: unchanged
-			within("before a login", sessionExpiry(t, b, s, cookie), time.Now().Add(provisionalLifetime))
+			within("before a login", sessionExpiry(t, b, cookie), time.Now().Add(provisionalLifetime))
 
 			var clientID string
 			for _, c := range clientsOf(t, b, ch.ID) {
@@ -263,7 +258,7 @@ func TestProvisionalSession(t *testing.T) {
 				t.Fatal(err)
 			}
 			getFrom(s, "192.0.2.8:4000", "/c/"+ch.ID, cookie)
-			within("after a login", sessionExpiry(t, b, s, cookie), time.Now().Add(s.srv.sessions.Lifetime))
+			within("after a login", sessionExpiry(t, b, cookie), time.Now().Add(s.srv.sessions.Lifetime))
 		})
 	}
 }
@@ -271,17 +266,8 @@ func TestProvisionalSession(t *testing.T) {
 // clientsOf lists the ids of a channel's clients.
 func clientsOf(t testing.TB, b storetest.Backend, channelID string) []string {
 	t.Helper()
-	driver, dsn := "sqlite", "file:"+b.URL
-	q := `SELECT id FROM clients WHERE channel_id = ?`
-	if b.Name == "postgres" {
-		driver, dsn, q = "pgx", b.URL, `SELECT id FROM clients WHERE channel_id = $1`
-	}
-	db, err := sql.Open(driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rows, err := db.QueryContext(t.Context(), q, channelID)
+	db, ph := openDB(t, b)
+	rows, err := db.QueryContext(t.Context(), `SELECT id FROM clients WHERE channel_id = `+ph, channelID)
 	if err != nil {
 		t.Fatal(err)
 	}
