@@ -120,11 +120,7 @@ func serve(ctx context.Context, args []string, env Env) error {
 	lim := defaultHTTPLimits(cfg, logger)
 	srv, ln := newHTTPServer(ctx, ln, handler, lim, logger)
 
-	cleanCtx, stopClean := context.WithCancel(ctx)
-	defer stopClean()
-	go st.CleanSessions(cleanCtx, time.Hour, func(err error) {
-		logger.Warn("delete expired sessions", "err", err)
-	})
+	// Expired sessions are deleted by the sweeper Assemble starts.
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
