@@ -133,6 +133,11 @@ func open(databaseURL string) (*Store, error) {
 	return &Store{db: db, dialect: SQLite, now: time.Now, stmts: map[string]*sql.Stmt{}}, nil
 }
 
+// SetClock makes the store read the time from now: when it stamps rows
+// and when it decides a session has expired. Tests move time with it
+// instead of sleeping; Open starts with time.Now.
+func (s *Store) SetClock(now func() time.Time) { s.now = now }
+
 // Close closes the database.
 func (s *Store) Close() error {
 	s.mu.Lock()

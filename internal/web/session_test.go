@@ -70,8 +70,10 @@ func TestSessionRules(t *testing.T) {
 func TestSessionExpiry(t *testing.T) {
 	for _, b := range storetest.Stores(t) {
 		t.Run(b.Name, func(t *testing.T) {
-			const lifetime = 2 * time.Second
+			const lifetime = time.Hour
 			s := newSite(t, b.Store, func(c *config.Config) { c.SessionLifetime = lifetime })
+			s.freezeClock()
+			b.Store.SetClock(s.srv.now) // sessions expire by the store's clock
 			lobby := s.channel("Lobby", true, 0)
 			a := s.browser()
 			first := a.channelPage(lobby.ID)
@@ -79,7 +81,7 @@ func TestSessionExpiry(t *testing.T) {
 			if got := a.channelPage(lobby.ID); got.ClientID != first.ClientID {
 				t.Fatalf("before expiry: client %s, want %s", got.ClientID, first.ClientID)
 			}
-			time.Sleep(lifetime + 500*time.Millisecond)
+			s.advance(lifetime + time.Second)
 			if got := a.channelPage(lobby.ID); got.ClientID == first.ClientID {
 				t.Errorf("after expiry (jar): client %s kept", got.ClientID)
 			}
