@@ -148,12 +148,25 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if se.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((se.retryAfter+time.Second-1)/time.Second)))
 	}
-	s.render(w, r, se.status, "error.html", http.StatusText(se.status), errorData{Status: se.status, Message: se.message})
+	data := errorData{Status: se.status, Message: se.message}
+	if se == errSignInNeeded {
+		data.SignIn = signInURL(r)
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			// A page that needs a user: straight to the form, which
+			// comes back here. A form sent without one gets the error
+			// page and a link instead, so nothing is resent by surprise.
+			http.Redirect(w, r, data.SignIn, http.StatusSeeOther)
+			return
+		}
+	}
+	s.render(w, r, se.status, "error.html", http.StatusText(se.status), data)
 }
 
 type errorData struct {
 	Status  int
 	Message string
+	// SignIn is the sign-in form's URL, with the way back, on 401 pages.
+	SignIn string
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) error { return errNotFound }

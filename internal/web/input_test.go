@@ -33,7 +33,7 @@ func TestBadInput(t *testing.T) {
 				message                         string
 			}{
 				{"id not a uuid", "GET", "/c/lobby", "", "", false, 404, "nothing here"},
-				{"id upper case", "GET", "/c/" + strings.ToUpper(ch.ID), "", "", false, 404, "nothing here"},
+				{"id upper case, POST", "POST", "/c/" + strings.ToUpper(ch.ID) + "/edit", form, "topic=x", true, 404, "nothing here"},
 				{"id braces", "GET", "/c/{" + ch.ID + "}", "", "", false, 404, "nothing here"},
 				{"id urn", "GET", "/c/urn:uuid:" + ch.ID, "", "", false, 404, "nothing here"},
 				{"id unknown", "GET", "/c/" + unknown, "", "", false, 404, "nothing here"},
@@ -54,9 +54,9 @@ func TestBadInput(t *testing.T) {
 				{"delete page unknown id", "GET", "/c/" + unknown + "/delete", "", "", true, 404, "nothing here"},
 
 				{"create not signed in", "POST", "/channels", form, "topic=x", false, 401, "sign in"},
-				{"new not signed in", "GET", "/channels/new", "", "", false, 401, "sign in"},
-				{"list not signed in", "GET", "/channels", "", "", false, 401, "sign in"},
-				{"edit not signed in", "GET", "/c/" + ch.ID + "/edit", "", "", false, 401, "sign in"},
+				{"new not signed in", "GET", "/channels/new", "", "", false, 303, "/signin?next="},
+				{"list not signed in", "GET", "/channels", "", "", false, 303, "/signin?next="},
+				{"edit not signed in", "GET", "/c/" + ch.ID + "/edit", "", "", false, 303, "/signin?next="},
 				{"update not signed in", "POST", "/c/" + ch.ID + "/edit", form, "topic=x", false, 401, "sign in"},
 				{"delete not signed in", "POST", "/c/" + ch.ID + "/delete", form, "", false, 401, "sign in"},
 

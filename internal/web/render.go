@@ -21,6 +21,9 @@ type view struct {
 	User *store.User
 	// Data is the page's own data.
 	Data any
+	// Return is where the "Sign in" link brings the browser back to:
+	// this page, when it is one a GET can show again, or "".
+	Return string
 }
 
 // parseTemplates builds one template set per page: the layout plus the
@@ -67,6 +70,9 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page
 		return
 	}
 	v := view{Title: title, Data: data}
+	if status == http.StatusOK {
+		v.Return = returnPath(r)
+	}
 	if u, ok := s.currentUser(r); ok {
 		v.User = &u
 	}

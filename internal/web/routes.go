@@ -1,6 +1,9 @@
 package web
 
-import "net/http"
+import (
+	"net/http"
+	"strings"
+)
 
 // routes is the whole URL space of the web application.
 func (s *Server) routes() http.Handler {
@@ -29,5 +32,61 @@ func (s *Server) routes() http.Handler {
 	// Everything else, including wrong methods on known paths, is a 404
 	// page rather than the mux's plain-text answer.
 	mux.Handle("/", s.page(s.notFound))
-	return mux
+	return canonicalChannelURLs(mux)
+}
+
+// canonicalChannelURLs sends GET and HEAD requests for a channel URL
+// written with an upper-case id or a trailing slash (typed, or pasted from
+// a chat that changed it) to the one URL the handlers accept, with a 301
+// and the query string kept. It runs before the mux (whose "/c/{id}" does
+// not match "/c/{id}/") and before page, so the redirect neither loads nor
+// creates a session or a client.
+//
+// Other methods are left to the mux, which answers 404: the site's own
+// forms always post to canonical URLs, and a 308 would invite a client to
+// resend a form body to another URL for no one's benefit.
+func canonicalChannelURLs(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			if to, ok := canonicalChannelPath(r.URL.Path); ok {
+				if r.URL.RawQuery != "" {
+					to += "?" + r.URL.RawQuery
+				}
+				http.Redirect(w, r, to, http.StatusMovedPermanently)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// canonicalChannelPath returns the canonical form of p when p is a channel
+// URL ("/c/{id}", "/c/{id}/edit" or "/c/{id}/delete") that differs from it
+// only by the case of the id or by one trailing slash. Anything else,
+// canonical URLs included, is false. The result is built from a checked id
+// and a fixed suffix, so it can only name a page of this site.
+func canonicalChannelPath(p string) (string, bool) {
+	rest, ok := strings.CutPrefix(p, "/c/")
+	if !ok {
+		return "", false
+	}
+	trimmed := strings.TrimSuffix(rest, "/")
+	id, suffix, _ := strings.Cut(trimmed, "/")
+	switch suffix {
+	case "", "edit", "delete":
+	default:
+		return "", false
+	}
+	lower := strings.ToLower(id)
+	if !ValidChannelID(lower) {
+		return "", false
+	}
+	to := "/c/" + lower
+	if suffix != "" {
+		to += "/" + suffix
+	}
+	if to == p {
+		return "", false
+	}
+	return to, true
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -25,12 +26,24 @@ const (
 type signInData struct {
 	Name  string
 	Error string
+	// Next is the local path to return to after signing in, or "".
+	Next string
 }
 
-// signInShow is the sign-in form.
+// signInShow is the sign-in form. Its next parameter, the page that sent
+// the browser here, rides along in the form once checked (localPath).
 func (s *Server) signInShow(w http.ResponseWriter, r *http.Request) error {
-	s.render(w, r, http.StatusOK, "signin.html", "Sign in", signInData{})
+	s.render(w, r, http.StatusOK, "signin.html", "Sign in", signInData{Next: formNext(r.URL.Query().Get("next"))})
 	return nil
+}
+
+// formNext is a return path fit for the sign-in form: a checked local
+// path, or "" for none.
+func formNext(next string) string {
+	if next = localPath(next); next == "/" {
+		return ""
+	}
+	return next
 }
 
 // signInCheck signs a user in. Success gives the session a new token (no
@@ -66,9 +79,14 @@ func (s *Server) signInCheck(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	next, err := field(form, "next")
+	if err != nil {
+		return err
+	}
+	next = formNext(next)
 	name = strings.TrimSpace(name)
 	again := func(status int, msg string) error {
-		s.render(w, r, status, "signin.html", "Sign in", signInData{Name: name, Error: msg})
+		s.render(w, r, status, "signin.html", "Sign in", signInData{Name: name, Error: msg, Next: next})
 		return nil
 	}
 	switch {
@@ -161,7 +179,9 @@ func (s *Server) signInCheck(w http.ResponseWriter, r *http.Request) error {
 	s.sessions.Put(ctx, userKey, u.ID)
 	s.keepSession(ctx)
 	s.log.InfoContext(ctx, "signed in", "user", u.Name)
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	// Back to the page that asked for the sign-in; formNext let only a
+	// local path through.
+	http.Redirect(w, r, cmp.Or(next, "/"), http.StatusSeeOther)
 	return nil
 }
 
