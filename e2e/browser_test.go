@@ -133,8 +133,27 @@ func mustAwait[T any](b *browser, expr string) T {
 	return v
 }
 
-// click clicks the element a CSS selector finds, as a user would.
+// click clicks the element a CSS selector finds as a person would: with
+// real mouse input at its centre (scrolled into view), which gives the page
+// user activation. It fails when something else covers that point.
 func (b *browser) click(sel string) {
+	b.t.Helper()
+	pt := mustEval[[]float64](b, `(() => {
+  const el = document.querySelector(`+jsString(sel)+`);
+  if (!el) throw new Error('no element ' + `+jsString(sel)+`);
+  el.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+  const r = el.getBoundingClientRect(), x = r.left + r.width / 2, y = r.top + r.height / 2;
+  const at = document.elementFromPoint(x, y);
+  if (!at || !el.contains(at)) throw new Error(`+jsString(sel)+` + ' is hidden or covered by ' + (at ? at.outerHTML.slice(0, 80) : 'nothing'));
+  return [x, y];
+})()`)
+	b.must(5*time.Second, chromedp.MouseClickXY(pt[0], pt[1]))
+}
+
+// scriptClick clicks an element from a script (element.click()), which,
+// unlike click, gives the page no user activation: as when a page acts
+// without a gesture.
+func (b *browser) scriptClick(sel string) {
 	b.t.Helper()
 	mustEval[bool](b, `(() => { const el = document.querySelector(`+jsString(sel)+`); if (!el) throw new Error('no element '+`+jsString(sel)+`); el.click(); return true })()`)
 }
@@ -210,6 +229,12 @@ func artifactsDir(t testing.TB) string {
 // navigate opens a URL in the tab and waits for it to load.
 func (b *browser) navigate(url string) error {
 	return b.run(20*time.Second, chromedp.Navigate(url))
+}
+
+// mustEmulateDesktop makes the viewport that of a laptop.
+func (b *browser) mustEmulateDesktop() {
+	b.t.Helper()
+	b.must(5*time.Second, chromedp.EmulateViewport(1280, 800))
 }
 
 // mustEmulatePhone makes the viewport that of a phone held upright.

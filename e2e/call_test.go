@@ -59,8 +59,9 @@ func openBoth(t testing.TB, url string, a, b *browser) {
 
 // meetAndCall opens the channel in both browsers, waits until they list
 // each other, lets a call b and b accept, and waits until both are in the
-// call. It returns the time from opening the pages to the connected call.
-func meetAndCall(t testing.TB, srv *app, ch store.Channel, a, b *browser) (time.Duration, string, string) {
+// call; rang, when not nil, runs while b rings. It returns the time from
+// opening the pages to the connected call.
+func meetAndCall(t testing.TB, srv *app, ch store.Channel, a, b *browser, rang func()) (time.Duration, string, string) {
 	t.Helper()
 	start := time.Now()
 	openBoth(t, srv.url("/c/"+ch.ID), a, b)
@@ -79,13 +80,16 @@ func meetAndCall(t testing.TB, srv *app, ch store.Channel, a, b *browser) (time.
 
 	a.click(callButton(bID))
 	b.mustWait(ringing, 5*time.Second)
-	rang := time.Since(start)
+	rung := time.Since(start)
+	if rang != nil {
+		rang()
+	}
 	accepted := time.Now()
 	b.click(`#channel-app .accept`)
 	a.mustWait(inCall, 10*time.Second)
 	b.mustWait(inCall, 10*time.Second)
 	took := time.Since(start)
-	t.Logf("pages loaded %v, online %v, listed each other %v, ringing %v, in call %v (%v after accepting)", loaded, online, met, rang, took, time.Since(accepted))
+	t.Logf("pages loaded %v, online %v, listed each other %v, ringing %v, in call %v (%v after accepting)", loaded, online, met, rung, took, time.Since(accepted))
 	return took, aID, bID
 }
 
@@ -125,7 +129,12 @@ func TestCall(t *testing.T) {
 	}
 	carol.mustWait(connReady, 10*time.Second)
 
-	took, aliceID, bobID := meetAndCall(t, srv, room, alice, bob)
+	for _, b := range []*browser{alice, bob} {
+		b.mustEmulateDesktop()
+	}
+	took, aliceID, bobID := meetAndCall(t, srv, room, alice, bob, func() {
+		t.Logf("screenshot of ringing: %s", bob.screenshot(artifacts, "ringing.png"))
+	})
 	t.Logf("opening the page to a connected call: %v", took)
 	// The Verto sessid is random, never the client id every member sees
 	// (anyone knowing it could otherwise claim the session first).
@@ -139,7 +148,7 @@ func TestCall(t *testing.T) {
 	}
 
 	for _, b := range []*browser{alice, bob} {
-		b.mustWait(`document.querySelector('#channel-app video.remote').videoWidth > 0`, 10*time.Second)
+		mustPlay(b)
 		b.mustWait(rxBytes+` > 0`, 5*time.Second)
 		first := mustEval[float64](b, rxBytes)
 		b.mustWait(rxBytes+` > `+ftoa(first), 5*time.Second)
@@ -318,7 +327,7 @@ func BenchmarkPageToCall(b *testing.B) {
 		bob := newBrowser(b, exe, "bob")
 		openBoth(b, srv.url("/"), alice, bob)
 		b.StartTimer()
-		took, _, _ := meetAndCall(b, srv, room, alice, bob)
+		took, _, _ := meetAndCall(b, srv, room, alice, bob, nil)
 		total += took
 		b.StopTimer()
 		alice.close()

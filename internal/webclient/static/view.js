@@ -48,6 +48,7 @@ export class View {
     this.remote = /** @type {HTMLVideoElement} */ (h('video', { class: 'remote', autoplay: '', playsinline: '' }));
     this.local = /** @type {HTMLVideoElement} */ (h('video', { class: 'local', autoplay: '', playsinline: '' }));
     this.local.muted = true;
+    this.remote.addEventListener('pause', () => this.play());
     this.say = h('p', { class: 'say', 'aria-live': 'polite' }, 'Choose someone to call.');
     this.note = h('p', { class: 'note', role: 'note' });
     this.note.hidden = true;
@@ -66,8 +67,14 @@ export class View {
     const devices = h('details', { class: 'devices' }, h('summary', {}, 'Devices'),
       h('label', {}, 'Microphone ', this.audioSel), h('label', {}, 'Camera ', this.videoSel));
     this.controls = h('div', { class: 'controls' }, this.mic, this.cam, this.hang, devices);
+    // Browsers refuse play() with sound until the page has had a gesture;
+    // the refused video waits for the next one, this button inviting it.
+    this.start = btn('Click to start video and sound', 'start', () => this.play());
+    const gesture = () => { if (!this.start.hidden) this.play(); };
+    addEventListener('pointerdown', gesture, true);
+    addEventListener('keydown', gesture, true);
     const stage = h('section', { class: 'stage', 'aria-label': 'Call' },
-      this.remote, this.local, h('div', { class: 'overlay' }, this.say, this.incoming, this.secure, this.stats), this.controls);
+      this.remote, this.local, h('div', { class: 'overlay' }, this.say, this.start, this.incoming, this.secure, this.stats), this.controls);
 
     this.nameInput = /** @type {HTMLInputElement} */ (h('input', { name: 'name', maxlength: '40', autocomplete: 'nickname', required: '' }));
     const form = h('form', { class: 'me' }, h('label', {}, 'Your name ', this.nameInput), h('button', { type: 'submit' }, 'Save'));
@@ -80,8 +87,18 @@ export class View {
     const people = h('aside', { class: 'people', 'aria-label': 'People' },
       h('h2', {}, 'People here'), this.status, this.retry, this.note, this.peers, this.empty, form);
     root.replaceChildren(stage, people);
-    root.dataset.call = 'idle';
+    this.setCall(null, '', '');
     this.setConn('connecting');
+  }
+
+  /** Plays the peer's media, or shows the start button when refused. */
+  play() {
+    const v = this.remote;
+    if (!v.srcObject) {
+      this.start.hidden = true;
+      return;
+    }
+    v.play().then(() => { this.start.hidden = true; }, () => { this.start.hidden = !v.srcObject || !v.paused; });
   }
 
   /** @param {string} state @param {string} [detail] */
@@ -147,6 +164,7 @@ export class View {
     };
     show(this.local, call && call.local);
     show(this.remote, call && call.remote);
+    if (this.remote.paused) this.play();
   }
 
   /** @param {number} bytes received so far @param {number} kbps */
