@@ -8,16 +8,18 @@
 // loaded, and a file's hash covers its rewritten content, so a change to a
 // module changes the URL of every module that imports it, directly or not.
 //
-// Files are served compacted: lines that hold only a comment, blank lines
-// and indentation are dropped (the sources keep their JSDoc; the wire does
-// not need it). The sources must therefore not spread a string or template
-// literal over several lines.
+// Files are served minified by esbuild (whitespace, syntax and local
+// identifiers; exported names are kept), once, when the package loads: the
+// sources keep their JSDoc and formatting, and any valid ES2022 module or
+// CSS may be written; a file esbuild cannot parse makes New fail. Imports
+// are rewritten after minifying, and the hash covers the bytes served.
 package webclient
 
 import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -27,6 +29,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+
+	"github.com/evanw/esbuild/pkg/api"
 )
 
 //go:embed static/*.js static/*.css
@@ -50,7 +55,7 @@ type Asset struct {
 	HashedName string
 	// ContentType is the Content-Type header value.
 	ContentType string
-	// Body is the content as served (imports rewritten).
+	// Body is the content as served (minified, imports rewritten).
 	Body []byte
 	// imports are the plain names of the modules this one imports
 	// statically, in order of appearance.
@@ -64,8 +69,9 @@ type Assets struct {
 	byHashed map[string]*Asset
 }
 
-// New loads the embedded files, rewrites imports between modules and
-// computes the hashed names.
+// New loads the embedded files, minifies them, rewrites imports between
+// modules and computes the hashed names. It takes a few tens of
+// milliseconds, once per process.
 func New() (*Assets, error) {
 	sub, err := fs.Sub(staticFS, "static")
 	if err != nil {
@@ -93,6 +99,27 @@ func load(fsys fs.FS) (*Assets, error) {
 		}
 		raw[name] = b
 	}
+	// Minifying is most of the start-up cost and needs no other file (it
+	// runs before imports are rewritten), so the files are minified in
+	// parallel.
+	names := make([]string, 0, len(raw))
+	for n := range raw {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	mins := make([][]byte, len(names))
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Go(func() { mins[i], errs[i] = minify(n, raw[n]) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for i, n := range names {
+		raw[n] = mins[i]
+	}
 	a := &Assets{byName: map[string]*Asset{}, byHashed: map[string]*Asset{}}
 	visiting := map[string]bool{}
 	var build func(name string) (*Asset, error)
@@ -109,7 +136,9 @@ func load(fsys fs.FS) (*Assets, error) {
 		}
 		visiting[name] = true
 		defer delete(visiting, name)
-		body = compact(body)
+		// body is minified already; rewriting after minifying is safe, as
+		// esbuild leaves import specifiers as written, no import in a
+		// comment counts, and the hash below covers exactly the bytes served.
 		var imports []string
 		if strings.HasSuffix(name, ".js") {
 			var ierr error
@@ -144,11 +173,6 @@ func load(fsys fs.FS) (*Assets, error) {
 		a.byHashed[as.HashedName] = as
 		return as, nil
 	}
-	names := make([]string, 0, len(raw))
-	for n := range raw {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	for _, n := range names {
 		if _, err := build(n); err != nil {
 			return nil, err
@@ -157,28 +181,43 @@ func load(fsys fs.FS) (*Assets, error) {
 	return a, nil
 }
 
-// compact drops indentation, blank lines and lines that hold only a
-// comment ("// …" lines and "/* … */" blocks starting a line). Code lines,
-// trailing comments included, are kept as they are, so no statement changes.
-func compact(src []byte) []byte {
-	var out []byte
-	inBlock := false
-	for line := range strings.SplitSeq(string(src), "\n") {
-		t := strings.TrimSpace(line)
-		switch {
-		case inBlock:
-			inBlock = !strings.HasSuffix(t, "*/")
-			continue
-		case strings.HasPrefix(t, "/*"):
-			inBlock = !strings.HasSuffix(t, "*/") || t == "/*"
-			continue
-		case t == "" || strings.HasPrefix(t, "//"):
-			continue
-		}
-		out = append(out, t...)
-		out = append(out, '\n')
+// minify returns src minified by esbuild according to the file's type;
+// other types are returned as they are. Only module-local names are
+// renamed: with the ESM format, esbuild keeps every exported name (as
+// `export{x as name}` when the local one was shortened).
+func minify(name string, src []byte) ([]byte, error) {
+	opts := api.TransformOptions{
+		Sourcefile:        name,
+		LogLevel:          api.LogLevelSilent,
+		MinifyWhitespace:  true,
+		MinifySyntax:      true,
+		MinifyIdentifiers: true,
+		Target:            api.ES2022,
+		Charset:           api.CharsetUTF8,
+		LegalComments:     api.LegalCommentsNone,
 	}
-	return out
+	switch path.Ext(name) {
+	case ".js":
+		opts.Loader = api.LoaderJS
+		opts.Format = api.FormatESModule
+	case ".css":
+		opts.Loader = api.LoaderCSS
+	default:
+		return src, nil
+	}
+	res := api.Transform(string(src), opts)
+	if len(res.Errors) > 0 {
+		msgs := make([]string, 0, len(res.Errors))
+		for _, m := range res.Errors {
+			if l := m.Location; l != nil {
+				msgs = append(msgs, fmt.Sprintf("%s:%d:%d: %s", l.File, l.Line, l.Column, m.Text))
+			} else {
+				msgs = append(msgs, m.Text)
+			}
+		}
+		return nil, fmt.Errorf("webclient: minify %s: %s", name, strings.Join(msgs, "; "))
+	}
+	return res.Code, nil
 }
 
 func contentType(name string) string {
