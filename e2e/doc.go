@@ -5,8 +5,13 @@
 // up; a third in another channel sees none of it; a server restart is
 // survived without a page reload.
 //
-// The tests need Debian's chromium (/usr/bin/chromium, or CHANNELS_CHROMIUM).
-// Without it they are skipped, except when CI is set, where they fail.
+// TestFirefoxCall puts a headless Firefox (Debian's firefox-esr, driven
+// over WebDriver BiDi by the small client in e2e/bidi) and a Chromium in
+// one channel and calls both ways.
+//
+// The tests need Debian's chromium (/usr/bin/chromium, or CHANNELS_CHROMIUM)
+// and firefox-esr (or CHANNELS_FIREFOX). Without them they are skipped,
+// except when CI is set, where they fail.
 // Screenshots go to CHANNELS_E2E_ARTIFACTS (default: a temporary
 // directory, named in the test log).
 package e2e
