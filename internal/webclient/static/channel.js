@@ -5,7 +5,7 @@ import { Verto, keptSessid } from './verto.js';
 import { Presence, Answers, HEARTBEAT_MS, cleanName } from './presence.js';
 import { encodeBody, decodeBody, bareId, Sealer, cryptoAvailable, safetyCode } from './codec.js';
 import { Call, newCallId } from './call.js';
-import { View } from './view.js';
+import { View, Ringer } from './view.js';
 
 /**
  * @typedef {{channelId: string, clientId: string, password: string, vertoUrl: string,
@@ -215,14 +215,15 @@ function main() {
     update();
   }
 
-  const title = document.title;
+  const ringer = new Ringer();
   let statsTimer = 0;
   let lastBytes = 0;
   function update() {
     const c = call;
     view.setCall(c, c ? presence.get(c.peer)?.name || 'Someone' : '', secureNote);
     root?.setAttribute('data-secure', String(secureNote.startsWith('Signalling end')));
-    document.title = c && c.state === 'ringing' ? '📞 ' + (presence.get(c.peer)?.name || 'Call') + ' · ' + title : title;
+    if (c && c.state === 'ringing') ringer.start(presence.get(c.peer)?.name || 'Someone');
+    else ringer.stop();
     refreshPeers();
     const live = !!c && (c.state === 'in call' || c.state === 'reconnecting');
     if (live && !statsTimer) {

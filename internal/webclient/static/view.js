@@ -32,6 +32,131 @@ const CONN_TEXT = /** @type {Record<string, string>} */ ({
  * }} Actions
  */
 
+/**
+ * What an incoming call does besides the page itself: a tone made with Web
+ * Audio (two short beeps every 2 s; silent where the browser wants a gesture
+ * first), the tab title flashing every second, and a system notification
+ * when the tab is hidden, only if the person already allowed them.
+ */
+export class Ringer {
+  /** @param {any} [w] the window (a fake one in tests) */
+  constructor(w = globalThis) {
+    this.w = w;
+    this.timer = 0;
+    this.title = '';
+    /** @type {{ctx: AudioContext, osc: OscillatorNode, gain: GainNode} | null} */
+    this.audio = null;
+    /** @type {Notification | null} */
+    this.note = null;
+  }
+
+  /** Starts ringing; does nothing while ringing already. @param {string} name */
+  start(name) {
+    if (this.timer) return;
+    const w = this.w, d = w.document;
+    this.title = d.title;
+    const ring = '📞 ' + name + ' is calling';
+    let n = 0;
+    const tick = () => {
+      d.title = n % 2 ? this.title : ring;
+      if (n++ % 2 === 0) this.beep();
+    };
+    this.audio = tone(w.AudioContext);
+    tick();
+    this.timer = w.setInterval(tick, 1000);
+    const N = w.Notification;
+    if (d.hidden && N && N.permission === 'granted') {
+      try {
+        const note = new N(name + ' is calling', { tag: 'channels-call', requireInteraction: true });
+        note.onclick = () => w.focus();
+        this.note = note;
+      } catch { /* some browsers only notify from a service worker */ }
+    }
+  }
+
+  /** Two beeps from now on. */
+  beep() {
+    const a = this.audio;
+    if (!a) return;
+    const t = a.ctx.currentTime, g = a.gain.gain;
+    for (const at of [t, t + 0.5]) {
+      g.setTargetAtTime(0.12, at, 0.01);
+      g.setTargetAtTime(0, at + 0.3, 0.01);
+    }
+  }
+
+  /** Stops ringing and restores the title. */
+  stop() {
+    if (!this.timer) return;
+    this.w.clearInterval(this.timer);
+    this.timer = 0;
+    this.w.document.title = this.title;
+    const a = this.audio;
+    this.audio = null;
+    if (a) {
+      try { a.osc.stop(); } catch { /* never started */ }
+      a.ctx.close().catch(() => {});
+    }
+    this.note?.close();
+    this.note = null;
+  }
+}
+
+/**
+ * One oscillator behind a silent gain, running for the whole ringing; the
+ * beeps only move the gain. @param {typeof AudioContext | undefined} AC
+ */
+function tone(AC) {
+  if (!AC) return null;
+  try {
+    const ctx = new AC();
+    const osc = ctx.createOscillator(), gain = ctx.createGain();
+    osc.frequency.value = 440;
+    gain.gain.value = 0;
+    osc.connect(gain).connect(ctx.destination);
+    osc.start();
+    // Without a gesture this may never resolve: the ringing stays silent.
+    ctx.resume().catch(() => {});
+    return { ctx, osc, gain };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The words announced for a call's change of state, or ''.
+ * @param {string} prev @param {string} state @param {string} name @param {string} reason
+ */
+export function callNews(prev, state, name, reason) {
+  if (prev === state) return '';
+  if (state === 'ringing') return name + ' is calling';
+  if (state === 'calling') return 'Calling ' + name;
+  if (state === 'in call') return prev === 'reconnecting' ? 'Call reconnected' : 'Call with ' + name + ' connected';
+  if (state === 'reconnecting') return 'Call interrupted, reconnecting';
+  if (state === 'idle' && prev) return reason || 'Call ended';
+  return '';
+}
+
+/** The words announced for a change of connection, or ''. @param {string} prev @param {string} state */
+export function connNews(prev, state) {
+  if (prev === state) return '';
+  if (state === 'ready') return 'Connected to the server';
+  if (state === 'reconnecting' || state === 'punted' || state === 'login failed') return CONN_TEXT[state];
+  return '';
+}
+
+/**
+ * Who joined and who left between two lists of peers.
+ * @param {Map<string, string>} before id → name @param {PeerItem[]} now @returns {string[]}
+ */
+export function peerNews(before, now) {
+  const ids = new Set(now.map((p) => p.id));
+  return [
+    ...now.filter((p) => !before.has(p.id)).map((p) => p.name + ' joined'),
+    ...[...before].filter(([id]) => !ids.has(id)).map(([, n]) => n + ' left'),
+  ];
+}
+
 export class View {
   /** @param {HTMLElement} root @param {Actions} act */
   constructor(root, act) {
@@ -42,14 +167,20 @@ export class View {
       b.addEventListener('click', f);
       return b;
     };
-    this.status = h('p', { class: 'status', role: 'status' }, CONN_TEXT.connecting);
+    this.status = h('p', { class: 'status' }, CONN_TEXT.connecting);
+    // The one live region: changes in words, so that nothing speaks twice.
+    this.live = h('div', { class: 'announce', 'aria-live': 'polite' });
+    /** @type {Map<string, string>} */
+    this.known = new Map();
+    this.callState = '';
+    this.connState = '';
     this.retry = btn('Use here', 'retry', act.reconnect);
     this.retry.hidden = true;
     this.remote = /** @type {HTMLVideoElement} */ (h('video', { class: 'remote', autoplay: '', playsinline: '' }));
     this.local = /** @type {HTMLVideoElement} */ (h('video', { class: 'local', autoplay: '', playsinline: '' }));
     this.local.muted = true;
     this.remote.addEventListener('pause', () => this.play());
-    this.say = h('p', { class: 'say', 'aria-live': 'polite' }, 'Choose someone to call.');
+    this.say = h('p', { class: 'say' }, 'Choose someone to call.');
     this.note = h('p', { class: 'note', role: 'note' });
     this.note.hidden = true;
     this.accept = btn('Accept', 'accept', act.accept);
@@ -73,6 +204,12 @@ export class View {
     const gesture = () => { if (!this.start.hidden) this.play(); };
     addEventListener('pointerdown', gesture, true);
     addEventListener('keydown', gesture, true);
+    addEventListener('keydown', (e) => {
+      if (e.key === 'Escape' && root.dataset.call === 'ringing') {
+        e.preventDefault();
+        act.decline();
+      }
+    });
     const stage = h('section', { class: 'stage', 'aria-label': 'Call' },
       this.remote, this.local, h('div', { class: 'overlay' }, this.say, this.start, this.incoming, this.secure, this.stats), this.controls);
 
@@ -86,7 +223,15 @@ export class View {
     this.empty = h('p', { class: 'empty' }, 'Nobody else is here yet. Share this page’s address to invite someone.');
     const people = h('aside', { class: 'people', 'aria-label': 'People' },
       h('h2', {}, 'People here'), this.status, this.retry, this.note, this.peers, this.empty, form);
-    root.replaceChildren(stage, people);
+    const N = globalThis.Notification;
+    if (N && N.permission === 'default') {
+      // Asked only on this click, never by itself.
+      const ask = btn('Notify me of calls', 'notify', () => {
+        N.requestPermission().then(() => { ask.hidden = N.permission !== 'default'; }, () => {});
+      });
+      people.append(ask);
+    }
+    root.replaceChildren(stage, people, this.live);
     this.setCall(null, '', '');
     this.setConn('connecting');
   }
@@ -101,8 +246,17 @@ export class View {
     v.play().then(() => { this.start.hidden = true; }, () => { this.start.hidden = !v.srcObject || !v.paused; });
   }
 
+  /** Says text through the live region, keeping the last few. @param {string} text */
+  announce(text) {
+    if (!text) return;
+    this.live.append(h('p', {}, text));
+    while (this.live.childElementCount > 3) this.live.firstElementChild?.remove();
+  }
+
   /** @param {string} state @param {string} [detail] */
   setConn(state, detail) {
+    this.announce(connNews(this.connState, state));
+    this.connState = state;
     this.root.dataset.conn = state;
     this.status.textContent = CONN_TEXT[state] + (detail && state === 'login failed' ? ': ' + detail : '');
     this.retry.hidden = state !== 'punted';
@@ -121,6 +275,8 @@ export class View {
 
   /** @param {PeerItem[]} peers @param {boolean} canCall */
   setPeers(peers, canCall) {
+    for (const t of peerNews(this.known, peers)) this.announce(t);
+    this.known = new Map(peers.map((p) => [p.id, p.name]));
     this.peers.replaceChildren(...peers.map((p) => {
       const b = /** @type {HTMLButtonElement} */ (h('button', { type: 'button', class: 'call' }, 'Call'));
       b.disabled = !canCall;
@@ -137,6 +293,9 @@ export class View {
    */
   setCall(call, peerName, secure) {
     const state = call ? call.state : 'idle';
+    // The first render (callState '') announces nothing.
+    if (this.callState) this.announce(callNews(this.callState, state, peerName, call ? call.reason : ''));
+    this.callState = state;
     this.root.dataset.call = state;
     this.root.dataset.direction = call ? (call.outgoing ? 'out' : 'in') : '';
     const say = /** @type {Record<string, string>} */ ({
