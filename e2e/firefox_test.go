@@ -381,7 +381,7 @@ func TestFirefoxCall(t *testing.T) {
 	fox.click(callButton(chromeID))
 	chrome.mustWait(ringing, 5*time.Second)
 	chrome.click(`#channel-app .accept`)
-	fox.mustWait(inCall, 20*time.Second) // generous: a loaded machine, three browsers
+	fox.mustWait(inCall, 20*time.Second)    // generous: a loaded machine, three browsers
 	chrome.mustWait(inCall, 20*time.Second) // generous: a loaded machine, three browsers
 	t.Logf("firefox → chromium: in call %v after clicking Call", time.Since(began))
 	bothPlay("firefox → chromium")
@@ -397,7 +397,7 @@ func TestFirefoxCall(t *testing.T) {
 	fox.mustWait(ringing, 5*time.Second)
 	fox.click(`#channel-app .accept`)
 	chrome.mustWait(inCall, 20*time.Second) // generous: a loaded machine, three browsers
-	fox.mustWait(inCall, 20*time.Second) // generous: a loaded machine, three browsers
+	fox.mustWait(inCall, 20*time.Second)    // generous: a loaded machine, three browsers
 	t.Logf("chromium → firefox: in call %v after clicking Call", time.Since(began))
 	bothPlay("chromium → firefox")
 	chrome.click(`#channel-app .hangup`)
