@@ -133,20 +133,27 @@ func mustAwait[T any](b *browser, expr string) T {
 	return v
 }
 
+// clickPoint is a script that scrolls the element sel finds into view and
+// returns the page coordinates of its centre, failing when the element is
+// missing, hidden or covered there: where a person's click would land.
+func clickPoint(sel string) string {
+	return `(() => {
+  const el = document.querySelector(` + jsString(sel) + `);
+  if (!el) throw new Error('no element ' + ` + jsString(sel) + `);
+  el.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+  const r = el.getBoundingClientRect(), x = r.left + r.width / 2, y = r.top + r.height / 2;
+  const at = document.elementFromPoint(x, y);
+  if (!at || !el.contains(at)) throw new Error(` + jsString(sel) + ` + ' is hidden or covered by ' + (at ? at.outerHTML.slice(0, 80) : 'nothing'));
+  return [x, y];
+})()`
+}
+
 // click clicks the element a CSS selector finds as a person would: with
 // real mouse input at its centre (scrolled into view), which gives the page
 // user activation. It fails when something else covers that point.
 func (b *browser) click(sel string) {
 	b.t.Helper()
-	pt := mustEval[[]float64](b, `(() => {
-  const el = document.querySelector(`+jsString(sel)+`);
-  if (!el) throw new Error('no element ' + `+jsString(sel)+`);
-  el.scrollIntoView({ block: 'nearest', inline: 'nearest' });
-  const r = el.getBoundingClientRect(), x = r.left + r.width / 2, y = r.top + r.height / 2;
-  const at = document.elementFromPoint(x, y);
-  if (!at || !el.contains(at)) throw new Error(`+jsString(sel)+` + ' is hidden or covered by ' + (at ? at.outerHTML.slice(0, 80) : 'nothing'));
-  return [x, y];
-})()`)
+	pt := mustEval[[]float64](b, clickPoint(sel))
 	b.must(5*time.Second, chromedp.MouseClickXY(pt[0], pt[1]))
 }
 

@@ -277,15 +277,7 @@ func (f *firefox) mustWait(expr string, d time.Duration) time.Duration {
 // user activation; it fails when something else covers that point.
 func (f *firefox) click(sel string) {
 	f.t.Helper()
-	pt := ffMustEval[[]float64](f, `(() => {
-  const el = document.querySelector(`+jsString(sel)+`);
-  if (!el) throw new Error('no element ' + `+jsString(sel)+`);
-  el.scrollIntoView({ block: 'nearest', inline: 'nearest' });
-  const r = el.getBoundingClientRect(), x = r.left + r.width / 2, y = r.top + r.height / 2;
-  const at = document.elementFromPoint(x, y);
-  if (!at || !el.contains(at)) throw new Error(`+jsString(sel)+` + ' is hidden or covered by ' + (at ? at.outerHTML.slice(0, 80) : 'nothing'));
-  return [x, y];
-})()`)
+	pt := ffMustEval[[]float64](f, clickPoint(sel))
 	x, y := int(math.Round(pt[0])), int(math.Round(pt[1]))
 	f.call(5*time.Second, "input.performActions", map[string]any{
 		"context": f.tab,
