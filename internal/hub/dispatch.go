@@ -437,14 +437,18 @@ func (c *conn) info(req *request) ([]byte, bool) {
 	if len(body) > c.h.opts.MaxMessageBytes {
 		return verto.Object("message", verto.MsgMessageTooLarge, "code", verto.CodeTooLarge), false
 	}
-	from, homes := c.id, c.perms.channels
-	if c.h.recipientBusy(from, homes, to, body) {
+	// Read as the relay reads it once, for both the busy check and the relay.
+	from, target, text, relayable := c.h.relayArgs(c.id, to, body)
+	homes := c.perms.channels
+	if relayable && c.h.recipientBusy(homes, target) {
 		return verto.Object("message", verto.MsgRecipientBusy, "code", verto.CodeRateLimited), false
 	}
 	if !c.h.budgets.allowMessage(c.uid, len(body), time.Now()) {
 		return verto.Object("message", verto.MsgRateLimited, "code", verto.CodeRateLimited), false
 	}
-	c.after = append(c.after, func() { c.h.relay(from, homes, to, body) })
+	if relayable { // SENT either way, as the relay script answers nothing
+		c.after = append(c.after, func() { c.h.relay(from, homes, target, text) })
+	}
 	return verto.Object("message", verto.MsgSent), true
 }
 
@@ -455,22 +459,20 @@ func (h *Hub) relayArgs(fromUser, to, body string) (from, target, text string, o
 	if !strings.Contains(to, "@") {
 		to += "@" + h.opts.Domain
 	}
-	args := strings.Split("verto|"+fromUser+"|"+to+"|"+body, "|")
+	// Only the first four fields count; the fifth holds the rest unsplit.
+	args := strings.SplitN("verto|"+fromUser+"|"+to+"|"+body, "|", 5)
 	if len(args) < 4 || args[1] == "" || args[2] == "" || args[3] == "" {
 		return "", "", "", false
 	}
 	return args[1], args[2], args[3], true
 }
 
-// recipientBusy reports whether a connection the message would reach has
-// a quarter of its queue's frames or bytes waiting — half of what others
-// may fill: the sender is refused rather than the message dropped later,
-// however many members send to it at once.
-func (h *Hub) recipientBusy(fromUser string, fromHomes permSet, to, body string) bool {
-	_, target, _, ok := h.relayArgs(fromUser, to, body)
-	if !ok {
-		return false
-	}
+// recipientBusy reports whether a connection of target (id@domain) that a
+// sender allowed fromHomes may reach has a quarter of its queue's frames
+// or bytes waiting — half of what others may fill: the sender is refused
+// rather than the message dropped later, however many members send to it
+// at once.
+func (h *Hub) recipientBusy(fromHomes permSet, target string) bool {
 	busy := false
 	h.reg.eachUserConn(target, func(t *conn, homes []string) {
 		if !sharesChannel(fromHomes, homes) {
@@ -483,19 +485,15 @@ func (h *Hub) recipientBusy(fromUser string, fromHomes permSet, to, body string)
 	return busy
 }
 
-// relay is the Lua relay script plus the chat API and mod_verto's
-// chat_send: the argument string is split on '|' (a body "a|b" arrives as
-// "a"), and one verto.info request — one id — goes to every connection
-// logged in as the target that shares an event channel with the sender
-// (mod_verto relays to anyone; the hub keeps messages inside a channel).
-func (h *Hub) relay(fromUser string, fromHomes permSet, to, body string) {
-	from, to, body, ok := h.relayArgs(fromUser, to, body)
-	if !ok {
-		return
-	}
-	params := verto.Object("msg", verto.Object("body", body, "from", from, "to", to))
+// relay delivers a direct message as the chat API and mod_verto's
+// chat_send do, once relayArgs has read it: one verto.info request — one
+// id — to every connection logged in as target (id@domain) that shares an
+// event channel with the sender (mod_verto relays to anyone; the hub
+// keeps messages inside a channel).
+func (h *Hub) relay(from string, fromHomes permSet, target, body string) {
+	params := verto.Object("msg", verto.Object("body", body, "from", from, "to", target))
 	frame := verto.Request(h.nextID(), verto.MethodInfo, params)
-	h.reg.eachUserConn(to, func(t *conn, homes []string) {
+	h.reg.eachUserConn(target, func(t *conn, homes []string) {
 		if sharesChannel(fromHomes, homes) {
 			t.deliver(frame)
 		}
