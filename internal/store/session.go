@@ -67,9 +67,5 @@ func (ss *SessionStore) Delete(token string) error {
 // DeleteExpiredSessions removes sessions past their expiry and returns how
 // many went.
 func (s *Store) DeleteExpiredSessions(ctx context.Context) (int64, error) {
-	res, err := s.exec(ctx, `DELETE FROM sessions WHERE expiry <= ?`, micros(s.now()))
-	if err != nil {
-		return 0, fmt.Errorf("delete expired sessions: %w", err)
-	}
-	return res.RowsAffected()
+	return s.deleteSessionsExpiredAt(ctx, s.now())
 }

@@ -88,7 +88,7 @@ const (
 	pairEvery = time.Minute
 	nameBurst = 20
 	nameEvery = 12 * time.Second
-	// A trusted device (a browser that signed in, see device.go) is
+	// A trusted device (a browser that signed in, see trustDevice) is
 	// exempt from byPair and byName; its own failures are limited per
 	// device instead, so a stolen device cookie still guesses slowly.
 	deviceBurst = 5
@@ -100,6 +100,16 @@ const (
 	maxDevices     = 20
 	// maxTracked bounds the memory of each limiter.
 	maxTracked = 10000
+)
+
+// Default budget for new clients per address: every new client is a
+// database row and a new browser session (kept for the session lifetime),
+// so a visitor without a cookie cannot make the server store without
+// bound. A burst covers a person opening many channels, or an office
+// behind one NAT opening one link; then one more every interval.
+const (
+	DefaultNewClientBurst = 30
+	DefaultNewClientEvery = 10 * time.Second
 )
 
 // maxFormBytes bounds the body of every form POST.
@@ -136,23 +146,23 @@ func New(opts Options) (*Server, error) {
 		opts.NewClientEvery = DefaultNewClientEvery
 	}
 	s := &Server{
-		cfg:       opts.Config,
-		store:     opts.Store,
-		assets:    opts.Assets,
-		static:    opts.Static,
-		log:       log,
-		pages:     pages,
-		now:       time.Now,
-		byAddr:    newLimiter(addrBurst, addrEvery, maxTracked),
-		byName:    newLimiter(nameBurst, nameEvery, maxTracked),
-		byPair:    newLimiter(pairBurst, pairEvery, maxTracked),
-		byDevice:  newLimiter(deviceBurst, deviceEvery, maxTracked),
-		verify:    password.Verify,
-		hashing:   make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
-		hashWait:  5 * time.Second,
-		dummyHash: sync.OnceValues(func() (string, error) { return password.Hash("no such user") }),
+		cfg:        opts.Config,
+		store:      opts.Store,
+		assets:     opts.Assets,
+		static:     opts.Static,
+		log:        log,
+		pages:      pages,
+		now:        time.Now,
+		byAddr:     newLimiter(addrBurst, addrEvery, maxTracked),
+		byName:     newLimiter(nameBurst, nameEvery, maxTracked),
+		byPair:     newLimiter(pairBurst, pairEvery, maxTracked),
+		byDevice:   newLimiter(deviceBurst, deviceEvery, maxTracked),
+		verify:     password.Verify,
+		hashing:    make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
+		hashWait:   5 * time.Second,
+		dummyHash:  sync.OnceValues(func() (string, error) { return password.Hash("no such user") }),
+		newClients: newLimiter(opts.NewClientBurst, opts.NewClientEvery, maxTracked),
 	}
-	s.newClients = newLimiter(opts.NewClientBurst, opts.NewClientEvery, maxTracked)
 	s.sessions = s.newSessionManager()
 	s.handler = s.secure(s.routes())
 	return s, nil
