@@ -23,6 +23,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"channels/internal/forwarded"
 )
 
 // Defaults of Options.
@@ -105,7 +107,7 @@ func (l *Listener) Options() Options { return l.opts }
 func (l *Listener) Open(addr netip.Addr) (total, perAddr int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.total, l.perAddr[key(addr)]
+	return l.total, l.perAddr[forwarded.LimitAddr(addr)]
 }
 
 // Accept returns the next connection within the caps, closing those over
@@ -130,7 +132,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 func (l *Listener) admit(addr netip.Addr, exempt bool) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	k := key(addr)
+	k := forwarded.LimitAddr(addr)
 	switch {
 	case l.opts.MaxTotal > 0 && l.total >= l.opts.MaxTotal:
 		l.refusedTotal++
@@ -159,7 +161,7 @@ func (l *Listener) release(addr netip.Addr, exempt bool) {
 	if exempt {
 		return
 	}
-	k := key(addr)
+	k := forwarded.LimitAddr(addr)
 	if l.perAddr[k] <= 1 {
 		delete(l.perAddr, k)
 	} else {
@@ -205,13 +207,3 @@ func peer(c net.Conn) (netip.Addr, bool) {
 	return ap.Addr().Unmap(), true
 }
 
-// key is the per-address key of a: IPv6 addresses count by /64.
-func key(a netip.Addr) netip.Addr {
-	a = a.Unmap().WithZone("")
-	if a.Is6() {
-		if p, err := a.Prefix(64); err == nil {
-			return p.Addr()
-		}
-	}
-	return a
-}

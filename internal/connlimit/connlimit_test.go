@@ -136,21 +136,6 @@ func TestCaps(t *testing.T) {
 	}
 }
 
-func TestKey(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"192.0.2.7", "192.0.2.7"},
-		{"::ffff:192.0.2.7", "192.0.2.7"},
-		{"2001:db8:1:2:3:4:5:6", "2001:db8:1:2::"},
-		{"2001:db8:1:2:ffff::1", "2001:db8:1:2::"},
-		{"fe80::1%eth0", "fe80::"},
-	}
-	for _, tt := range tests {
-		if got := key(netip.MustParseAddr(tt.in)).String(); got != tt.want {
-			t.Errorf("key(%s) = %s, want %s", tt.in, got, tt.want)
-		}
-	}
-}
-
 func TestDefaults(t *testing.T) {
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -69,9 +69,7 @@ func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 
 // LimitKey is the key per-address limits count a request's sender by: its
 // IP address from remoteAddr ("ip:port" or a bare address), or for IPv6
-// its /64, since one host usually holds a whole /64 and could otherwise
-// take a fresh address per request. An unparsable remoteAddr is its own
-// key.
+// its /64 (see LimitAddr). An unparsable remoteAddr is its own key.
 func LimitKey(remoteAddr string) string {
 	host, _, err := net.SplitHostPort(remoteAddr)
 	if err != nil {
@@ -81,10 +79,21 @@ func LimitKey(remoteAddr string) string {
 	if err != nil {
 		return host
 	}
-	a = a.Unmap().WithZone("")
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p.String()
+	if a = LimitAddr(a); a.Is6() {
+		return netip.PrefixFrom(a, 64).String()
 	}
 	return a.String()
+}
+
+// LimitAddr is the address per-address limits count a as: a itself, or
+// for IPv6 the first address of its /64, since one host usually holds a
+// whole /64 and could otherwise take a fresh address per request.
+func LimitAddr(a netip.Addr) netip.Addr {
+	a = a.Unmap().WithZone("")
+	if a.Is6() {
+		if p, err := a.Prefix(64); err == nil {
+			return p.Addr()
+		}
+	}
+	return a
 }

@@ -85,3 +85,18 @@ func TestLimitKey(t *testing.T) {
 		}
 	}
 }
+
+func TestLimitAddr(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"192.0.2.7", "192.0.2.7"},
+		{"::ffff:192.0.2.7", "192.0.2.7"},
+		{"2001:db8:1:2:3:4:5:6", "2001:db8:1:2::"},
+		{"2001:db8:1:2:ffff::1", "2001:db8:1:2::"},
+		{"fe80::1%eth0", "fe80::"},
+	}
+	for _, tt := range tests {
+		if got := LimitAddr(netip.MustParseAddr(tt.in)).String(); got != tt.want {
+			t.Errorf("LimitAddr(%s) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}
