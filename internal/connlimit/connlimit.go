@@ -206,4 +206,3 @@ func peer(c net.Conn) (netip.Addr, bool) {
 	}
 	return ap.Addr().Unmap(), true
 }
-
