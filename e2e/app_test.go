@@ -31,6 +31,13 @@ type app struct {
 // database at dbPath.
 func startApp(t testing.TB, addr, dbPath string) *app {
 	t.Helper()
+	return startAppWith(t, addr, dbPath, nil)
+}
+
+// startAppWith is startApp over the database at dbURL (a SQLite file or a
+// PostgreSQL URL), with the configuration changed by adjust when not nil.
+func startAppWith(t testing.TB, addr, dbURL string, adjust func(*config.Config)) *app {
+	t.Helper()
 	ctx := t.Context()
 	var ln net.Listener
 	var err error
@@ -46,10 +53,13 @@ func startApp(t testing.TB, addr, dbPath string) *app {
 	cfg := config.Default()
 	cfg.Listen = ln.Addr().String()
 	cfg.BaseURL = "http://" + ln.Addr().String()
-	cfg.DatabaseURL = dbPath
+	cfg.DatabaseURL = dbURL
+	if adjust != nil {
+		adjust(&cfg)
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-	st, err := store.Open(ctx, dbPath)
+	st, err := store.Open(ctx, dbURL)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

@@ -42,10 +42,20 @@ type browser struct {
 	close func()
 }
 
-// newBrowser starts a fresh Chromium with fake media devices.
+// newBrowser starts a fresh Chromium with fake media devices whose every
+// camera and microphone request is granted.
 func newBrowser(t testing.TB, exe, name string) *browser {
 	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{
+	return launchBrowser(t, exe, name,
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true))
+}
+
+// launchBrowser starts a fresh headless Chromium with the flags this
+// machine needs and extra, and the page watcher installed.
+func launchBrowser(t testing.TB, exe, name string, extra ...chromedp.ExecAllocatorOption) *browser {
+	t.Helper()
+	opts := append([]chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(exe),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.Flag("headless", true),
@@ -56,16 +66,17 @@ func newBrowser(t testing.TB, exe, name string) *browser {
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("use-fake-device-for-media-stream", true),
-		chromedp.Flag("use-fake-ui-for-media-stream", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.WindowSize(1024, 700),
-	}
+	}, extra...)
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelC := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	if err := chromedp.Do(ctx); err != nil {
+	b := &browser{t: t, name: name, ctx: ctx, close: func() {
 		cancelC()
 		cancelA()
+	}}
+	t.Cleanup(b.close)
+	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("%s: start chromium: %v", name, err)
 	}
 	// Record, on the test's side, what the page would only log: uncaught
@@ -73,11 +84,6 @@ func newBrowser(t testing.TB, exe, name string) *browser {
 	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: watcher}); err != nil {
 		t.Fatalf("%s: add watcher: %v", name, err)
 	}
-	b := &browser{t: t, name: name, ctx: ctx, close: func() {
-		cancelC()
-		cancelA()
-	}}
-	t.Cleanup(b.close)
 	return b
 }
 

@@ -12,13 +12,15 @@ import (
 )
 
 // oscCounter wraps the page's AudioContext so that the test can count the
-// oscillators started and stopped; the page itself exposes nothing.
+// oscillators started and stopped, and see the state of the context that
+// made the last one; the page itself exposes nothing.
 const oscCounter = `(() => {
   const AC = window.AudioContext;
   if (!AC) return;
   const n = window.__osc = { start: 0, stop: 0 };
   window.AudioContext = class extends AC {
     createOscillator() {
+      window.__toneCtx = this;
       const o = super.createOscillator(), start = o.start.bind(o), stop = o.stop.bind(o);
       o.start = (...a) => { n.start++; return start(...a); };
       o.stop = (...a) => { n.stop++; return stop(...a); };
@@ -31,11 +33,48 @@ const (
 	liveText  = `document.querySelector('#channel-app [aria-live]').textContent`
 	lastSaid  = `(document.querySelector('#channel-app [aria-live]').lastElementChild?.textContent || '')`
 	oscCounts = `JSON.stringify(window.__osc || null)`
+	toneState = `(window.__toneCtx?.state || '')`
 )
+
+// watchAccept records in the page every position and size the Accept
+// button has while the page rings, from the first moment it shows (a
+// mutation observer, so before anything else can run) and every frame
+// after; a button that moves under the pointer makes a person (or a test)
+// click what is behind it.
+const watchAccept = `(() => {
+  const root = document.getElementById('channel-app'), a = root.querySelector('.accept');
+  const seen = window.__acceptBoxes = [];
+  const note = () => {
+    if (root.dataset.call !== 'ringing') return;
+    const r = a.getBoundingClientRect(), box = [r.left, r.top, r.width, r.height].map(Math.round).join(',');
+    window.__acceptSince ??= performance.now();
+    if (seen.at(-1) !== box) seen.push(box);
+  };
+  new MutationObserver(note).observe(root, { attributes: true, childList: true, subtree: true });
+  const frame = () => { note(); requestAnimationFrame(frame); };
+  frame();
+  return true;
+})()`
+
+// mustHoldStill fails the test unless b's Accept button, watched by
+// watchAccept since before the call came, kept one box for the first
+// 1.5 s of ringing, and the caller's video stayed out of sight meanwhile
+// (the person sees who calls, and nothing of them until accepting).
+func mustHoldStill(t *testing.T, b *browser) {
+	t.Helper()
+	b.mustWait(`performance.now() - window.__acceptSince > 1500`, 5*time.Second)
+	if boxes := mustEval[[]string](b, `window.__acceptBoxes`); len(boxes) != 1 {
+		t.Errorf("%s: the Accept button moved while ringing: boxes (left,top,width,height) %q", b.name, boxes)
+	}
+	if mustEval[bool](b, `document.querySelector('#channel-app video.remote').checkVisibility()`) {
+		t.Errorf("%s: the caller's video shows before the call is accepted", b.name)
+	}
+}
 
 // TestRingAndKeyboard: a call placed with the keyboard alone (Tab to the
 // Call button, Enter), declined with Escape; an incoming call that rings
-// (a Web Audio tone, a flashing title) and is announced in the live region.
+// (a Web Audio tone, started by the first click when the page had no
+// gesture yet, and a flashing title) and is announced in the live region.
 func TestRingAndKeyboard(t *testing.T) {
 	exe := chromiumPath(t)
 	srv := startApp(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "channels.db"))
@@ -61,8 +100,10 @@ func TestRingAndKeyboard(t *testing.T) {
 
 	// Bob calls alice: her page rings.
 	title := mustEval[string](alice, `document.title`)
+	mustEval[bool](alice, watchAccept)
 	bob.click(callButton(aliceID))
 	alice.mustWait(ringing, 5*time.Second)
+	mustHoldStill(t, alice)
 	alice.mustWait(lastSaid+` === `+jsString(bobName+" is calling"), 2*time.Second)
 	titles := mustAwait[[]string](alice, `new Promise((done) => {
   const seen = new Set(), i = setInterval(() => seen.add(document.title), 100);
@@ -74,6 +115,14 @@ func TestRingAndKeyboard(t *testing.T) {
 	if n := mustEval[string](alice, oscCounts); n != `{"start":1,"stop":0}` {
 		t.Errorf("oscillators while ringing: %s, want one started, none stopped", n)
 	}
+	// Alice has not touched her page: the browser holds the tone back
+	// until she does, and her first click (anywhere) starts it.
+	if s := mustEval[string](alice, toneState); s != "suspended" {
+		t.Errorf("the ring tone's audio before any gesture: %q, want suspended (Chromium's autoplay policy)", s)
+	}
+	alice.click(`main h1`)
+	alice.mustWait(toneState+` === 'running'`, 2*time.Second)
+	alice.mustWait(ringing, time.Second)
 	// Escape (a real key event) declines; bob's call ends.
 	alice.must(5*time.Second, chromedp.KeyEvent(kb.Escape))
 	alice.mustWait(idle, 2*time.Second)

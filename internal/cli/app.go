@@ -14,6 +14,7 @@ import (
 	"channels/internal/forwarded"
 	"channels/internal/fsapi"
 	"channels/internal/hub"
+	"channels/internal/metrics"
 	"channels/internal/store"
 	"channels/internal/vertoconf"
 	"channels/internal/web"
@@ -27,8 +28,17 @@ import (
 // outlives HTTP requests (the hub's WebSockets); call it after
 // http.Server.Shutdown.
 func Assemble(ctx context.Context, cfg config.Config, st *store.Store, logger *slog.Logger) (http.Handler, func(context.Context) error, error) {
+	return assemble(ctx, cfg, st, logger, nil)
+}
+
+// assemble is Assemble with the metrics m records into (nil: none): every
+// part gets its hooks here, and the whole handler is measured.
+func assemble(ctx context.Context, cfg config.Config, st *store.Store, logger *slog.Logger, m *metrics.Metrics) (http.Handler, func(context.Context) error, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := m.WatchDB(string(st.Dialect()), st.PoolStats); err != nil {
+		return nil, nil, err
 	}
 	assets, err := webclient.New()
 	if err != nil {
@@ -40,6 +50,8 @@ func Assemble(ctx context.Context, cfg config.Config, st *store.Store, logger *s
 		Assets: assets,
 		Static: assets.Handler(),
 		Logger: logger.With("component", "web"),
+
+		Metrics: m.Web(),
 	})
 	if err != nil {
 		return nil, nil, err
@@ -59,6 +71,7 @@ func Assemble(ctx context.Context, cfg config.Config, st *store.Store, logger *s
 		Store:                st,
 		Domain:               cfg.VertoDomain(),
 		MaxClientsPerChannel: dirLimit,
+		CacheTTL:             directoryCacheTTL(cfg),
 		Logger:               logger.With("component", "directory"),
 	}); err != nil {
 		return nil, nil, fmt.Errorf("register directory handlers: %w", err)
@@ -72,8 +85,20 @@ func Assemble(ctx context.Context, cfg config.Config, st *store.Store, logger *s
 		Networks: cfg.FSAPINetworks,
 		Hostname: cfg.FreeSWITCHHostname,
 		Logger:   logger.With("component", "fsapi"),
+		Metrics:  m.FSAPI(),
 	})
 
+	// With -cluster-url the hub is one of several joined over NATS
+	// (cluster.go); node's Stats are the cluster's counters.
+	node, fabric, closeCluster, err := startCluster(cfg, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	if node != nil {
+		if err := m.WatchCluster(func() metrics.ClusterStats { return metrics.ClusterStats(node.Stats()) }); err != nil {
+			return nil, nil, errors.Join(err, closeCluster(ctx))
+		}
+	}
 	verto := hub.New(hub.Options{
 		Gateway:        reg,
 		Domain:         cfg.VertoDomain(),
@@ -82,6 +107,9 @@ func Assemble(ctx context.Context, cfg config.Config, st *store.Store, logger *s
 		Logger:         logger.With("component", "hub"),
 
 		MaxClientsPerChannel: hubLimit,
+		Metrics:              m.Hub(),
+		Fabric:               fabric,
+		LeaveParams:          presenceLeave,
 	})
 
 	mux := http.NewServeMux()
@@ -98,9 +126,9 @@ func Assemble(ctx context.Context, cfg config.Config, st *store.Store, logger *s
 		if err := verto.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			return fmt.Errorf("shut down hub: %w", err)
 		}
-		return nil
+		return closeCluster(ctx)
 	}
-	return mux, shutdown, nil
+	return m.HTTP().Middleware(mux), shutdown, nil
 }
 
 // Background sweeper: how often it runs, and how long a client that never
@@ -154,8 +182,9 @@ func allowedOrigins(cfg config.Config) []string {
 
 // seed prepares a fresh database: on the deployment's first start, a
 // public "Lobby" channel when there are no channels, so a newcomer sees
-// something; and a word to the operator while there is no administrator.
-func seed(ctx context.Context, st *store.Store, logger *slog.Logger) error {
+// something; and a word to the operator while there is no administrator:
+// the command that makes one, addAdmin.
+func seed(ctx context.Context, st *store.Store, logger *slog.Logger, addAdmin string) error {
 	// Only the first start of the deployment seeds, even when several
 	// processes start together on a new database.
 	first, err := st.Claim(ctx, "seed-lobby")
@@ -182,6 +211,6 @@ func seed(ctx context.Context, st *store.Store, logger *slog.Logger) error {
 			return nil
 		}
 	}
-	logger.InfoContext(ctx, "there is no administrator yet; create one with: channels user add --admin NAME")
+	logger.InfoContext(ctx, "there is no administrator yet; create one with: "+addAdmin)
 	return nil
 }

@@ -77,13 +77,10 @@ func newHTTPServer(ctx context.Context, ln net.Listener, handler http.Handler, l
 const warmConns = 16
 
 // serve runs the web service until ctx ends.
-func serve(ctx context.Context, args []string, env Env) error {
-	cfg, pos, err := loadConfig("channels serve", args, env, nil)
-	if err != nil {
+func serve(ctx context.Context, c call) (err error) {
+	cfg, env := c.cfg, c.env
+	if err := wantArgs(c.args, 0, ""); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("serve takes no arguments, got %q", pos)
 	}
 	logger := newLogger(cfg, env.Stderr)
 	st, err := openStore(ctx, cfg)
@@ -91,10 +88,11 @@ func serve(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	defer st.Close()
-	if err := seed(ctx, st, logger); err != nil {
+	if err := seed(ctx, st, logger, commandLine(env.Program, cfg, "user add", "--admin NAME")); err != nil {
 		return err
 	}
-	if cfg.VertoURL == "" {
+	if cfg.VertoURL == "" && cfg.ClusterURL == "" {
+		// (In a cluster, other processes may have live connections.)
 		// The embedded hub signals, and it has just started: nobody is
 		// connected, whatever a process that died without a graceful
 		// shutdown left behind (it would count against
@@ -108,10 +106,24 @@ func serve(ctx context.Context, args []string, env Env) error {
 		}
 	}
 	st.Warm(ctx, warmConns)
-	handler, shutdownApp, err := Assemble(ctx, cfg, st, logger)
+	m := newMetrics(cfg) // nil without -metrics-listen
+	handler, shutdownApp, err := assemble(ctx, cfg, st, logger, m)
 	if err != nil {
 		return err
 	}
+	// The app runs from here on (hub, sweeper, cluster connection): a
+	// return on an error path shuts it down too, or it would outlive
+	// serve; the graceful path below does so after the HTTP server.
+	appRunning := true
+	defer func() {
+		if appRunning {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+			defer cancel()
+			if aerr := shutdownApp(sctx); aerr != nil {
+				err = errors.Join(err, fmt.Errorf("shut down: %w", aerr))
+			}
+		}
+	}()
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -119,6 +131,12 @@ func serve(ctx context.Context, args []string, env Env) error {
 	}
 	lim := defaultHTTPLimits(cfg, logger)
 	srv, ln := newHTTPServer(ctx, ln, handler, lim, logger)
+	stopMetrics, err := serveMetrics(ctx, cfg, m, logger) // its own listener, never the public one
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopMetrics()
 
 	// Expired sessions are deleted by the sweeper Assemble starts.
 
@@ -130,6 +148,7 @@ func serve(ctx context.Context, args []string, env Env) error {
 
 	select {
 	case err := <-served:
+		srv.Close() // connections its Serve left open
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -137,6 +156,7 @@ func serve(ctx context.Context, args []string, env Env) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
 	err = srv.Shutdown(sctx)
+	appRunning = false
 	if aerr := shutdownApp(sctx); aerr != nil {
 		err = errors.Join(err, aerr)
 	}
@@ -162,20 +182,24 @@ func openStore(ctx context.Context, cfg config.Config) (*store.Store, error) {
 	return st, nil
 }
 
-// migrate applies pending migrations (store.Open does) and reports.
-func migrate(ctx context.Context, args []string, env Env) error {
-	cfg, pos, err := loadConfig("channels migrate", args, env, nil)
-	if err != nil {
-		return err
+// withStore is a command that takes no arguments and runs run over the
+// opened (and so migrated) database.
+func withStore(run func(context.Context, call, *store.Store) error) func(context.Context, call) error {
+	return func(ctx context.Context, c call) error {
+		if err := wantArgs(c.args, 0, ""); err != nil {
+			return err
+		}
+		st, err := openStore(ctx, c.cfg)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		return run(ctx, c, st)
 	}
-	if err := wantArgs("migrate", pos, 0, "[flags]"); err != nil {
-		return err
-	}
-	st, err := openStore(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	fmt.Fprintf(env.Stdout, "The %s database is up to date.\n", st.Dialect())
+}
+
+// migrate reports on the database withStore migrated.
+func migrate(_ context.Context, c call, st *store.Store) error {
+	fmt.Fprintf(c.env.Stdout, "The %s database is up to date.\n", st.Dialect())
 	return nil
 }

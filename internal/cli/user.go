@@ -20,82 +20,65 @@ const (
 	maxPasswordLen = 1024
 )
 
-// userCmd: user add [--admin] NAME | user set-password NAME | user list.
-func userCmd(ctx context.Context, args []string, env Env) error {
-	if len(args) == 0 {
-		return usagef("usage: channels user add|set-password|list …")
+func userAddSetup(fs *flag.FlagSet) func(context.Context, call) error {
+	admin := fs.Bool("admin", false, "the user administers every channel")
+	return func(ctx context.Context, c call) error { return setUser(ctx, c, true, *admin) }
+}
+
+func userSetPassword(ctx context.Context, c call) error { return setUser(ctx, c, false, false) }
+
+// setUser adds a user (add) or changes its password.
+func setUser(ctx context.Context, c call, add, admin bool) error {
+	if err := wantArgs(c.args, 1, "NAME"); err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
-	var admin bool
-	var extra func(*flag.FlagSet)
-	if sub == "add" {
-		extra = func(fs *flag.FlagSet) { fs.BoolVar(&admin, "admin", false, "the user administers every channel") }
+	name := c.args[0]
+	if err := checkUserName(name); err != nil {
+		return err
 	}
-	cfg, pos, err := loadConfig("channels user "+sub, args, env, extra)
+	pw, err := readPassword(ctx, c.env, "Password for "+name)
 	if err != nil {
 		return err
 	}
-	switch sub {
-	case "add", "set-password":
-		if err := wantArgs("user "+sub, pos, 1, "NAME"); err != nil {
-			return err
-		}
-		name := pos[0]
-		if err := checkUserName(name); err != nil {
-			return err
-		}
-		pw, err := readPassword(env, "Password for "+name)
-		if err != nil {
-			return err
-		}
-		hash, err := password.Hash(pw)
-		if err != nil {
-			return err
-		}
-		st, err := openStore(ctx, cfg)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		if sub == "add" {
-			if _, err := st.CreateUser(ctx, name, hash, admin); errors.Is(err, store.ErrConflict) {
-				return fmt.Errorf("user %q already exists (change its password with: channels user set-password %s)", name, name)
-			} else if err != nil {
-				return fmt.Errorf("add user %q: %w", name, err)
-			}
-			role := "user"
-			if admin {
-				role = "administrator"
-			}
-			fmt.Fprintf(env.Stdout, "Added %s %s.\n", role, name)
-			return nil
-		}
-		if err := st.SetUserPassword(ctx, name, hash); errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("no user %q", name)
-		} else if err != nil {
-			return fmt.Errorf("set password of %q: %w", name, err)
-		}
-		fmt.Fprintf(env.Stdout, "Changed the password of %s.\n", name)
-		return nil
-
-	case "list":
-		if err := wantArgs("user list", pos, 0, ""); err != nil {
-			return err
-		}
-		st, err := openStore(ctx, cfg)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		users, err := st.ListUsers(ctx)
-		if err != nil {
-			return fmt.Errorf("list users: %w", err)
-		}
-		return writeTable(env.Stdout, "NAME\tADMIN\tCREATED", users, func(u store.User) string {
-			return fmt.Sprintf("%s\t%v\t%s", u.Name, u.Admin, listTime(u.Created))
-		})
+	hash, err := password.Hash(pw)
+	if err != nil {
+		return err
 	}
-	return usagef("unknown command \"user %s\"; want add, set-password or list", sub)
+	st, err := openStore(ctx, c.cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if add {
+		if _, err := st.CreateUser(ctx, name, hash, admin); errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("user %q already exists (change its password with: channels user set-password %s)", name, name)
+		} else if err != nil {
+			return fmt.Errorf("add user %q: %w", name, err)
+		}
+		role := "user"
+		if admin {
+			role = "administrator"
+		}
+		fmt.Fprintf(c.env.Stdout, "Added %s %s.\n", role, name)
+		return nil
+	}
+	if err := st.SetUserPassword(ctx, name, hash); errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no user %q", name)
+	} else if err != nil {
+		return fmt.Errorf("set password of %q: %w", name, err)
+	}
+	fmt.Fprintf(c.env.Stdout, "Changed the password of %s.\n", name)
+	return nil
+}
+
+func userList(ctx context.Context, c call, st *store.Store) error {
+	users, err := st.ListUsers(ctx)
+	if err != nil {
+		return fmt.Errorf("list users: %w", err)
+	}
+	return writeTable(c.env.Stdout, "NAME\tADMIN\tCREATED", users, func(u store.User) string {
+		return fmt.Sprintf("%s\t%v\t%s", u.Name, u.Admin, listTime(u.Created))
+	})
 }
 
 // checkUserName accepts names people can type into the sign-in form: at

@@ -7,12 +7,16 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
+
+	"channels/internal/turn"
 )
 
 // Config is the whole configuration of one Channels process. It is built
@@ -39,6 +43,15 @@ type Config struct {
 	VertoURL string
 	// ICEServers is the STUN/TURN list handed to browsers.
 	ICEServers []ICEServer
+	// TURNSecret is the static-auth-secret of a TURN server that takes
+	// time-limited credentials (coturn's use-auth-secret); with it each
+	// page gets credentials for TURNURLs that expire after TURNTTL.
+	TURNSecret string
+	TURNURLs   []string
+	TURNTTL    time.Duration
+	// ICERelayOnly makes browsers use only relayed (TURN) candidates, so
+	// peers never learn each other's addresses.
+	ICERelayOnly bool
 	// Domain is the Verto/FreeSWITCH domain (force-register-domain).
 	Domain string
 
@@ -60,12 +73,24 @@ type Config struct {
 	// MaxClientsPerChannel limits connected clients per channel (0: off).
 	MaxClientsPerChannel int
 
+	// ClusterURL, when set, joins the embedded hubs of every process
+	// given the same URL and prefix into one over NATS
+	// (nats://[user:pass@]host:4222, tls://…; a comma-separated list for
+	// a NATS cluster).
+	ClusterURL string
+	// ClusterPrefix is the root of the cluster's NATS subjects.
+	ClusterPrefix string
+
 	// AllowedOrigins lists the Origins allowed to open /verto, besides
 	// BaseURL's own.
 	AllowedOrigins []string
 	// TrustedProxies lists the reverse proxies whose X-Forwarded-For is
 	// believed, for the web app's and the hub's per-address limits.
 	TrustedProxies []netip.Prefix
+
+	// MetricsListen, when set, is the TCP address of a separate listener
+	// serving Prometheus metrics at /metrics (never the public site).
+	MetricsListen string
 }
 
 // ICEServer is one entry of RTCConfiguration.iceServers.
@@ -87,6 +112,8 @@ func Default() Config {
 		FSAPIUser:       "freeswitch",
 		FSAPINetworks:   []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
 		VertoBind:       "127.0.0.1:8081",
+		ClusterPrefix:   "channels",
+		TURNTTL:         24 * time.Hour,
 	}
 }
 
@@ -132,6 +159,18 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 		c.ICEServers = v
 		return err
 	})
+	// A Func flag shows no default in -help, so the secret from the
+	// environment is never printed.
+	fs.Func("turn-secret", "static-auth-secret of the TURN server for time-limited credentials (CHANNELS_TURN_SECRET)", func(s string) error {
+		c.TURNSecret = s
+		return nil
+	})
+	fs.Func("turn-urls", "comma-separated turn:/turns: URLs the time-limited credentials are for (CHANNELS_TURN_URLS)", func(s string) error {
+		c.TURNURLs = splitList(s)
+		return nil
+	})
+	fs.DurationVar(&c.TURNTTL, "turn-ttl", c.TURNTTL, "lifetime of time-limited TURN credentials (CHANNELS_TURN_TTL)")
+	fs.BoolVar(&c.ICERelayOnly, "ice-relay-only", c.ICERelayOnly, "browsers use TURN relays only, never direct or STUN paths (CHANNELS_ICE_RELAY_ONLY)")
 	fs.StringVar(&c.Domain, "domain", c.Domain, "Verto domain; default: host of the base URL (CHANNELS_DOMAIN)")
 	fs.StringVar(&c.FSAPIUser, "fsapi-user", c.FSAPIUser, "user name FreeSWITCH sends to /fsapi (CHANNELS_FSAPI_USER)")
 	fs.StringVar(&c.FSAPIPassword, "fsapi-password", c.FSAPIPassword, "password FreeSWITCH sends to /fsapi; empty disables /fsapi over HTTP (CHANNELS_FSAPI_PASSWORD)")
@@ -144,6 +183,8 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.VertoBind, "verto-bind", c.VertoBind, "address mod_verto binds, served in verto.conf (CHANNELS_VERTO_BIND)")
 	fs.StringVar(&c.VertoTLSCert, "verto-tls-cert", c.VertoTLSCert, "certificate file for mod_verto's secure listener (CHANNELS_VERTO_TLS_CERT)")
 	fs.IntVar(&c.MaxClientsPerChannel, "max-clients-per-channel", c.MaxClientsPerChannel, "connected clients allowed per channel, 0 for no limit (CHANNELS_MAX_CLIENTS_PER_CHANNEL)")
+	fs.StringVar(&c.ClusterURL, "cluster-url", c.ClusterURL, "NATS server(s) joining the embedded hubs of several processes, nats://[user:pass@]host:4222 or tls://…; empty: one process (CHANNELS_CLUSTER_URL)")
+	fs.StringVar(&c.ClusterPrefix, "cluster-prefix", c.ClusterPrefix, "root of the cluster's NATS subjects (CHANNELS_CLUSTER_PREFIX)")
 	fs.Func("allowed-origins", "comma-separated extra Origins allowed to open /verto (CHANNELS_ALLOWED_ORIGINS)", func(s string) error {
 		c.AllowedOrigins = splitList(s)
 		return nil
@@ -153,6 +194,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 		c.TrustedProxies = v
 		return err
 	})
+	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "TCP address of a separate listener serving Prometheus metrics at /metrics, e.g. 127.0.0.1:9090; empty: off (CHANNELS_METRICS_LISTEN)")
 	return fs
 }
 
@@ -255,8 +297,50 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("log level %q: want debug, info, warn or error", c.LogLevel)
 	}
+	if err := validCluster(c.ClusterURL, c.ClusterPrefix); err != nil {
+		return err
+	}
 	if c.MaxClientsPerChannel < 0 {
 		return errors.New("max clients per channel must not be negative")
+	}
+	if c.MetricsListen != "" {
+		_, port, err := net.SplitHostPort(c.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("metrics listen address %q: want host:port", c.MetricsListen)
+		}
+		if c.MetricsListen == c.Listen && port != "0" {
+			return fmt.Errorf("metrics listen address %q is the public listen address: metrics need a listener of their own", c.MetricsListen)
+		}
+	}
+	return c.validateTURN()
+}
+
+// MinTURNSecret is the shortest TURN secret accepted: anyone who sees one
+// credential can test guesses of the secret against it offline.
+const MinTURNSecret = 16
+
+// validateTURN checks the TURN settings. Errors never show the secret.
+func (c Config) validateTURN() error {
+	switch {
+	case c.TURNSecret != "" && len(c.TURNURLs) == 0:
+		return errors.New("TURN secret set without TURN URLs: set -turn-urls too")
+	case c.TURNSecret == "" && len(c.TURNURLs) > 0:
+		return errors.New("TURN URLs set without a TURN secret: set -turn-secret, or give static credentials in -ice-servers")
+	case c.TURNSecret != "" && len(c.TURNSecret) < MinTURNSecret:
+		return fmt.Errorf("TURN secret too short: want at least %d characters (e.g. openssl rand -hex 32)", MinTURNSecret)
+	}
+	for _, u := range c.TURNURLs {
+		if !turn.ValidURL(u) {
+			return fmt.Errorf("TURN URL %q: want turn:host[:port] or turns:host[:port]", u)
+		}
+	}
+	if c.TURNSecret != "" && c.TURNTTL < time.Minute {
+		return fmt.Errorf("TURN credential lifetime %v: want at least a minute", c.TURNTTL)
+	}
+	if c.ICERelayOnly && len(c.TURNURLs) == 0 && !slices.ContainsFunc(c.ICEServers, func(s ICEServer) bool {
+		return slices.ContainsFunc(s.URLs, turn.ValidURL)
+	}) {
+		return errors.New("relay-only ICE without a TURN server: set -turn-urls or a turn: URL in -ice-servers")
 	}
 	return nil
 }
@@ -310,4 +394,32 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// validCluster checks the NATS URLs (each nats, tls, ws or wss with a
+// host) and the subject prefix (dot-separated tokens of letters, digits,
+// '-' and '_'). Errors never show a password.
+func validCluster(urls, prefix string) error {
+	if urls != "" {
+		for _, item := range strings.Split(urls, ",") {
+			u, err := url.Parse(strings.TrimSpace(item))
+			if err != nil || u.Host == "" {
+				return errors.New("cluster URL: want nats://[user:pass@]host:port or tls://host:port")
+			}
+			switch u.Scheme {
+			case "nats", "tls", "ws", "wss":
+			default:
+				return fmt.Errorf("cluster URL: scheme %q: want nats, tls, ws or wss", u.Scheme)
+			}
+		}
+	}
+	if prefix == "" || len(prefix) > 64 {
+		return errors.New("cluster prefix: want 1 to 64 characters")
+	}
+	for _, tok := range strings.Split(prefix, ".") {
+		if tok == "" || strings.Trim(tok, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != "" {
+			return fmt.Errorf("cluster prefix %q: want letters, digits, '-' and '_', dot-separated", prefix)
+		}
+	}
+	return nil
 }

@@ -176,7 +176,7 @@ func (h *Login) Requires() []fsapi.Pair {
 // channel is full.
 func (h *Login) Process(ctx context.Context, form url.Values) (fsapi.Document, error) {
 	id := form.Get("user")
-	if !ValidID(id) {
+	if !store.ValidID(id) {
 		return fsapi.Document{}, fmt.Errorf("directory login: malformed user %q: %w", id, fsapi.ErrNotFound)
 	}
 	if cached, ok := h.cache.get(id); ok {
@@ -237,7 +237,7 @@ func (h *LoginReport) Process(ctx context.Context, form url.Values) (fsapi.Docum
 	login, addr := form.Get("login"), form.Get("address")
 	if form.Get("success") != "1" {
 		h.opts.Logger.DebugContext(ctx, "verto login failed", "login", login, "address", addr)
-		if id := clientID(login, h.opts.Domain); h.opts.MaxClientsPerChannel > 0 && ValidID(id) {
+		if id := clientID(login, h.opts.Domain); h.opts.MaxClientsPerChannel > 0 && store.ValidID(id) {
 			// Unknown ids are what failed logins are made of: not an error.
 			if err := h.opts.Store.ReleaseLogin(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
 				return fsapi.Document{}, fmt.Errorf("failed login report %s: %w", id, err)
@@ -290,7 +290,7 @@ func (h *DisconnectReport) Process(ctx context.Context, form url.Values) (fsapi.
 // an error wrapping fsapi.ErrNotFound.
 func (o Options) applyReport(ctx context.Context, what, login string, update func(ctx context.Context, id string) error) error {
 	id := clientID(login, o.Domain)
-	if !ValidID(id) {
+	if !store.ValidID(id) {
 		o.Logger.InfoContext(ctx, what+" for a malformed client id", "login", login)
 		return fmt.Errorf("%s: malformed login %q: %w", what, login, fsapi.ErrNotFound)
 	}
@@ -314,26 +314,4 @@ func clientID(login, domain string) string {
 		return ""
 	}
 	return id
-}
-
-// ValidID reports whether s has the form of a client id: a UUID in
-// canonical lower-case form (8-4-4-4-12 hexadecimal digits).
-func ValidID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-				return false
-			}
-		}
-	}
-	return true
 }

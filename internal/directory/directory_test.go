@@ -310,27 +310,6 @@ func TestRegisterValidates(t *testing.T) {
 	}
 }
 
-func TestValidID(t *testing.T) {
-	tests := []struct {
-		s  string
-		ok bool
-	}{
-		{"3e1a6d2c-8f0b-4b6a-9c1d-2e3f4a5b6c7d", true},
-		{"00000000-0000-0000-0000-000000000000", true},
-		{"3E1A6D2C-8F0B-4B6A-9C1D-2E3F4A5B6C7D", false},
-		{"3e1a6d2c8f0b4b6a9c1d2e3f4a5b6c7d", false},
-		{"{3e1a6d2c-8f0b-4b6a-9c1d-2e3f4a5b6c7d}", false},
-		{"3e1a6d2c-8f0b-4b6a-9c1d-2e3f4a5b6c7g", false},
-		{"3e1a6d2c-8f0b-4b6a-9c1d+2e3f4a5b6c7d", false},
-		{"", false},
-	}
-	for _, tt := range tests {
-		if got := ValidID(tt.s); got != tt.ok {
-			t.Errorf("ValidID(%q) = %v", tt.s, got)
-		}
-	}
-}
-
 // TestCache: a client's password and channel are served from memory for
 // CacheTTL after a lookup — even when the store has lost the client, which
 // shows the cache answered — and never when the cache is off or a channel

@@ -3,18 +3,24 @@
 // bindings to /fsapi, Lua hooks, logging, an event socket on loopback) and
 // the Lua scripts (direct-message relay, login and disconnect reports) — as
 // templates embedded in the binary, and Write, which fills them in for one
-// deployment.
+// deployment. Every module it loads finds its configuration, so a correct
+// set-up starts without an error line.
 //
 // FreeSWITCH started with the written directory as its configuration
 // directory (freeswitch -conf DIR) asks Channels' /fsapi for Verto logins
-// and for verto.conf; see README.md beside this file.
+// and for verto.conf; see docs/FREESWITCH.md.
 package freeswitch
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"embed"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -28,9 +34,11 @@ import (
 	"strings"
 	"text/template"
 	"text/template/parse"
+	"time"
 
 	"channels/internal/config"
 	"channels/internal/fsapi"
+	"channels/internal/vertoconf"
 )
 
 //go:embed pack
@@ -142,13 +150,20 @@ func Render(p Params) ([]File, error) {
 	return files, nil
 }
 
-// Write renders the pack and writes it into dir (created if need be),
-// replacing the pack's files and leaving any others alone.
+// Write renders the pack, adds a fresh placeholder certificate where
+// verto.conf names it (vertoconf.PlaceholderCert: a profile with only a
+// plain listener then starts cleanly), and writes them into dir (created
+// if need be), replacing the pack's files and leaving any others alone.
 func Write(dir string, p Params) error {
 	files, err := Render(p)
 	if err != nil {
 		return err
 	}
+	cert, err := placeholderPEM(time.Now())
+	if err != nil {
+		return err
+	}
+	files = append(files, File{Name: vertoconf.PlaceholderCertFile, Mode: 0o640, Data: cert})
 	for _, f := range files {
 		name := filepath.Join(dir, filepath.FromSlash(f.Name))
 		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
@@ -163,6 +178,36 @@ func Write(dir string, p Params) error {
 		}
 	}
 	return nil
+}
+
+// placeholderPEM returns a new self-signed certificate and its private key
+// in one PEM file, the form of mod_verto's secure-combined. The key is made
+// here, for this file alone, so a copy of the pack never shares it.
+func placeholderPEM(now time.Time) ([]byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("freeswitch pack: placeholder key: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		// A nil serial number makes CreateCertificate choose a random one.
+		Subject:     pkix.Name{CommonName: "Channels placeholder (serves no listener)"},
+		NotBefore:   now.Add(-time.Hour),
+		NotAfter:    now.AddDate(20, 0, 0),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, fmt.Errorf("freeswitch pack: placeholder certificate: %w", err)
+	}
+	pk, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("freeswitch pack: placeholder key: %w", err)
+	}
+	var b bytes.Buffer
+	_ = pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: der})
+	_ = pem.Encode(&b, &pem.Block{Type: "PRIVATE KEY", Bytes: pk})
+	return b.Bytes(), nil
 }
 
 // data checks p and fills in defaults.

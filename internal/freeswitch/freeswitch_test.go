@@ -2,6 +2,7 @@ package freeswitch
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/xml"
 	"flag"
 	"io"
@@ -11,9 +12,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"channels/internal/config"
 	"channels/internal/fixtures"
+	"channels/internal/vertoconf"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/pack")
@@ -54,10 +57,12 @@ func TestGolden(t *testing.T) {
 	}
 	wantNames := []string{
 		"autoload_configs/console.conf.xml",
+		"autoload_configs/curl.conf.xml",
 		"autoload_configs/event_socket.conf.xml",
 		"autoload_configs/logfile.conf.xml",
 		"autoload_configs/lua.conf.xml",
 		"autoload_configs/modules.conf.xml",
+		"autoload_configs/opus.conf.xml",
 		"autoload_configs/switch.conf.xml",
 		"autoload_configs/xml_curl.conf.xml",
 		"freeswitch.xml",
@@ -222,6 +227,18 @@ func TestPackContent(t *testing.T) {
 	if es["listen-ip"].attr("value") != "127.0.0.1" || es["password"].attr("value") != "es-secret" {
 		t.Errorf("event socket %v %v", es["listen-ip"].Attrs, es["password"].Attrs)
 	}
+	// The curl API carries the /fsapi password in the reports: it checks
+	// certificates, and its answers are small.
+	cc := params("autoload_configs/curl.conf.xml")
+	if cc["validate-certs"].attr("value") != "true" || cc["max-bytes"].attr("value") == "" {
+		t.Errorf("curl.conf %v %v", cc["validate-certs"].Attrs, cc["max-bytes"].Attrs)
+	}
+	opus := params("autoload_configs/opus.conf.xml")
+	for name, want := range map[string]string{"use-vbr": "1", "keep-fec-enabled": "1", "complexity": "10"} {
+		if got := opus[name].attr("value"); got != want {
+			t.Errorf("opus.conf %s = %q, want %q", name, got, want)
+		}
+	}
 	hooks := map[string]string{}
 	docs["autoload_configs/lua.conf.xml"].walk(func(e element) {
 		if e.XMLName.Local == "hook" {
@@ -236,6 +253,93 @@ func TestPackContent(t *testing.T) {
 		if hooks[k] != v {
 			t.Errorf("hook %s → %q, want %q", k, hooks[k], v)
 		}
+	}
+}
+
+// moduleConfig is the configuration each module of the pack reads when it
+// loads ("" for none). A module without its file logs an error at every
+// start ("Could not open curl.conf", "Opening of opus.conf failed"), so
+// each loaded module must be listed here and its file must be in the pack
+// or, for verto.conf, served by /fsapi.
+var moduleConfig = map[string]string{
+	"console":      "console.conf",
+	"logfile":      "logfile.conf",
+	"xml_curl":     "xml_curl.conf",
+	"event_socket": "event_socket.conf",
+	"commands":     "",
+	"dptools":      "",
+	"curl":         "curl.conf",
+	"lua":          "lua.conf",
+	"dialplan_xml": "",
+	"rtc":          "",
+	"opus":         "opus.conf",
+	"verto":        "verto.conf", // served by /fsapi (package vertoconf)
+}
+
+func TestEveryModuleHasItsConfiguration(t *testing.T) {
+	_, docs := written(t, testParams)
+	n := 0
+	docs["autoload_configs/modules.conf.xml"].walk(func(e element) {
+		if e.XMLName.Local != "load" {
+			return
+		}
+		n++
+		mod := strings.TrimPrefix(e.attr("module"), "mod_")
+		conf, known := moduleConfig[mod]
+		switch {
+		case !known:
+			t.Errorf("mod_%s loads: add the configuration it reads to moduleConfig (and the pack)", mod)
+		case conf == "" || conf == "verto.conf":
+		default:
+			if _, ok := docs["autoload_configs/"+conf+".xml"]; !ok {
+				t.Errorf("mod_%s reads %s, which the pack lacks", mod, conf)
+			}
+		}
+	})
+	if n != len(moduleConfig) {
+		t.Errorf("%d modules load, moduleConfig lists %d", n, len(moduleConfig))
+	}
+}
+
+// TestPlaceholderCert: Write leaves a certificate and matching key, one
+// file, where verto.conf names it, readable by FreeSWITCH's group only; a
+// new one each time.
+func TestPlaceholderCert(t *testing.T) {
+	dir, _ := written(t, testParams)
+	rel, ok := strings.CutPrefix(vertoconf.PlaceholderCert, "$${conf_dir}/")
+	if !ok {
+		t.Fatalf("vertoconf.PlaceholderCert %q is not in the configuration directory", vertoconf.PlaceholderCert)
+	}
+	name := filepath.Join(dir, filepath.FromSlash(rel))
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(name); err != nil || st.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v, %v; want 0640", st.Mode().Perm(), err)
+	}
+	// What OpenSSL does with secure-combined: the first certificate and
+	// the first private key of the file, which must match.
+	pair, err := tls.X509KeyPair(data, data)
+	if err != nil {
+		t.Fatalf("not a certificate and its key: %v\n%s", err, data)
+	}
+	c := pair.Leaf
+	if c.IsCA || c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) != nil || !strings.Contains(c.Subject.CommonName, "placeholder") {
+		t.Errorf("certificate %+v", c.Subject)
+	}
+	if time.Until(c.NotAfter) < 10*365*24*time.Hour || time.Since(c.NotBefore) < 0 {
+		t.Errorf("valid %v to %v", c.NotBefore, c.NotAfter)
+	}
+	if err := Write(dir, testParams); err != nil {
+		t.Fatal(err)
+	}
+	again, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(again, data) {
+		t.Error("the same key pair twice")
 	}
 }
 

@@ -3,6 +3,7 @@ package freeswitch
 import (
 	"context"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -324,6 +325,52 @@ func TestReportExactCommand(t *testing.T) {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestReportSkipsEventsWithoutLogin: a socket that never logged in (a port
+// check, a failed handshake) fires verto::client_disconnect with an empty or
+// no verto_login. The hook reports nothing for it, and logs nothing; the
+// same event with its login is reported.
+func TestReportSkipsEventsWithoutLogin(t *testing.T) {
+	report := script(t, testParams, "report.lua")
+	var disconnect fixtures.Event
+	for _, ev := range fixtures.Events(t) {
+		if ev.Headers["Event-Subclass"] == "verto::client_disconnect" {
+			disconnect = ev
+			break
+		}
+	}
+	if disconnect.Headers == nil {
+		t.Fatal("no verto::client_disconnect in the recording")
+	}
+	tests := []struct {
+		name   string
+		edit   func(h map[string]string)
+		report bool
+	}{
+		{"recorded", func(map[string]string) {}, true},
+		{"no login header", func(h map[string]string) { delete(h, "verto_login") }, false},
+		{"empty login", func(h map[string]string) { h["verto_login"] = "" }, false},
+		{"login event without login", func(h map[string]string) {
+			h["Event-Subclass"], h["verto_success"] = "verto::login", "0"
+			delete(h, "verto_login")
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := maps.Clone(disconnect.Headers)
+			tt.edit(h)
+			calls, logs := runHook(t, report, fixtures.Event{Headers: h, Step: tt.name}, func(string, string) string {
+				return `<result status="ok"/>`
+			})
+			if (len(calls) == 1) != tt.report || len(calls) > 1 {
+				t.Errorf("calls %v, want a report: %v", calls, tt.report)
+			}
+			if len(logs) != 0 {
+				t.Errorf("logged %q", logs)
+			}
+		})
 	}
 }
 

@@ -10,7 +10,11 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"reflect"
 	"strings"
+
+	"channels/internal/forwarded"
+	"channels/internal/metrics"
 )
 
 // Report actions: the form's action field of the Lua hooks' login and
@@ -51,6 +55,8 @@ type Options struct {
 	MaxBody int64
 	// Logger receives refusals and handler errors (nil: discard).
 	Logger *slog.Logger
+	// Metrics counts requests by handler and outcome (nil: not counted).
+	Metrics *metrics.FSAPI
 }
 
 type endpoint struct {
@@ -98,12 +104,14 @@ func NewHandler(reg *Registry, opts Options) http.Handler {
 func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if r.Method != http.MethodPost {
+		e.count(nil, metrics.FSAPIInvalid)
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
 	if !e.allowedPeer(r.RemoteAddr) {
-		e.logger.WarnContext(ctx, "fsapi: caller not in allowed networks", "remote", r.RemoteAddr)
+		e.logger.WarnContext(ctx, "fsapi: caller not in allowed networks", "client", forwarded.LimitKey(r.RemoteAddr))
+		e.count(nil, metrics.FSAPIForbidden)
 		http.Error(w, "forbidden", http.StatusForbidden)
 		return
 	}
@@ -117,6 +125,7 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	form, status := e.readForm(w, r)
 	if status != 0 {
+		e.count(nil, metrics.FSAPIInvalid)
 		http.Error(w, http.StatusText(status), status)
 		return
 	}
@@ -132,11 +141,16 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path != e.opts.Path:
 		body = NotFound()
+		e.count(nil, metrics.FSAPINotFound)
 	case e.opts.Hostname != "" && form.Get("hostname") != e.opts.Hostname:
 		e.logger.WarnContext(ctx, "fsapi: request from another FreeSWITCH host", "hostname", form.Get("hostname"))
 		body = NotFound()
+		e.count(nil, metrics.FSAPINotFound)
 	default:
-		body = e.reg.Respond(ctx, form)
+		var h Handler
+		var res result
+		body, h, res = e.reg.respond(ctx, form)
+		e.count(h, res.outcome())
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/xml")
@@ -245,7 +259,32 @@ func (e *endpoint) secretOK(secret string) bool {
 }
 
 func (e *endpoint) unauthorized(w http.ResponseWriter, r *http.Request) {
-	e.logger.WarnContext(r.Context(), "fsapi: bad or missing credentials", "remote", r.RemoteAddr)
+	e.logger.WarnContext(r.Context(), "fsapi: bad or missing credentials", "client", forwarded.LimitKey(r.RemoteAddr))
+	e.count(nil, metrics.FSAPIUnauthorized)
 	w.Header().Set("WWW-Authenticate", `Basic realm="fsapi", charset="UTF-8"`)
 	http.Error(w, "unauthorized", http.StatusUnauthorized)
+}
+
+// outcome is the metrics' name of a registry result.
+func (r result) outcome() string {
+	switch r {
+	case answered:
+		return metrics.FSAPIFound
+	case notFound:
+		return metrics.FSAPINotFound
+	}
+	return metrics.FSAPIError
+}
+
+// count counts a request for the metrics: the handler that matched (nil:
+// none) and the outcome. The handler's label is its Go type, a fixed set.
+func (e *endpoint) count(h Handler, outcome string) {
+	if e.opts.Metrics == nil {
+		return
+	}
+	name := metrics.FSAPINoHandler
+	if h != nil {
+		name = strings.TrimPrefix(reflect.TypeOf(h).String(), "*")
+	}
+	e.opts.Metrics.Request(name, outcome)
 }

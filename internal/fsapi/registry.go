@@ -104,29 +104,45 @@ func matches(form url.Values, pairs []Pair) bool {
 // Respond answers a request: always a whole XML document, as /fsapi's
 // response body. No matching handler, ErrNotFound, any other error (logged)
 // and even a panicking handler (logged) give the not-found document.
-func (r *Registry) Respond(ctx context.Context, form url.Values) (out []byte) {
-	h := r.Match(form)
+func (r *Registry) Respond(ctx context.Context, form url.Values) []byte {
+	out, _, _ := r.respond(ctx, form)
+	return out
+}
+
+// result is how a handler's answer came about, for the endpoint's metrics.
+type result uint8
+
+const (
+	answered result = iota
+	notFound        // no handler matched, or it returned ErrNotFound
+	failed          // any other error, a panic, a bad template
+)
+
+// respond is Respond, also telling which handler matched (nil: none) and
+// how it answered.
+func (r *Registry) respond(ctx context.Context, form url.Values) (out []byte, h Handler, res result) {
+	h = r.Match(form)
 	if h == nil {
-		return NotFound()
+		return NotFound(), nil, notFound
 	}
 	defer func() {
 		if v := recover(); v != nil {
 			r.logger.ErrorContext(ctx, "fsapi handler panicked", "handler", fmt.Sprintf("%T", h), "panic", v)
-			out = NotFound()
+			out, res = NotFound(), failed
 		}
 	}()
 	doc, err := h.Process(ctx, form)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			r.logger.DebugContext(ctx, "fsapi: not found", "handler", fmt.Sprintf("%T", h), "err", err)
-		} else {
-			r.logger.ErrorContext(ctx, "fsapi handler failed", "handler", fmt.Sprintf("%T", h), "err", err)
+			return NotFound(), h, notFound
 		}
-		return NotFound()
+		r.logger.ErrorContext(ctx, "fsapi handler failed", "handler", fmt.Sprintf("%T", h), "err", err)
+		return NotFound(), h, failed
 	}
 	if doc.Template == nil {
 		r.logger.ErrorContext(ctx, "fsapi handler returned no template", "handler", fmt.Sprintf("%T", h))
-		return NotFound()
+		return NotFound(), h, failed
 	}
 	var buf bytes.Buffer
 	buf.Grow(1024)
@@ -134,7 +150,7 @@ func (r *Registry) Respond(ctx context.Context, form url.Values) (out []byte) {
 	if err := doc.Template.Execute(&buf, doc.Data); err != nil {
 		r.logger.ErrorContext(ctx, "fsapi template failed", "handler", fmt.Sprintf("%T", h),
 			"template", doc.Template.Name(), "err", err)
-		return NotFound()
+		return NotFound(), h, failed
 	}
-	return buf.Bytes()
+	return buf.Bytes(), h, answered
 }

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+
+	"channels/internal/metrics"
 )
 
 // conn is one WebSocket client: an actor made of a reader goroutine, a
@@ -38,10 +41,10 @@ type conn struct {
 	uid    string // id@domain
 	sessid string
 	perms  permissions
-	ready  bool // verto.clientReady sent
-	tokens float64
-	last   time.Time
+	ready  bool     // verto.clientReady sent
 	after  []func() // actions run once the current frame's reply is queued
+
+	limit *rate.Limiter // request budget; a batch item counts one
 }
 
 func newConn(h *Hub, ws *websocket.Conn, addr string) *conn {
@@ -56,8 +59,7 @@ func newConn(h *Hub, ws *websocket.Conn, addr string) *conn {
 		out:        outQueue{max: h.opts.QueueSize, maxBytes: h.opts.QueueBytes, ready: make(chan struct{}, 1)},
 		readerDone: make(chan struct{}),
 		writerDone: make(chan struct{}),
-		tokens:     float64(h.opts.RequestBurst),
-		last:       time.Now(),
+		limit:      rate.NewLimiter(rate.Limit(h.opts.RequestRate), h.opts.RequestBurst),
 	}
 }
 
@@ -111,7 +113,7 @@ loop:
 	// Only a user's last connection reports a disconnect, with the address
 	// of its latest login: a punted tab or a second socket closing must not
 	// mark a client away while another connection of it is live.
-	if last, addr := h.reg.remove(c); last {
+	if last, addr := h.reg.remove(c); last && !h.presentElsewhere(c.uid) {
 		h.disconnectReport(c.uid, addr)
 	}
 }
@@ -226,6 +228,7 @@ func (c *conn) enqueue(f []byte) {
 	}
 	if !c.out.push(f, true) {
 		c.h.log.Info("verto: dropping slow connection", "addr", c.addr)
+		c.h.opts.Metrics.SlowReaderClosed(metrics.SlowQueueFull)
 		c.stopping.Store(true)
 		c.cancel()
 	}
@@ -242,6 +245,7 @@ func (c *conn) deliver(f []byte) bool {
 	}
 	if !c.out.push(f, false) {
 		c.h.log.Debug("verto: queue full, frame not delivered", "addr", c.addr)
+		c.h.opts.Metrics.FrameDropped()
 		return false
 	}
 	return true
@@ -275,18 +279,8 @@ func (c *conn) kill() {
 	}
 }
 
-// allow takes n requests from the connection's token bucket.
+// allow takes n requests from the connection's budget: RequestRate a
+// second, RequestBurst at once. More than RequestBurst at once never pass.
 func (c *conn) allow(n int) bool {
-	now := time.Now()
-	o := &c.h.opts
-	c.tokens += now.Sub(c.last).Seconds() * o.RequestRate
-	if max := float64(o.RequestBurst); c.tokens > max {
-		c.tokens = max
-	}
-	c.last = now
-	if c.tokens < float64(n) {
-		return false
-	}
-	c.tokens -= float64(n)
-	return true
+	return c.limit.AllowN(time.Now(), n)
 }

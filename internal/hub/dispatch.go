@@ -9,6 +9,8 @@ import (
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
 
+	"channels/internal/forwarded"
+	"channels/internal/metrics"
 	"channels/internal/verto"
 )
 
@@ -92,7 +94,8 @@ func (c *conn) handleFrame(data []byte) {
 }
 
 func (c *conn) overLimit() {
-	c.h.log.Info("verto: request rate exceeded", "addr", c.addr)
+	c.h.log.Warn("verto: request rate exceeded", "client", forwarded.LimitKey(c.addr), "addr", c.addr)
+	c.h.opts.Metrics.BudgetRefused(metrics.BudgetRequestRate)
 	c.stop(websocket.StatusPolicyViolation)
 }
 
@@ -105,6 +108,7 @@ func (c *conn) handleMessage(m verto.Message) []byte {
 	if m.IsReply {
 		return nil
 	}
+	c.h.opts.Metrics.Request(m.Method)
 	req := &request{msg: m}
 	req.params, req.isObj = verto.ParseParams(m.Params)
 
@@ -169,6 +173,7 @@ func isTrue(s string) bool {
 func (c *conn) authenticate(req *request) (code int, msg string, ok bool) {
 	h := c.h
 	if req.msg.Params == nil {
+		h.opts.Metrics.LoginFailed(metrics.LoginMissingParams)
 		return verto.CodeAuthFailed, verto.MsgMissingParams, false
 	}
 	login, _ := req.params.String("login")
@@ -178,15 +183,18 @@ func (c *conn) authenticate(req *request) (code int, msg string, ok bool) {
 	passwd, _ := req.params.String("passwd")
 	if passwd == "" {
 		h.loginReport(login, "", false, c.addr)
+		h.opts.Metrics.LoginFailed(metrics.LoginMissingPassword)
 		return verto.CodeAuthFailed, verto.MsgMissingPasswd, false
 	}
 	user, found := h.lookup(c.ctx, login)
 	if !found {
 		h.loginReport(login, "", false, c.addr)
+		h.opts.Metrics.LoginFailed(metrics.LoginUnknownUser)
 		return verto.CodeAuthFailed, verto.MsgLoginIncorrect, false
 	}
 	if !user.passwordOK(login, h.opts.Domain, passwd) {
 		h.loginReport(login, "", false, c.addr)
+		h.opts.Metrics.LoginFailed(metrics.LoginBadPassword)
 		return verto.CodeAuthFailed, verto.MsgAuthFailure, false
 	}
 	uid := login + "@" + h.opts.Domain
@@ -197,33 +205,49 @@ func (c *conn) authenticate(req *request) (code int, msg string, ok bool) {
 		if uid != c.uid {
 			// mod_verto lets a socket change user; the hub does not, so that
 			// the session, the limits and the reports stay those of one user.
+			h.opts.Metrics.LoginFailed(metrics.LoginOtherUser)
 			return verto.CodeAuthFailed, verto.MsgOtherUser, false
 		}
 		h.reg.relogin(c, l)
 		c.perms = perms
+		h.opts.Metrics.Login()
 		return 0, "", true
 	}
 
 	l.sessid, _ = req.params.String("sessid")
+	chosen := l.sessid != "" // a sessid the client chose may be attached on another hub
 	if l.sessid == "" {
 		l.sessid = uuid.NewString()
 	}
-	res, prev := h.reg.attach(c, l, h.opts.MaxConnsPerClient, h.opts.MaxClientsPerChannel)
+	maxUsers, full := h.admit(c.ctx, &l)
+	res, prev := h.reg.attach(c, l, h.opts.MaxConnsPerClient, maxUsers)
+	if res != attached && l.placed {
+		h.opts.Fabric.Release(uid)
+	}
+	if full {
+		res = channelFull
+	}
 	switch res {
 	case tooManyConns:
 		c.after = append(c.after, func() { c.stop(websocket.StatusPolicyViolation) })
+		h.opts.Metrics.LoginFailed(metrics.LoginTooManyConnections)
 		return verto.CodeAuthFailed, verto.MsgTooManyConns, false
 	case channelFull:
 		h.log.Info("verto: channel full", "user", login, "max", h.opts.MaxClientsPerChannel)
 		c.after = append(c.after, func() { c.stop(websocket.StatusPolicyViolation) })
+		h.opts.Metrics.LoginFailed(metrics.LoginChannelFull)
 		return verto.CodeAuthFailed, verto.MsgChannelFull, false
 	}
 	if prev != nil {
 		prev.enqueue(verto.Request(h.nextID(), verto.MethodPunt, nil))
 		prev.stop(websocket.StatusNormalClosure)
 	}
+	if h.opts.Fabric != nil && chosen {
+		h.opts.Fabric.Punt(uid, l.sessid, time.Unix(0, l.at))
+	}
 	c.authed = true
 	c.id, c.uid, c.sessid, c.perms = login, uid, l.sessid, perms
+	h.opts.Metrics.Login()
 	return 0, "", true
 }
 
@@ -342,6 +366,7 @@ func (c *conn) broadcast(req *request) ([]byte, bool) {
 	if n := len(req.msg.Params); n > c.h.opts.MaxEventBytes {
 		return verto.Object("message", verto.MsgEventTooLarge, "code", verto.CodeTooLarge), false
 	} else if !c.h.budgets.allowBroadcast(c.uid, n, time.Now()) {
+		c.h.opts.Metrics.BudgetRefused(metrics.BudgetBroadcast)
 		return verto.Object("message", verto.MsgRateLimited, "code", verto.CodeRateLimited), false
 	}
 	p := req.params
@@ -351,6 +376,7 @@ func (c *conn) broadcast(req *request) ([]byte, bool) {
 		p.Set("fromDisplay", verto.Quote(c.perms.display))
 	}
 	if p.True("localBroadcast") {
+		c.h.opts.Metrics.Broadcast()
 		// Without localBroadcast mod_verto hands the event to FreeSWITCH's
 		// event-channel bus, where (as recorded) no Verto subscriber gets it.
 		c.after = append(c.after, func() { c.h.fanOut(channel, p) })
@@ -364,8 +390,18 @@ func (c *conn) broadcast(req *request) ([]byte, bool) {
 func (h *Hub) fanOut(channel string, p verto.Params) {
 	delete(p, "eventSerno")
 	delete(p, "subscribedChannel")
-	common := p.Marshal()
-	common = common[:len(common)-1] // open object: members follow
+	full := p.Marshal()
+	h.deliverEvent(channel, full[:len(full)-1]) // open object: members follow
+	if h.opts.Fabric != nil {
+		sender, _ := p.String("userid")
+		h.opts.Fabric.Broadcast(sender, channel, full)
+	}
+}
+
+// deliverEvent is fanOut's delivery to the local subscribers, common being
+// the event's params as an object still open for the members each
+// subscription adds.
+func (h *Hub) deliverEvent(channel string, common []byte) {
 	h.writeEvent(channel, common)
 	if main, _, ok := strings.Cut(channel, "."); ok {
 		h.writeEvent(main, common)
@@ -441,12 +477,15 @@ func (c *conn) info(req *request) ([]byte, bool) {
 	from, target, text, relayable := c.h.relayArgs(c.id, to, body)
 	homes := c.perms.channels
 	if relayable && c.h.recipientBusy(homes, target) {
+		c.h.opts.Metrics.BudgetRefused(metrics.BudgetRecipientBusy)
 		return verto.Object("message", verto.MsgRecipientBusy, "code", verto.CodeRateLimited), false
 	}
 	if !c.h.budgets.allowMessage(c.uid, len(body), time.Now()) {
+		c.h.opts.Metrics.BudgetRefused(metrics.BudgetMessage)
 		return verto.Object("message", verto.MsgRateLimited, "code", verto.CodeRateLimited), false
 	}
 	if relayable { // SENT either way, as the relay script answers nothing
+		c.h.opts.Metrics.Relayed()
 		c.after = append(c.after, func() { c.h.relay(from, homes, target, text) })
 	}
 	return verto.Object("message", verto.MsgSent), true
@@ -491,13 +530,25 @@ func (h *Hub) recipientBusy(fromHomes permSet, target string) bool {
 // event channel with the sender (mod_verto relays to anyone; the hub
 // keeps messages inside a channel).
 func (h *Hub) relay(from string, fromHomes permSet, target, body string) {
+	if h.relayLocal(from, fromHomes, target, body) && h.opts.Fabric != nil {
+		h.relayRemote(from, fromHomes, target, body)
+	}
+}
+
+// relayLocal is relay to the target's connections on this hub. It reports
+// whether the target may also have connections on other hubs: it has
+// none here, or some elsewhere.
+func (h *Hub) relayLocal(from string, fromHomes permSet, target, body string) (elsewhere bool) {
 	params := verto.Object("msg", verto.Object("body", body, "from", from, "to", target))
 	frame := verto.Request(h.nextID(), verto.MethodInfo, params)
+	here := 0
 	h.reg.eachUserConn(target, func(t *conn, homes []string) {
+		here++
 		if sharesChannel(fromHomes, homes) {
 			t.deliver(frame)
 		}
 	})
+	return here == 0 || h.reg.fab != nil && h.reg.fab.RemoteConns(target) > 0
 }
 
 // sharesChannel reports whether a sender allowed the channels in from may

@@ -32,6 +32,7 @@ import (
 	"github.com/google/uuid"
 
 	"channels/internal/forwarded"
+	"channels/internal/metrics"
 )
 
 // Gateway answers directory lookups and takes login and disconnect reports:
@@ -120,6 +121,18 @@ type Options struct {
 	// after it opened, so sockets that never authenticate cannot be kept
 	// open with keepalives. Default 30 s.
 	LoginTimeout time.Duration
+	// Metrics counts connections, logins, requests and refusals. Nil: not
+	// counted.
+	Metrics *metrics.Hub
+
+	// Fabric, when set, joins this hub with the hubs of other processes
+	// (internal/cluster); nil: one process. See fabric.go.
+	Fabric Fabric
+	// LeaveParams gives the params of the broadcast a member of channel
+	// would send when leaving it; the hub delivers it, stamped with the
+	// member's userid, when the member vanished with another process.
+	// Nil: nothing is delivered.
+	LeaveParams func(channel string) []byte
 }
 
 // Defaults for Options.
@@ -255,7 +268,7 @@ func New(opts Options) *Hub {
 	h := &Hub{
 		opts:     opts,
 		log:      opts.Logger,
-		reg:      newRegistry(),
+		reg:      newRegistry(opts.Fabric),
 		origins:  newOriginPolicy(opts.AllowedOrigins),
 		coreUUID: uuid.Must(uuid.NewRandomFromReader(rand.Reader)).String(),
 		root:     root,
@@ -267,6 +280,9 @@ func New(opts Options) *Hub {
 	h.methods = methodTable()
 	h.reports = newReporter(h)
 	go h.watchWrites()
+	if opts.Fabric != nil {
+		opts.Fabric.Start(local{h})
+	}
 	return h
 }
 
@@ -286,6 +302,7 @@ func (h *Hub) watchWrites() {
 			h.reg.eachConn(func(c *conn) {
 				if since := c.writeSince.Load(); since != 0 && since < limit {
 					h.log.Info("verto: write timeout", "addr", c.addr)
+					h.opts.Metrics.SlowReaderClosed(metrics.SlowWriteTimeout)
 					c.kill()
 				}
 			})
@@ -316,6 +333,8 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ip := forwarded.LimitKey(r.RemoteAddr)
 	if !h.reg.admitAddress(ip, h.opts.MaxConnsPerAddress) {
+		h.log.Warn("verto: too many connections from address", "client", ip)
+		h.opts.Metrics.BudgetRefused(metrics.BudgetAddress)
 		http.Error(w, "too many connections", http.StatusTooManyRequests)
 		return
 	}
@@ -330,6 +349,8 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(h.opts.MaxFrameBytes)
+	h.opts.Metrics.ConnOpened()
+	defer h.opts.Metrics.ConnClosed()
 	c := newConn(h, ws, r.RemoteAddr)
 	c.run()
 }

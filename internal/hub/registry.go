@@ -18,6 +18,7 @@ type registry struct {
 	present  map[string]map[string]struct{} // allowed channel → users with a live connection
 	channels map[string]*topic
 	perAddr  map[string]int
+	fab      Fabric // nil: one process (see fabric.go)
 }
 
 // sessionKey names a session by login and sessid together, so a sessid
@@ -47,7 +48,9 @@ type regState struct {
 	uid, sessid string
 	homes       []string // the event channels the user is allowed (nil: any)
 	subs        map[string]*sub
-	gone        bool // unregistered (punted or closed)
+	gone        bool  // unregistered (punted or closed)
+	at          int64 // UnixNano of the attach, which decides takeovers between hubs
+	placed      bool  // holds a place the fabric admitted (released on unregister)
 }
 
 // sub is one connection's subscription to one event channel, with its own
@@ -58,8 +61,9 @@ type sub struct {
 	serno   atomic.Uint64
 }
 
-func newRegistry() *registry {
+func newRegistry(fab Fabric) *registry {
 	return &registry{
+		fab:      fab,
 		conns:    make(map[*conn]struct{}),
 		sessions: make(map[sessionKey]*conn),
 		users:    make(map[string]*member),
@@ -128,6 +132,8 @@ const (
 type login struct {
 	uid, sessid, addr string
 	homes             []string // allowed event channels; nil: any
+	at                int64    // UnixNano of the login
+	placed            bool     // the fabric admitted it (Fabric.Admit)
 }
 
 // attach binds c to the session (uid, sessid). A connection of the same
@@ -153,6 +159,9 @@ func (r *registry) attach(c *conn, l login, maxConns, maxUsers int) (attachResul
 	if prev != nil {
 		n-- // the taken-over connection leaves
 	}
+	if r.fab != nil {
+		n += r.fab.RemoteConns(l.uid)
+	}
 	if n >= maxConns {
 		return tooManyConns, nil
 	}
@@ -169,6 +178,8 @@ func (r *registry) attach(c *conn, l login, maxConns, maxUsers int) (attachResul
 	r.joinLocked(c, l)
 	r.sessions[key] = c
 	c.rs.sessid = l.sessid
+	c.rs.at = l.at
+	c.rs.placed = l.placed
 	return attached, prev
 }
 
@@ -184,6 +195,9 @@ func (r *registry) joinLocked(c *conn, l login) {
 	m.conns = append(m.conns, c)
 	m.loginAddr = l.addr
 	c.rs.uid, c.rs.homes = l.uid, l.homes
+	if r.fab != nil {
+		r.fab.UserChanged(r.memberOf(l.uid, m, l.homes))
+	}
 }
 
 func (r *registry) enterLocked(uid string, homes []string) {
@@ -222,6 +236,9 @@ func (r *registry) relogin(c *conn, l login) {
 	r.enterLocked(l.uid, l.homes)
 	c.rs.homes = l.homes
 	m.loginAddr = l.addr
+	if r.fab != nil {
+		r.fab.UserChanged(r.memberOf(l.uid, m, l.homes))
+	}
 }
 
 // dropUserConnLocked removes c from its user's connections; the user
@@ -233,10 +250,16 @@ func (r *registry) dropUserConnLocked(c *conn) (last bool, addr string) {
 	}
 	m.conns = removeConn(m.conns, c)
 	if len(m.conns) > 0 {
+		if r.fab != nil {
+			r.fab.UserChanged(r.memberOf(c.rs.uid, m, c.rs.homes))
+		}
 		return false, ""
 	}
 	delete(r.users, c.rs.uid)
 	r.leaveLocked(c.rs.uid, c.rs.homes)
+	if r.fab != nil {
+		r.fab.UserLeft(c.rs.uid)
+	}
 	return true, m.loginAddr
 }
 
@@ -262,6 +285,10 @@ func (r *registry) unregisterLocked(c *conn) (last bool, addr string) {
 	if c.rs.uid != "" {
 		last, addr = r.dropUserConnLocked(c)
 	}
+	if c.rs.placed {
+		c.rs.placed = false
+		r.fab.Release(c.rs.uid)
+	}
 	for ch, s := range c.rs.subs {
 		r.dropSubLocked(ch, s)
 	}
@@ -278,6 +305,9 @@ func (r *registry) dropSubLocked(ch string, s *sub) {
 		if x == s {
 			// A new slice: a fan-out may still be walking the old one.
 			t.subs = append(t.subs[:i:i], t.subs[i+1:]...)
+			if r.fab != nil {
+				r.fab.Unsubscribed(ch)
+			}
 			break
 		}
 	}
@@ -328,6 +358,9 @@ func (r *registry) subscribe(c *conn, channel string, limit int) subscribeResult
 		r.channels[channel] = t
 	}
 	t.subs = append(t.subs[:len(t.subs):len(t.subs)], s)
+	if r.fab != nil {
+		r.fab.Subscribed(channel)
+	}
 	return subscribed
 }
 

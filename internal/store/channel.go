@@ -76,12 +76,14 @@ func (s *Store) ChannelByID(ctx context.Context, id string) (Channel, error) {
 
 // UpdateChannel saves a channel's topic and visibility.
 func (s *Store) UpdateChannel(ctx context.Context, c Channel) error {
+	defer s.recent.forget(c.ID)
 	return s.execOne(ctx, "update channel "+c.ID,
 		`UPDATE channels SET topic = ?, public = ? WHERE id = ?`, c.Topic, c.Public, c.ID)
 }
 
 // DeleteChannel removes a channel and, with it, its clients.
 func (s *Store) DeleteChannel(ctx context.Context, id string) error {
+	defer s.recent.forget(id)
 	return s.execOne(ctx, "delete channel "+id, `DELETE FROM channels WHERE id = ?`, id)
 }
 

@@ -210,7 +210,8 @@ func (s *Store) CountConnectedClients(ctx context.Context, channelID string) (in
 
 // ClientInChannel returns a client together with its channel in one query,
 // for the channel page of a returning browser; ErrNotFound unless the
-// client exists and belongs to that channel.
+// client exists and belongs to that channel. RecentChannel answers with
+// the channel for a while after.
 func (s *Store) ClientInChannel(ctx context.Context, clientID, channelID string) (Channel, Client, error) {
 	var ch Channel
 	var c Client
@@ -234,6 +235,7 @@ func (s *Store) ClientInChannel(ctx context.Context, clientID, channelID string)
 	if lastLogin.Valid {
 		c.LastLogin = fromMicros(lastLogin.Int64)
 	}
+	s.recent.put(ch, s.now())
 	return ch, c, nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -53,6 +54,9 @@ type Store struct {
 
 	mu    sync.Mutex
 	stmts map[string]*sql.Stmt // prepared statements by query as written
+
+	recent  recentChannels // see RecentChannel
+	queries atomic.Int64   // see Queries
 }
 
 // Open connects to the database named by databaseURL — a postgres:// or
@@ -79,6 +83,10 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 func (s *Store) Warm(ctx context.Context, n int) {
 	if s.dialect != Postgres {
 		return
+	}
+	// More than the pool allows would wait for a free connection forever.
+	if max := s.db.Stats().MaxOpenConnections; max > 0 {
+		n = min(n, max)
 	}
 	conns := make([]*sql.Conn, 0, n)
 	for range n {
@@ -173,7 +181,13 @@ type errRow struct{ err error }
 
 func (e errRow) Scan(...any) error { return e.err }
 
+// Queries returns how many statements the store has run outside
+// transactions and migrations since it opened: each one round trip to
+// PostgreSQL. Tests hold the busiest pages to their budget with it.
+func (s *Store) Queries() int64 { return s.queries.Load() }
+
 func (s *Store) queryRow(ctx context.Context, query string, args ...any) scanner {
+	s.queries.Add(1)
 	st, err := s.stmt(ctx, query)
 	if err != nil {
 		return errRow{err}
@@ -182,6 +196,7 @@ func (s *Store) queryRow(ctx context.Context, query string, args ...any) scanner
 }
 
 func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	s.queries.Add(1)
 	st, err := s.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -190,6 +205,7 @@ func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows
 }
 
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	s.queries.Add(1)
 	st, err := s.stmt(ctx, query)
 	if err != nil {
 		return nil, err

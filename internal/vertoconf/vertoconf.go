@@ -3,6 +3,9 @@
 // one profile bound to the configured address, users authenticated against
 // the directory (userauth true, blind-reg false), every login forced into
 // the Verto domain, and a secure (TLS) listener when a certificate is set.
+// Without one the listener is plain (put a TLS proxy in front), and the
+// profile names the FreeSWITCH pack's placeholder certificate, which
+// mod_verto loads whether or not a listener is secure.
 // Every other configuration name falls through to not found, so FreeSWITCH
 // reads its local files for them.
 package vertoconf
@@ -17,6 +20,20 @@ import (
 	"channels/internal/fsapi"
 )
 
+// PlaceholderCert is the certificate and key the profile names when no
+// certificate is configured, as FreeSWITCH's configuration names files
+// ($${conf_dir} is its configuration directory). mod_verto sets up TLS
+// for every profile when it loads, secure listener or not, and logs an
+// error when the profile names no certificate it can read; no listener
+// ever serves this one. Whoever sets FreeSWITCH up puts a certificate
+// there: the FreeSWITCH pack (package freeswitch) writes a fresh
+// self-signed one.
+const PlaceholderCert = "$${conf_dir}/" + PlaceholderCertFile
+
+// PlaceholderCertFile is PlaceholderCert's path in FreeSWITCH's
+// configuration directory.
+const PlaceholderCertFile = "tls/placeholder.pem"
+
 // Options configure the served profile.
 type Options struct {
 	// Bind is the address mod_verto listens on (bind-local), host:port.
@@ -26,11 +43,19 @@ type Options struct {
 	// TLSCert, when set, is the PEM file with certificate, chain and key
 	// (secure-combined, secure-chain) and makes the listener secure.
 	TLSCert string
+	// Placeholder, used when TLSCert is empty, is a certificate and key
+	// for mod_verto to load and serve on no listener: it sets up TLS for
+	// every profile and logs an error when it finds no certificate.
+	Placeholder string
 }
 
 // FromConfig takes the options from the deployment's configuration.
 func FromConfig(c config.Config) Options {
-	return Options{Bind: c.VertoBind, Domain: c.VertoDomain(), TLSCert: c.VertoTLSCert}
+	o := Options{Bind: c.VertoBind, Domain: c.VertoDomain(), TLSCert: c.VertoTLSCert}
+	if o.TLSCert == "" {
+		o.Placeholder = PlaceholderCert
+	}
+	return o
 }
 
 const profileTemplate = `<document type="freeswitch/xml">
@@ -48,6 +73,9 @@ const profileTemplate = `<document type="freeswitch/xml">
           <param name="secure-chain" value="{{xml .TLSCert}}"/>
 {{- else}}
           <param name="bind-local" value="{{xml .Bind}}"/>
+{{- if .Placeholder}}
+          <param name="secure-combined" value="{{xml .Placeholder}}"/>
+{{- end}}
 {{- end}}
           <param name="force-register-domain" value="{{xml .Domain}}"/>
           <param name="userauth" value="true"/>

@@ -2,6 +2,7 @@ package vertoconf
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/xml"
 	"flag"
@@ -57,6 +58,8 @@ func TestGolden(t *testing.T) {
 	}{
 		{"plain", Options{Bind: "127.0.0.1:8081", Domain: "example.org"}},
 		{"tls", Options{Bind: "0.0.0.0:8082", Domain: "example.org", TLSCert: "/etc/freeswitch/tls/wss.pem"}},
+		{"placeholder", Options{Bind: "127.0.0.1:8081", Domain: "example.org", Placeholder: PlaceholderCert}},
+		{"tls-over-placeholder", Options{Bind: "0.0.0.0:8082", Domain: "example.org", TLSCert: "/etc/freeswitch/tls/wss.pem", Placeholder: PlaceholderCert}},
 		{"hostile", Options{Bind: `"/><param name="blind-reg" value="true`, Domain: "a&b<c>", TLSCert: "x'\x00\xff"}},
 	}
 	for _, tt := range tests {
@@ -82,8 +85,14 @@ func TestGolden(t *testing.T) {
 			if p["userauth"] != "true" || p["blind-reg"] != "false" {
 				t.Errorf("params %v", p)
 			}
-			if (p["secure-combined"] != "") != (tt.opts.TLSCert != "") {
-				t.Errorf("secure-combined %q for cert %q", p["secure-combined"], tt.opts.TLSCert)
+			// The certificate when there is one, else the placeholder;
+			// only a certificate makes the listener secure.
+			wantCert := cmp.Or(tt.opts.TLSCert, tt.opts.Placeholder)
+			if tt.name != "hostile" && p["secure-combined"] != wantCert {
+				t.Errorf("secure-combined %q, want %q", p["secure-combined"], wantCert)
+			}
+			if secure := bytes.Contains(got, []byte(`secure="true"`)); secure != (tt.opts.TLSCert != "") {
+				t.Errorf("secure listener %v for cert %q", secure, tt.opts.TLSCert)
 			}
 		})
 	}
@@ -134,6 +143,10 @@ func TestFromConfig(t *testing.T) {
 	want := Options{Bind: "127.0.0.1:8081", Domain: "meet.example.org", TLSCert: "/x.pem"}
 	if got != want {
 		t.Errorf("got %+v, want %+v", got, want)
+	}
+	c.VertoTLSCert = ""
+	if got := FromConfig(c); got.Placeholder != PlaceholderCert {
+		t.Errorf("without a certificate: placeholder %q, want the pack's %q", got.Placeholder, PlaceholderCert)
 	}
 	if err := Register(fsapi.NewRegistry(nil), Options{Domain: "d"}); err == nil {
 		t.Error("no bind address accepted")

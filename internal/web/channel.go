@@ -13,7 +13,7 @@ import (
 // unknown id is a 404.
 func (s *Server) channel(r *http.Request) (store.Channel, error) {
 	id := r.PathValue("id")
-	if !ValidChannelID(id) {
+	if !store.ValidID(id) {
 		return store.Channel{}, errNotFound
 	}
 	return s.channelByID(r.Context(), id)

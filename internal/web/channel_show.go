@@ -16,7 +16,17 @@ type channelConfig struct {
 	VertoURL   string             `json:"vertoUrl"`
 	Domain     string             `json:"domain"`
 	ICEServers []config.ICEServer `json:"iceServers"`
-	Topic      string             `json:"topic"`
+	// ICEExpires is when the TURN credentials in ICEServers expire, in
+	// Unix seconds (0: never); before then the page fetches fresh ones
+	// from ICEURL.
+	ICEExpires int64 `json:"iceExpires"`
+	// ICETTL is how many seconds of that were left as the page was made;
+	// the browser counts from it, as its clock may be off the server's.
+	ICETTL int64  `json:"iceTtl"`
+	ICEURL string `json:"iceUrl"`
+	// ICETransportPolicy is "relay" when calls may use TURN relays only.
+	ICETransportPolicy string `json:"iceTransportPolicy"`
+	Topic              string `json:"topic"`
 }
 
 type channelData struct {
@@ -32,9 +42,9 @@ func (s *Server) channelShow(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ice := s.cfg.ICEServers
-	if ice == nil {
-		ice = []config.ICEServer{}
+	ice, err := s.ice.forClient(c.ID)
+	if err != nil {
+		return err
 	}
 	u, signedIn := s.currentUser(r)
 	// The page carries the client's password: never cache it.
@@ -42,13 +52,17 @@ func (s *Server) channelShow(w http.ResponseWriter, r *http.Request) error {
 	s.render(w, r, http.StatusOK, "channel.html", ch.Topic, channelData{
 		Channel: ch,
 		Config: channelConfig{
-			ChannelID:  ch.ID,
-			ClientID:   c.ID,
-			Password:   c.Password,
-			VertoURL:   s.vertoURL(r),
-			Domain:     s.cfg.VertoDomain(),
-			ICEServers: ice,
-			Topic:      ch.Topic,
+			ChannelID:          ch.ID,
+			ClientID:           c.ID,
+			Password:           c.Password,
+			VertoURL:           s.vertoURL(r),
+			Domain:             s.cfg.VertoDomain(),
+			ICEServers:         ice.ICEServers,
+			ICEExpires:         ice.ICEExpires,
+			ICETTL:             ice.ICETTL,
+			ICEURL:             s.ice.iceURL(ch.ID),
+			ICETransportPolicy: s.ice.policy,
+			Topic:              ch.Topic,
 		},
 		CanManage: signedIn && canManage(u, ch),
 	})

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/google/uuid"
 )
 
 // MaxTopic is the longest channel topic, in characters.
@@ -88,11 +86,4 @@ func CheckTopic(topic string) (string, error) {
 		return topic, &TopicError{"The topic must not contain control characters."}
 	}
 	return topic, nil
-}
-
-// ValidChannelID reports whether id is a UUID in its canonical lower-case
-// form, the only form channel URLs use.
-func ValidChannelID(id string) bool {
-	u, err := uuid.Parse(id)
-	return err == nil && u.String() == id
 }

@@ -167,15 +167,3 @@ func FuzzCheckTopic(f *testing.F) {
 		}
 	})
 }
-
-func FuzzValidChannelID(f *testing.F) {
-	f.Add("0b6f1c1e-5d43-4a6e-9d1e-8e1f4b3c2a10")
-	f.Add("0B6F1C1E-5D43-4A6E-9D1E-8E1F4B3C2A10")
-	f.Add("{0b6f1c1e-5d43-4a6e-9d1e-8e1f4b3c2a10}")
-	f.Add("")
-	f.Fuzz(func(t *testing.T, id string) {
-		if ValidChannelID(id) && (len(id) != 36 || strings.ToLower(id) != id) {
-			t.Errorf("ValidChannelID(%q) = true", id)
-		}
-	})
-}

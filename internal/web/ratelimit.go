@@ -38,16 +38,12 @@ func (l *limiter) bucket(key string, now time.Time) *rate.Limiter {
 	return b
 }
 
-// take takes a token from key's bucket. When the bucket is empty it returns
-// false and how long until the next token.
+// take takes a token from key's bucket. When the bucket is empty it takes
+// nothing and returns false and how long until the next token, as the
+// limiter's reservation says: what a 429's Retry-After tells the browser.
 func (l *limiter) take(key string, now time.Time) (bool, time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := l.bucket(key, now)
-	if b.AllowN(now, 1) {
-		return true, 0
-	}
-	return false, l.wait(b, now)
+	_, ok, wait := l.reserve(key, now)
+	return ok, wait
 }
 
 // reserve takes a token from key's bucket at once, before the attempt it
@@ -76,10 +72,6 @@ func (l *limiter) refund(r *rate.Reservation, now time.Time) {
 	if r != nil {
 		r.CancelAt(now)
 	}
-}
-
-func (l *limiter) wait(b *rate.Limiter, now time.Time) time.Duration {
-	return time.Duration((1 - b.TokensAt(now)) * float64(l.every))
 }
 
 // prune forgets full buckets, which behave exactly like new ones. If that

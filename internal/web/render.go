@@ -29,14 +29,7 @@ type view struct {
 // parseTemplates builds one template set per page: the layout plus the
 // page's file.
 func parseTemplates(assets Assets) (map[string]*template.Template, error) {
-	funcs := template.FuncMap{"asset": assets.URL, "imports": func(name string) []string {
-		// The hashed URLs of the modules name imports, for modulepreload
-		// links; none when the assets cannot tell.
-		if im, ok := assets.(interface{ Imports(string) []string }); ok {
-			return im.Imports(name)
-		}
-		return nil
-	}}
+	funcs := template.FuncMap{"asset": assets.URL}
 	layout, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html")
 	if err != nil {
 		return nil, fmt.Errorf("web: parse layout: %w", err)

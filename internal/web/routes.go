@@ -3,6 +3,8 @@ package web
 import (
 	"net/http"
 	"strings"
+
+	"channels/internal/store"
 )
 
 // routes is the whole URL space of the web application.
@@ -11,6 +13,7 @@ func (s *Server) routes() http.Handler {
 
 	mux.Handle("GET /{$}", s.page(s.index))
 	mux.Handle("GET /c/{id}", s.page(s.channelShow))
+	mux.Handle("GET /c/{id}/ice", s.page(s.channelICE))
 
 	mux.Handle("GET /signin", s.page(s.signInShow))
 	mux.Handle("POST /signin", s.page(s.signInCheck))
@@ -78,7 +81,7 @@ func canonicalChannelPath(p string) (string, bool) {
 		return "", false
 	}
 	lower := strings.ToLower(id)
-	if !ValidChannelID(lower) {
+	if !store.ValidID(lower) {
 		return "", false
 	}
 	to := "/c/" + lower

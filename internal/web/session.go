@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/alexedwards/scs/v2"
-	"github.com/google/uuid"
 
+	"channels/internal/metrics"
 	"channels/internal/store"
 )
 
@@ -21,6 +21,10 @@ const (
 	// clientPasswordKeyPrefix + channel id holds that client's password,
 	// so the page can re-create a client the sweeper deleted.
 	clientPasswordKeyPrefix = "clientpw:"
+	// clientLoginKeyPrefix + channel id holds the Unix time (seconds) of
+	// that client's last login as the page last saw it, so the page can
+	// trust the session about the client for a while (see loggedInTrust).
+	clientLoginKeyPrefix = "clientlogin:"
 )
 
 func (s *Server) newSessionManager() *scs.SessionManager {
@@ -72,8 +76,13 @@ func (s *Server) currentUser(r *http.Request) (store.User, bool) {
 
 // channelAndClient loads the {id} channel and the browser's client in it:
 // the one its session remembers, or a new one (remembered in the session)
-// when the session has none or one the store no longer knows. A returning
-// browser costs one query for both.
+// when the session has none or one the store no longer knows.
+//
+// A returning browser costs no query beyond its session's while the
+// session vouches for its client (loggedInTrust) and the store read
+// the channel within the last second (store.RecentChannel); otherwise one
+// query for both. A signed-in browser always gets that query, so the
+// owner who just edited a channel sees the change at once.
 //
 // The session holds the client's password beside its id, so that a client
 // the background sweeper deleted (one that never logged in, see
@@ -83,12 +92,15 @@ func (s *Server) currentUser(r *http.Request) (store.User, bool) {
 func (s *Server) channelAndClient(r *http.Request) (store.Channel, store.Client, error) {
 	ctx := r.Context()
 	id := r.PathValue("id")
-	if !ValidChannelID(id) {
+	if !store.ValidID(id) {
 		return store.Channel{}, store.Client{}, errNotFound
 	}
-	key, pwKey := clientKeyPrefix+id, clientPasswordKeyPrefix+id
+	key, pwKey, loginKey := clientKeyPrefix+id, clientPasswordKeyPrefix+id, clientLoginKeyPrefix+id
 	clientID := s.sessions.GetString(ctx, key)
 	if clientID != "" {
+		if ch, c, ok := s.trustedClient(r, id, clientID); ok {
+			return ch, c, nil
+		}
 		ch, c, err := s.store.ClientInChannel(ctx, clientID, id)
 		if err == nil {
 			if s.sessions.GetString(ctx, pwKey) != c.Password {
@@ -98,6 +110,7 @@ func (s *Server) channelAndClient(r *http.Request) (store.Channel, store.Client,
 			if !c.LastLogin.IsZero() {
 				s.keepSession(ctx)
 			}
+			s.noteLogin(ctx, loginKey, c)
 			return ch, c, nil
 		}
 		if !errors.Is(err, store.ErrNotFound) {
@@ -111,9 +124,13 @@ func (s *Server) channelAndClient(r *http.Request) (store.Channel, store.Client,
 	if c, ok, err := s.recreateClient(r, ch, clientID, s.sessions.GetString(ctx, pwKey)); ok || err != nil {
 		return ch, c, err
 	}
+	if err := s.refuseEmbedded(r, ch.ID); err != nil { // before it costs the visitor's budget
+		return store.Channel{}, store.Client{}, err
+	}
 	addr := clientAddr(r)
 	if ok, wait := s.newClients.take(addr, s.now()); !ok {
-		s.log.WarnContext(ctx, "new clients rate limited", "addr", addr, "channel", ch.ID)
+		s.log.WarnContext(ctx, "new clients rate limited", "client", addr, "channel", ch.ID)
+		s.metrics.RateLimited(metrics.LimitNewClients)
 		return store.Channel{}, store.Client{}, &statusError{
 			status:     http.StatusTooManyRequests,
 			message:    "Too many new visits from your network. Please wait a minute and reload the page.",
@@ -132,7 +149,56 @@ func (s *Server) channelAndClient(r *http.Request) (store.Channel, store.Client,
 	}
 	s.sessions.Put(ctx, key, c.ID)
 	s.sessions.Put(ctx, pwKey, c.Password)
+	s.sessions.Remove(ctx, loginKey) // the login of the client this one replaces
 	return ch, c, nil
+}
+
+// loggedInTrust is how long after a client's last login (as the page last
+// saw it) the page takes the session's word that the client exists,
+// without looking it up. Only the sweeper deletes clients (besides the
+// deletion of their channel, which the page notices through the channel),
+// and it keeps a client that logged in for a session lifetime after its
+// last login (internal/cli's startSweeper: Idle is the session lifetime);
+// half leaves room for clocks that disagree. It is measured with the
+// lifetime configured now, as the sweeper's is. A client that never
+// logged in is looked up on every view: the sweeper may delete it an hour
+// after its creation, and its session is provisional until the view that
+// sees its first login (keepSession).
+func (s *Server) loggedInTrust() time.Duration { return s.sessions.Lifetime / 2 }
+
+// noteLogin records in the session the last login of c (as just read),
+// when it is newer than the one recorded.
+func (s *Server) noteLogin(ctx context.Context, loginKey string, c store.Client) {
+	if at := c.LastLogin.Unix(); !c.LastLogin.IsZero() && at > s.sessions.GetInt64(ctx, loginKey) {
+		s.sessions.Put(ctx, loginKey, at)
+	}
+}
+
+// trustedClient returns the channel and the client the session names
+// without a query: when the session saw the client's last login less than
+// loggedInTrust ago, the browser is not signed in, and the store read the
+// channel less than store.RecentChannelAge ago. A channel deleted
+// meanwhile (here or by another process) is answered for at most that
+// long; its client is gone with it, so the page's login fails and the
+// next view is a 404.
+func (s *Server) trustedClient(r *http.Request, channelID, clientID string) (store.Channel, store.Client, bool) {
+	ctx := r.Context()
+	login := s.sessions.GetInt64(ctx, clientLoginKeyPrefix+channelID)
+	if login == 0 || !s.now().Before(time.Unix(login, 0).Add(s.loggedInTrust())) {
+		return store.Channel{}, store.Client{}, false
+	}
+	if _, signedIn := s.currentUser(r); signedIn {
+		return store.Channel{}, store.Client{}, false
+	}
+	pw := s.sessions.GetString(ctx, clientPasswordKeyPrefix+channelID)
+	if pw == "" {
+		return store.Channel{}, store.Client{}, false
+	}
+	ch, ok := s.store.RecentChannel(channelID)
+	if !ok {
+		return store.Channel{}, store.Client{}, false
+	}
+	return ch, store.Client{ID: clientID, Password: pw, ChannelID: channelID}, true
 }
 
 // provisionalKey marks a session that a channel page view created and that
@@ -161,7 +227,7 @@ func (s *Server) recreateClient(r *http.Request, ch store.Channel, id, password 
 	if id == "" || password == "" {
 		return store.Client{}, false, nil
 	}
-	if _, err := uuid.Parse(id); err != nil {
+	if !store.ValidID(id) {
 		return store.Client{}, false, nil
 	}
 	ctx := r.Context()

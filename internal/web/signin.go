@@ -14,6 +14,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"channels/internal/forwarded"
+	"channels/internal/metrics"
 	"channels/internal/store"
 )
 
@@ -99,8 +100,8 @@ func (s *Server) signInCheck(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	now := s.now()
 	addr, lname := clientAddr(r), strings.ToLower(name)
-	limited := func(wait time.Duration, which string) error {
-		s.log.WarnContext(ctx, "sign-in rate limited", "addr", addr, "name", name, "limit", which)
+	limited := func(wait time.Duration, limit string) error {
+		s.signInLimited(ctx, addr, name, limit)
 		return &statusError{
 			status:     http.StatusTooManyRequests,
 			message:    "Too many sign-in attempts. Please wait a minute and try again.",
@@ -108,7 +109,7 @@ func (s *Server) signInCheck(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if ok, wait := s.byAddr.take(addr, now); !ok {
-		return limited(wait, "address")
+		return limited(wait, metrics.LimitSignInAddress)
 	}
 
 	u, err := s.store.UserByName(ctx, name)
@@ -135,24 +136,24 @@ func (s *Server) signInCheck(w http.ResponseWriter, r *http.Request) error {
 			h.l.refund(h.r, now)
 		}
 	}
-	take := func(l *limiter, key, which string) error {
+	take := func(l *limiter, key, limit string) error {
 		res, ok, wait := l.reserve(key, now)
 		if !ok {
 			refund()
-			return limited(wait, which)
+			return limited(wait, limit)
 		}
 		taken = append(taken, held{l, res})
 		return nil
 	}
 	if trusted := u.ID != 0 && dev.user == u.ID; trusted {
-		if err := take(s.byDevice, string(dev.hash), "device"); err != nil {
+		if err := take(s.byDevice, string(dev.hash), metrics.LimitSignInDevice); err != nil {
 			return err
 		}
 	} else {
-		if err := take(s.byPair, lname+"\x00"+addr, "name and address"); err != nil {
+		if err := take(s.byPair, lname+"\x00"+addr, metrics.LimitSignInNameAddress); err != nil {
 			return err
 		}
-		if err := take(s.byName, lname, "name"); err != nil {
+		if err := take(s.byName, lname, metrics.LimitSignInName); err != nil {
 			return err
 		}
 	}
@@ -168,6 +169,7 @@ func (s *Server) signInCheck(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("verify password of %q: %w", name, err)
 	}
 	if !ok || u.ID == 0 {
+		s.signInFailed(ctx, addr, name, u.ID == 0)
 		return again(http.StatusUnauthorized, "Wrong name or password.")
 	}
 	refund()
@@ -179,6 +181,7 @@ func (s *Server) signInCheck(w http.ResponseWriter, r *http.Request) error {
 	s.sessions.Put(ctx, userKey, u.ID)
 	s.keepSession(ctx)
 	s.log.InfoContext(ctx, "signed in", "user", u.Name)
+	s.metrics.SignIn()
 	// Back to the page that asked for the sign-in; formNext let only a
 	// local path through.
 	http.Redirect(w, r, cmp.Or(next, "/"), http.StatusSeeOther)
@@ -280,6 +283,7 @@ func (s *Server) hashPlace(r *http.Request) (release func(), err error) {
 		return func() { <-s.hashing }, nil
 	case <-wait.C:
 		s.log.WarnContext(r.Context(), "sign-in refused: password checks busy", "addr", clientAddr(r))
+		s.metrics.RateLimited(metrics.LimitPasswordChecks)
 		return nil, &statusError{
 			status:     http.StatusServiceUnavailable,
 			message:    "The server is busy. Please try again in a moment.",

@@ -20,6 +20,7 @@ import (
 	"github.com/alexedwards/scs/v2"
 
 	"channels/internal/config"
+	"channels/internal/metrics"
 	"channels/internal/password"
 	"channels/internal/store"
 )
@@ -45,6 +46,9 @@ type Options struct {
 	// DefaultNewClientBurst and DefaultNewClientEvery.
 	NewClientBurst int
 	NewClientEvery time.Duration
+	// Metrics counts sign-ins and rate limits, and labels HTTP metrics
+	// with this app's route patterns (nil: no metrics).
+	Metrics *metrics.Web
 }
 
 // Server is the web application. It is an http.Handler.
@@ -73,6 +77,9 @@ type Server struct {
 	hashWait time.Duration
 	// newClients is each address's budget for creating clients.
 	newClients *limiter
+	metrics    *metrics.Web // nil: none
+	// ice gives each client its STUN/TURN servers (channel_ice.go).
+	ice *iceSource
 	// dummyHash is verified against when the user name is unknown, so a
 	// failed sign-in takes as long whether or not the name exists. It is
 	// made on first use: hashing costs tens of milliseconds.
@@ -162,9 +169,14 @@ func New(opts Options) (*Server, error) {
 		hashWait:   5 * time.Second,
 		dummyHash:  sync.OnceValues(func() (string, error) { return password.Hash("no such user") }),
 		newClients: newLimiter(opts.NewClientBurst, opts.NewClientEvery, maxTracked),
+		metrics:    opts.Metrics,
+	}
+	// Credentials are minted by s.now, which tests may replace.
+	if s.ice, err = newICE(opts.Config, func() time.Time { return s.now() }); err != nil {
+		return nil, fmt.Errorf("web: %w", err)
 	}
 	s.sessions = s.newSessionManager()
-	s.handler = s.secure(s.routes())
+	s.handler = s.compressPages(s.secure(opts.Metrics.Routes(s.routes())))
 	return s, nil
 }
 

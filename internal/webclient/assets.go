@@ -1,21 +1,31 @@
-// Package webclient embeds the browser client of Channels (plain ES modules
-// and the site's CSS) and serves it with content-hashed URLs, so browsers
-// may cache every file forever.
+// Package webclient embeds the browser client of Channels (ES modules and
+// the site's CSS) and serves it with content-hashed URLs, so browsers may
+// cache every file forever.
 //
-// A file "verto.js" whose content hashes to 3f2a9c1e is served at
-// /static/verto.3f2a9c1e.js. Relative module imports between the files
-// ("./verto.js") are rewritten to the hashed names when the package is
-// loaded, and a file's hash covers its rewritten content, so a change to a
-// module changes the URL of every module that imports it, directly or not.
+// Pages load entry points: modules named in entryPoints, each served as
+// one bundle of itself and every module it imports, built by esbuild from
+// the embedded files when the package loads. A module that is only
+// imported is not served on its own; a module that is neither an entry
+// point nor imported by one makes New fail. Style sheets are served one
+// for one. A file "channel.js" whose served bytes hash to 3f2a9c1e is
+// served at /static/channel.3f2a9c1e.js; a change to any module the
+// bundle holds changes the bundle, and so its URL.
 //
-// Files are served minified by esbuild (whitespace, syntax and local
-// identifiers; exported names are kept), once, when the package loads: the
-// sources keep their JSDoc and formatting, and any valid ES2022 module or
-// CSS may be written; a file esbuild cannot parse makes New fail. Imports
-// are rewritten after minifying, and the hash covers the bytes served.
+// Everything is minified by esbuild (whitespace, syntax, identifiers;
+// across modules, since a bundle is one scope), once: the sources keep
+// their JSDoc and formatting, Node's tests and tsc read them as written,
+// and any valid ES2022 module or CSS may be written; a file esbuild cannot
+// parse makes New fail with its file, line and column. Modules import
+// each other by relative path only ("./verto.js"); any other import makes
+// New fail, naming the importing file.
+//
+// Each file is also compressed once, with gzip and brotli at their best
+// levels, and served in the coding the request's Accept-Encoding prefers
+// (see Handler).
 package webclient
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -24,28 +34,33 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/evanw/esbuild/pkg/api"
+
+	"channels/internal/compress"
 )
 
 //go:embed static/*.js static/*.css
 var staticFS embed.FS
+
+// entryPoints are the modules pages load with <script type="module">.
+// They are listed, not inferred from the import graph as the modules no
+// other one imports: a page names them by hand anyway, and with a list a
+// module that lost its last importer is reported (New fails) instead of
+// quietly becoming a page script of its own.
+var entryPoints = []string{"channel.js"}
 
 // Prefix is the path under which Handler serves the files.
 const Prefix = "/static/"
 
 // hashLen is the number of hex digits of a file's hash in its URL.
 const hashLen = 8
-
-// importRE finds static relative imports and re-exports of sibling modules:
-// `from "./x.js"`, `import "./x.js"`, `import("./x.js")`.
-var importRE = regexp.MustCompile(`(\bfrom\s*|\bimport\s*\(?\s*)(["'])\./([A-Za-z0-9_.-]+\.js)(["'])`)
 
 // Asset is one served file.
 type Asset struct {
@@ -55,11 +70,36 @@ type Asset struct {
 	HashedName string
 	// ContentType is the Content-Type header value.
 	ContentType string
-	// Body is the content as served (minified, imports rewritten).
+	// Body is the content as served (bundled and minified).
 	Body []byte
-	// imports are the plain names of the modules this one imports
-	// statically, in order of appearance.
-	imports []string
+	// etag is the identity representation's ETag.
+	etag string
+	// encoded are the compressed representations smaller than Body,
+	// smallest first, and offers their codings in the same order.
+	encoded []encoding
+	offers  []string
+}
+
+// encoding is one compressed representation of an Asset.
+type encoding struct {
+	coding string // compress.Gzip or compress.Brotli
+	body   []byte
+	// etag differs from the identity representation's and the other
+	// codings': each representation is its own sequence of bytes, and a
+	// cache or a Range request's If-Range must never mix them.
+	etag string
+}
+
+// Encoded returns the Asset's body compressed with coding (compress.Gzip
+// or compress.Brotli), or nil when that representation is not served
+// because it was no smaller than Body.
+func (as *Asset) Encoded(coding string) []byte {
+	for _, e := range as.encoded {
+		if e.coding == coding {
+			return e.body
+		}
+	}
+	return nil
 }
 
 // Assets holds the embedded files, ready to serve. It is immutable and safe
@@ -69,125 +109,179 @@ type Assets struct {
 	byHashed map[string]*Asset
 }
 
-// New loads the embedded files, minifies them, rewrites imports between
-// modules and computes the hashed names. It takes a few tens of
-// milliseconds, once per process.
-func New() (*Assets, error) {
+// New returns the embedded files ready to serve: entry points bundled,
+// everything minified, hashed names computed and each file compressed.
+// The work (about 0.1 s of CPU, mostly brotli at its best level; seconds
+// under the race detector) is done on the first call only: the embedded
+// files cannot change while the process runs, and Assets is immutable, so
+// every server a process builds (tests build dozens) shares one.
+func New() (*Assets, error) { return embedded() }
+
+var embedded = sync.OnceValues(func() (*Assets, error) {
 	sub, err := fs.Sub(staticFS, "static")
 	if err != nil {
 		return nil, fmt.Errorf("webclient: %w", err)
 	}
-	return load(sub)
-}
+	return load(sub, entryPoints)
+})
 
-// load builds Assets from the files at the top of fsys. Test files
-// (*.test.js) and files of unknown types are left out.
-func load(fsys fs.FS) (*Assets, error) {
-	entries, err := fs.ReadDir(fsys, ".")
+// load builds Assets from the files at the top of fsys: a bundle for each
+// of entries, every style sheet, and files of other known types as they
+// are. Test files (*.test.js) and files of unknown types are left out.
+func load(fsys fs.FS, entries []string) (*Assets, error) {
+	dir, err := fs.ReadDir(fsys, ".")
 	if err != nil {
 		return nil, fmt.Errorf("webclient: read files: %w", err)
 	}
-	raw := map[string][]byte{}
-	for _, e := range entries {
+	var modules, others []string
+	for _, e := range dir {
 		name := e.Name()
-		if e.IsDir() || strings.HasSuffix(name, ".test.js") || contentType(name) == "" {
-			continue
+		switch {
+		case e.IsDir() || strings.HasSuffix(name, ".test.js") || contentType(name) == "":
+		case path.Ext(name) == ".js":
+			modules = append(modules, name)
+		default:
+			others = append(others, name)
 		}
-		b, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, fmt.Errorf("webclient: read %s: %w", name, err)
+	}
+	for _, n := range entries {
+		if !slices.Contains(modules, n) {
+			return nil, fmt.Errorf("webclient: entry point %s: no such module", n)
 		}
-		raw[name] = b
 	}
-	// Minifying is most of the start-up cost and needs no other file (it
-	// runs before imports are rewritten), so the files are minified in
-	// parallel.
-	names := make([]string, 0, len(raw))
-	for n := range raw {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	mins := make([][]byte, len(names))
+	// Bundling and minifying are most of the start-up cost and need no
+	// other output, so all of them run at once.
+	names := append(slices.Clone(entries), others...)
+	bodies := make([][]byte, len(names))
+	inputs := make([][]string, len(names))
 	errs := make([]error, len(names))
 	var wg sync.WaitGroup
 	for i, n := range names {
-		wg.Go(func() { mins[i], errs[i] = minify(n, raw[n]) })
+		wg.Go(func() {
+			if i < len(entries) {
+				bodies[i], inputs[i], errs[i] = bundle(fsys, n)
+				return
+			}
+			src, err := fs.ReadFile(fsys, n)
+			if err != nil {
+				errs[i] = fmt.Errorf("webclient: read %s: %w", n, err)
+				return
+			}
+			bodies[i], errs[i] = minify(n, src)
+		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	for i, n := range names {
-		raw[n] = mins[i]
+	bundled := map[string]bool{}
+	for _, in := range inputs {
+		for _, n := range in {
+			bundled[n] = true
+		}
+	}
+	for _, n := range modules {
+		if !bundled[n] {
+			return nil, fmt.Errorf("webclient: %s is neither an entry point nor imported by one: import it, list it in entryPoints or delete it", n)
+		}
 	}
 	a := &Assets{byName: map[string]*Asset{}, byHashed: map[string]*Asset{}}
-	visiting := map[string]bool{}
-	var build func(name string) (*Asset, error)
-	build = func(name string) (*Asset, error) {
-		if as, ok := a.byName[name]; ok {
-			return as, nil
-		}
-		body, ok := raw[name]
-		if !ok {
-			return nil, fmt.Errorf("webclient: no file %q", name)
-		}
-		if visiting[name] {
-			return nil, fmt.Errorf("webclient: import cycle through %s", name)
-		}
-		visiting[name] = true
-		defer delete(visiting, name)
-		// body is minified already; rewriting after minifying is safe, as
-		// esbuild leaves import specifiers as written, no import in a
-		// comment counts, and the hash below covers exactly the bytes served.
-		var imports []string
-		if strings.HasSuffix(name, ".js") {
-			var ierr error
-			body = importRE.ReplaceAllFunc(body, func(m []byte) []byte {
-				sm := importRE.FindSubmatch(m)
-				dep, err := build(string(sm[3]))
-				if err != nil {
-					if ierr == nil {
-						ierr = fmt.Errorf("webclient: %s imports: %w", name, err)
-					}
-					return m
-				}
-				if !strings.Contains(string(sm[1]), "(") && !slices.Contains(imports, dep.Name) {
-					imports = append(imports, dep.Name)
-				}
-				return []byte(string(sm[1]) + string(sm[2]) + "./" + dep.HashedName + string(sm[4]))
-			})
-			if ierr != nil {
-				return nil, ierr
-			}
-		}
-		sum := sha256.Sum256(body)
+	for i, name := range names {
+		sum := sha256.Sum256(bodies[i])
+		hash := hex.EncodeToString(sum[:])[:hashLen]
 		ext := path.Ext(name)
 		as := &Asset{
 			Name:        name,
-			HashedName:  strings.TrimSuffix(name, ext) + "." + hex.EncodeToString(sum[:])[:hashLen] + ext,
+			HashedName:  strings.TrimSuffix(name, ext) + "." + hash + ext,
+			etag:        `"` + hash + `"`,
 			ContentType: contentType(name),
-			Body:        body,
-			imports:     imports,
+			Body:        bodies[i],
 		}
 		a.byName[name] = as
 		a.byHashed[as.HashedName] = as
-		return as, nil
 	}
-	for _, n := range names {
-		if _, err := build(n); err != nil {
-			return nil, err
-		}
+	if err := a.compress(); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
 
-// minify returns src minified by esbuild according to the file's type;
-// other types are returned as they are. Only module-local names are
-// renamed: with the ESM format, esbuild keeps every exported name (as
-// `export{x as name}` when the local one was shortened).
+// fsNamespace is esbuild's namespace for the files bundle reads from its
+// fs.FS; no path in it is ever looked up on the disk.
+const fsNamespace = "webclient"
+
+// bundle returns the entry module and everything it imports as one
+// minified ES module, and the names of the files it holds. The modules
+// come from fsys alone, through a plugin: a relative import names a file
+// beside the importer; anything else (a package name, an absolute path or
+// URL, a file outside fsys or not a .js module) is an error naming the
+// importing file.
+func bundle(fsys fs.FS, entry string) ([]byte, []string, error) {
+	var mu sync.Mutex
+	var inputs []string
+	plugin := api.Plugin{
+		Name: "webclient-fs",
+		Setup: func(b api.PluginBuild) {
+			b.OnResolve(api.OnResolveOptions{Filter: `.*`}, func(args api.OnResolveArgs) (api.OnResolveResult, error) {
+				if args.Kind == api.ResolveEntryPoint {
+					return api.OnResolveResult{Path: args.Path, Namespace: fsNamespace}, nil
+				}
+				if !strings.HasPrefix(args.Path, "./") && !strings.HasPrefix(args.Path, "../") {
+					return api.OnResolveResult{}, fmt.Errorf("import %q: only relative imports of the client's own modules (./name.js)", args.Path)
+				}
+				p := path.Join(path.Dir(args.Importer), args.Path)
+				if !fs.ValidPath(p) || path.Ext(p) != ".js" || strings.HasSuffix(p, ".test.js") {
+					return api.OnResolveResult{}, fmt.Errorf("import %q: not a module of the client", args.Path)
+				}
+				return api.OnResolveResult{Path: p, Namespace: fsNamespace}, nil
+			})
+			b.OnLoad(api.OnLoadOptions{Filter: `.*`, Namespace: fsNamespace}, func(args api.OnLoadArgs) (api.OnLoadResult, error) {
+				src, err := fs.ReadFile(fsys, args.Path)
+				if err != nil {
+					return api.OnLoadResult{}, fmt.Errorf("no module %s", args.Path)
+				}
+				mu.Lock()
+				inputs = append(inputs, args.Path)
+				mu.Unlock()
+				s := string(src)
+				return api.OnLoadResult{Contents: &s, Loader: api.LoaderJS}, nil
+			})
+		},
+	}
+	res := api.Build(api.BuildOptions{
+		EntryPoints:       []string{entry},
+		Bundle:            true,
+		Write:             false,
+		Plugins:           []api.Plugin{plugin},
+		Platform:          api.PlatformBrowser,
+		Format:            api.FormatESModule,
+		Target:            api.ES2022,
+		MinifyWhitespace:  true,
+		MinifySyntax:      true,
+		MinifyIdentifiers: true,
+		Charset:           api.CharsetUTF8,
+		LegalComments:     api.LegalCommentsNone,
+		LogLevel:          api.LogLevelSilent,
+	})
+	if len(res.Errors) > 0 {
+		return nil, nil, fmt.Errorf("webclient: bundle %s: %s", entry, messages(res.Errors))
+	}
+	if len(res.OutputFiles) != 1 {
+		return nil, nil, fmt.Errorf("webclient: bundle %s: %d output files, want 1", entry, len(res.OutputFiles))
+	}
+	sort.Strings(inputs)
+	return res.OutputFiles[0].Contents, inputs, nil
+}
+
+// minify returns a style sheet minified by esbuild; files of other types
+// are returned as they are.
 func minify(name string, src []byte) ([]byte, error) {
-	opts := api.TransformOptions{
+	if path.Ext(name) != ".css" {
+		return src, nil
+	}
+	res := api.Transform(string(src), api.TransformOptions{
 		Sourcefile:        name,
+		Loader:            api.LoaderCSS,
 		LogLevel:          api.LogLevelSilent,
 		MinifyWhitespace:  true,
 		MinifySyntax:      true,
@@ -195,29 +289,75 @@ func minify(name string, src []byte) ([]byte, error) {
 		Target:            api.ES2022,
 		Charset:           api.CharsetUTF8,
 		LegalComments:     api.LegalCommentsNone,
-	}
-	switch path.Ext(name) {
-	case ".js":
-		opts.Loader = api.LoaderJS
-		opts.Format = api.FormatESModule
-	case ".css":
-		opts.Loader = api.LoaderCSS
-	default:
-		return src, nil
-	}
-	res := api.Transform(string(src), opts)
+	})
 	if len(res.Errors) > 0 {
-		msgs := make([]string, 0, len(res.Errors))
-		for _, m := range res.Errors {
-			if l := m.Location; l != nil {
-				msgs = append(msgs, fmt.Sprintf("%s:%d:%d: %s", l.File, l.Line, l.Column, m.Text))
-			} else {
-				msgs = append(msgs, m.Text)
-			}
-		}
-		return nil, fmt.Errorf("webclient: minify %s: %s", name, strings.Join(msgs, "; "))
+		return nil, fmt.Errorf("webclient: minify %s: %s", name, messages(res.Errors))
 	}
 	return res.Code, nil
+}
+
+// messages formats esbuild's errors as file:line:col: text, the file by
+// its name in the embedded files.
+func messages(ms []api.Message) string {
+	out := make([]string, 0, len(ms))
+	for _, m := range ms {
+		if l := m.Location; l != nil {
+			out = append(out, fmt.Sprintf("%s:%d:%d: %s", strings.TrimPrefix(l.File, fsNamespace+":"), l.Line, l.Column, m.Text))
+		} else {
+			out = append(out, m.Text)
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// compress makes each Asset's gzip and brotli representations, all at
+// once in parallel like minifying, and keeps those smaller than the
+// identity body (a tiny file can grow).
+func (a *Assets) compress() error {
+	codings := []struct {
+		name, suffix string
+		level        int
+	}{{compress.Gzip, "-gz", compress.GzipBest}, {compress.Brotli, "-br", compress.BrotliBest}}
+	assets := make([]*Asset, 0, len(a.byName))
+	for _, n := range a.Names() {
+		assets = append(assets, a.byName[n])
+	}
+	out := make([][]encoding, len(assets))
+	errs := make([]error, len(assets)*len(codings))
+	for i := range out {
+		out[i] = make([]encoding, len(codings))
+	}
+	var wg sync.WaitGroup
+	for i, as := range assets {
+		for j, c := range codings {
+			wg.Go(func() {
+				b, err := compress.Bytes(c.name, c.level, as.Body)
+				if err != nil {
+					errs[i*len(codings)+j] = fmt.Errorf("webclient: %s: %w", as.Name, err)
+					return
+				}
+				out[i][j] = encoding{coding: c.name, body: b, etag: strings.TrimSuffix(as.etag, `"`) + c.suffix + `"`}
+			})
+		}
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for i, as := range assets {
+		for _, e := range out[i] {
+			if len(e.body) < len(as.Body) {
+				as.encoded = append(as.encoded, e)
+			}
+		}
+		// Smallest first: the order Handler offers them in, so of the
+		// codings a request weighs alike it gets the smallest.
+		slices.SortStableFunc(as.encoded, func(x, y encoding) int { return len(x.body) - len(y.body) })
+		for _, e := range as.encoded {
+			as.offers = append(as.offers, e.coding)
+		}
+	}
+	return nil
 }
 
 func contentType(name string) string {
@@ -247,33 +387,6 @@ func (a *Assets) URL(name string) string {
 	return Prefix + as.HashedName
 }
 
-// Imports returns the hashed URLs of every module the named module imports
-// statically, directly or not, each once, in the order a browser meets them
-// (depth first); nil for an unknown name. Pages list them as
-// <link rel="modulepreload"> so the browser fetches the whole module graph
-// at once instead of one level of imports per round trip.
-func (a *Assets) Imports(name string) []string {
-	var urls []string
-	seen := map[string]bool{name: true}
-	var walk func(n string)
-	walk = func(n string) {
-		as, ok := a.byName[n]
-		if !ok {
-			return
-		}
-		for _, d := range as.imports {
-			if seen[d] {
-				continue
-			}
-			seen[d] = true
-			urls = append(urls, Prefix+a.byName[d].HashedName)
-			walk(d)
-		}
-	}
-	walk(name)
-	return urls
-}
-
 // Names lists the plain names of all files, sorted.
 func (a *Assets) Names() []string {
 	names := make([]string, 0, len(a.byName))
@@ -294,6 +407,15 @@ func (a *Assets) Asset(name string) (*Asset, bool) {
 // caching. It accepts request paths with or without the /static/ prefix,
 // so it works mounted at "/static/" with or without http.StripPrefix.
 // Unknown names, including stale hashes, get 404.
+//
+// The representation is chosen by Accept-Encoding (compress.Accept):
+// brotli or gzip when accepted and smaller, else the identity bytes; every
+// answer, 304s included, says Vary: Accept-Encoding, and each
+// representation has its own ETag. Conditional requests and HEAD are
+// answered by http.ServeContent. A request with a Range header always gets
+// the identity representation, whose byte ranges ServeContent serves: a
+// range of compressed bytes is of no use to a browser, and this way no
+// client ever has to combine parts of two codings.
 func (a *Assets) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -309,19 +431,51 @@ func (a *Assets) Handler() http.Handler {
 			return
 		}
 		h := w.Header()
-		etag := `"` + strings.TrimSuffix(strings.TrimPrefix(as.HashedName, strings.TrimSuffix(as.Name, path.Ext(as.Name))+"."), path.Ext(as.Name)) + `"`
 		h.Set("Content-Type", as.ContentType)
 		h.Set("Cache-Control", "public, max-age=31536000, immutable")
 		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("ETag", etag)
-		if match := r.Header.Get("If-None-Match"); match != "" && strings.Contains(match, etag) {
-			w.WriteHeader(http.StatusNotModified)
+		h.Add("Vary", "Accept-Encoding")
+		enc := as.choose(r)
+		if enc == nil {
+			h.Set("ETag", as.etag)
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(as.Body))
 			return
 		}
-		h.Set("Content-Length", strconv.Itoa(len(as.Body)))
-		if r.Method == http.MethodHead {
-			return
-		}
-		_, _ = w.Write(as.Body)
+		h.Set("ETag", enc.etag)
+		h.Set("Content-Encoding", enc.coding)
+		// ServeContent leaves out Content-Length when Content-Encoding
+		// is set; encodedWriter puts it back on a 200.
+		http.ServeContent(encodedWriter{w, len(enc.body)}, r, "", time.Time{}, bytes.NewReader(enc.body))
 	})
+}
+
+// choose returns the compressed representation to serve for r, or nil for
+// the identity one.
+func (as *Asset) choose(r *http.Request) *encoding {
+	if len(as.encoded) == 0 || r.Header.Get("Range") != "" {
+		return nil
+	}
+	coding := compress.ParseAccept(r.Header).Choose(as.offers...)
+	for i := range as.encoded {
+		if as.encoded[i].coding == coding {
+			return &as.encoded[i]
+		}
+	}
+	return nil
+}
+
+// encodedWriter sets Content-Length on a 200 response whose body is a
+// compressed representation of n bytes, and takes back ServeContent's
+// Accept-Ranges: ranges are served only from the identity representation.
+type encodedWriter struct {
+	http.ResponseWriter
+	n int
+}
+
+func (e encodedWriter) WriteHeader(code int) {
+	if code == http.StatusOK {
+		e.Header().Set("Content-Length", strconv.Itoa(e.n))
+		e.Header().Del("Accept-Ranges")
+	}
+	e.ResponseWriter.WriteHeader(code)
 }

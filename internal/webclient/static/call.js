@@ -3,6 +3,8 @@
 // DOM, and browser APIs are used only once a call runs, so Node's test
 // runner can import the pure parts.
 
+import { getMedia } from './media.js';
+
 /**
  * @typedef {'idle'|'calling'|'ringing'|'connecting'|'in call'|'reconnecting'} CallState
  * @typedef {{t: string, call: string, d?: any, c?: any, busy?: boolean}} CallMsg
@@ -47,20 +49,6 @@ export function newCallId() {
 }
 
 /**
- * Asks for camera and microphone; falls back to audio only, then to nothing.
- * @param {{audio?: string, video?: string}} [ids] device ids
- * @returns {Promise<MediaStream>}
- */
-export async function getMedia(ids = {}) {
-  const audio = ids.audio ? { deviceId: { exact: ids.audio } } : true;
-  const video = { width: { ideal: 1280 }, height: { ideal: 720 }, ...(ids.video ? { deviceId: { exact: ids.video } } : {}) };
-  for (const c of [{ audio, video }, { audio }, { video }]) {
-    try { return await navigator.mediaDevices.getUserMedia(c); } catch { /* try less */ }
-  }
-  return new MediaStream();
-}
-
-/**
  * One call with one peer. The caller is the polite peer, the callee the
  * impolite one; until the callee has answered the caller's first offer it
  * makes no offers itself, so the usual start has no glare at all.
@@ -69,9 +57,11 @@ export class Call {
   /**
    * @param {{
    *   id: string, peer: string, outgoing: boolean, iceServers: RTCIceServer[],
+   *   iceTransportPolicy?: RTCIceTransportPolicy,
    *   send: (m: any) => Promise<void> | void, onChange: (c: Call) => void,
    *   devices?: {audio?: string, video?: string},
    *   PC?: typeof RTCPeerConnection, media?: typeof getMedia,
+   *   log?: {warn: (...a: any[]) => void},
    * }} o
    */
   constructor(o) {
@@ -94,6 +84,8 @@ export class Call {
     this.incoming = null;
     this.micOn = true;
     this.camOn = true;
+    /** @type {any} why the camera or microphone did not start, if so */
+    this.mediaError = null;
     this.makingOffer = false;
     this.settingAnswer = false;
     this.ignoreOffer = false;
@@ -109,6 +101,11 @@ export class Call {
     /** @type {Promise<any>} */
     this.chain = Promise.resolve();
     this.timer = setTimeout(() => this.end('timeout', this.outgoing ? 'No answer' : 'Missed call', this.outgoing), RING_MS);
+  }
+
+  /** Logs a failure with the call's context. @param {string} what @param {any} e */
+  warn(what, e) {
+    (this.o.log || console).warn('channels: call ' + this.id + ': ' + what + ':', e);
   }
 
   /** @param {string} event @returns {boolean} */
@@ -138,12 +135,12 @@ export class Call {
   start() {
     this.send({ t: 'offer' });
     this.connect();
-    this.mediaReady = this.loadMedia();
+    this.mediaReady = this.loadMedia().catch((e) => this.warn('media', e));
   }
 
   /** Starts camera and microphone and puts them on the connection. */
   async loadMedia() {
-    const s = await (this.o.media || getMedia)(this.o.devices);
+    const s = await (this.o.media || getMedia)(this.o.devices, (e) => { this.mediaError = e; });
     if (this.state === 'idle') { s.getTracks().forEach((t) => t.stop()); return; }
     this.local = s;
     for (const t of s.getTracks()) await this.replace(t.kind, t);
@@ -166,8 +163,12 @@ export class Call {
       // Answer first, then start the camera: both at once slow each other
       // down. Should the offer be late, the camera waits for it a little.
       const late = new Promise((r) => setTimeout(r, 1000));
-      this.mediaReady = Promise.race([this.answered, late]).then(() => this.loadMedia());
-    }).catch(() => {});
+      this.mediaReady = Promise.race([this.answered, late]).then(() => this.loadMedia()).catch((e) => this.warn('media', e));
+    }).catch((e) => {
+      // Without a connection there is no call to wait for.
+      this.warn('accept', e);
+      this.end('failed', 'Call failed', true);
+    });
     return this.chain;
   }
 
@@ -210,7 +211,7 @@ export class Call {
   /** Creates the peer connection and adds our media. */
   connect() {
     const PC = this.o.PC || RTCPeerConnection;
-    const pc = new PC({ iceServers: this.o.iceServers });
+    const pc = new PC({ iceServers: this.o.iceServers, iceTransportPolicy: this.o.iceTransportPolicy || 'all' });
     this.pc = pc;
     pc.onicecandidate = (e) => { if (e.candidate) this.send({ t: 'ice', c: e.candidate.toJSON() }); };
     pc.onnegotiationneeded = async () => {
@@ -239,7 +240,8 @@ export class Call {
    * plays starts its audio output, which can hold the page's thread for
    * half a second; so this waits until our own description is made and
    * leaves (caller: while the callee rings; callee: once its answer is
-   * ready), never delaying either.
+   * ready), never delaying either. A ringing callee's view keeps it out
+   * of sight until the person accepts.
    */
   reveal() {
     if (this.remote || this.state === 'idle' || !this.pc) return;
@@ -260,7 +262,9 @@ export class Call {
 
   /** Takes a message of this call from the peer, in order. @param {CallMsg} m */
   handle(m) {
-    this.chain = this.chain.then(() => this.take(m)).catch(() => {});
+    // A message that fails (a bad description or candidate) is logged; the
+    // call goes on, and a connection that never comes ends by its timers.
+    this.chain = this.chain.then(() => this.take(m)).catch((e) => this.warn(m.t, e));
     return this.chain;
   }
 
@@ -333,7 +337,13 @@ export class Call {
       this.local?.getVideoTracks().forEach((t) => { t.stop(); this.local?.removeTrack(t); });
       await this.replace('video', null);
     } else {
-      await this.useDevice('video', this.o.devices?.video || '');
+      try {
+        await this.useDevice('video', this.o.devices?.video || '');
+      } catch (e) {
+        this.camOn = false; // still off: say so on the button
+        this.o.onChange(this);
+        throw e;
+      }
     }
     this.o.onChange(this);
   }

@@ -209,7 +209,15 @@ export class Verto {
       return;
     }
     this.ws = ws;
-    ws.onopen = () => { this.login().catch(() => {}); };
+    ws.onopen = () => {
+      this.login().catch((e) => {
+        // Refusals close the socket in login(); a login that got no
+        // answer (or any other failure) is retried on a new connection.
+        if (this.ws !== ws || e.code === AUTH_FAILED) return;
+        console.warn('channels: login:', e);
+        this.lost();
+      });
+    };
     ws.onmessage = (/** @type {{data: any}} */ ev) => this.receive(ev.data);
     ws.onclose = () => this.lost();
   }

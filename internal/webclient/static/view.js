@@ -29,14 +29,16 @@ const CONN_TEXT = /** @type {Record<string, string>} */ ({
  *   call: (id: string) => void, accept: () => void, decline: () => void, hangup: () => void,
  *   mic: () => void, camera: () => void, name: (n: string) => void,
  *   device: (kind: 'audio'|'video', id: string) => void, reconnect: () => void,
+ *   preview: (on: boolean) => void,
  * }} Actions
  */
 
 /**
  * What an incoming call does besides the page itself: a tone made with Web
- * Audio (two short beeps every 2 s; silent where the browser wants a gesture
- * first), the tab title flashing every second, and a system notification
- * when the tab is hidden, only if the person already allowed them.
+ * Audio (two short beeps every 2 s; where the browser wants a gesture
+ * first, from the next click or key press on), the tab title flashing
+ * every second, and a system notification when the tab is hidden, only if
+ * the person already allowed them.
  */
 export class Ringer {
   /** @param {any} [w] the window (a fake one in tests) */
@@ -48,6 +50,12 @@ export class Ringer {
     this.audio = null;
     /** @type {Notification | null} */
     this.note = null;
+    /** Starts a tone the browser held back; one per ringing. */
+    this.wake = () => {
+      const a = this.audio;
+      if (!a || a.ctx.state === 'running') return;
+      a.ctx.resume().then(() => this.beep(), (e) => console.warn('channels: ring:', e));
+    };
   }
 
   /** Starts ringing; does nothing while ringing already. @param {string} name */
@@ -62,6 +70,8 @@ export class Ringer {
       if (n++ % 2 === 0) this.beep();
     };
     this.audio = tone(w.AudioContext);
+    // Without a gesture on the page yet, the browser holds the tone back.
+    for (const ev of ['pointerdown', 'keydown']) w.addEventListener(ev, this.wake, true);
     tick();
     this.timer = w.setInterval(tick, 1000);
     const N = w.Notification;
@@ -90,11 +100,13 @@ export class Ringer {
     if (!this.timer) return;
     this.w.clearInterval(this.timer);
     this.timer = 0;
+    for (const ev of ['pointerdown', 'keydown']) this.w.removeEventListener(ev, this.wake, true);
     this.w.document.title = this.title;
     const a = this.audio;
     this.audio = null;
     if (a) {
       try { a.osc.stop(); } catch { /* never started */ }
+      // Closing only frees the audio thread; a failure leaves nothing to undo.
       a.ctx.close().catch(() => {});
     }
     this.note?.close();
@@ -115,8 +127,8 @@ function tone(AC) {
     gain.gain.value = 0;
     osc.connect(gain).connect(ctx.destination);
     osc.start();
-    // Without a gesture this may never resolve: the ringing stays silent.
-    ctx.resume().catch(() => {});
+    // Without a gesture this waits (or fails); Ringer retries on the next one.
+    ctx.resume().catch(() => { /* retried on the next gesture */ });
     return { ctx, osc, gain };
   } catch {
     return null;
@@ -195,9 +207,21 @@ export class View {
     this.videoSel = /** @type {HTMLSelectElement} */ (h('select', { name: 'video' }));
     this.audioSel.addEventListener('change', () => act.device('audio', this.audioSel.value));
     this.videoSel.addEventListener('change', () => act.device('video', this.videoSel.value));
-    const devices = h('details', { class: 'devices' }, h('summary', {}, 'Devices'),
-      h('label', {}, 'Microphone ', this.audioSel), h('label', {}, 'Camera ', this.videoSel));
-    this.controls = h('div', { class: 'controls' }, this.mic, this.cam, this.hang, devices);
+    // The camera check's microphone level, under the microphone's choice.
+    this.level = /** @type {HTMLMeterElement} */ (h('meter', { class: 'level', min: '0', max: '1', value: '0', 'aria-label': 'Microphone level' }));
+    // One choice of devices: in the call's controls during a call, in the camera check before.
+    this.devs = [h('label', {}, 'Microphone ', this.audioSel, this.level), h('label', {}, 'Camera ', this.videoSel)];
+    this.devBox = h('details', { class: 'devices' }, h('summary', {}, 'Devices'));
+    this.controls = h('div', { class: 'controls' }, this.mic, this.cam, this.hang, this.devBox);
+    // The camera check, before any call: the own video, the devices, the microphone's level.
+    this.check = btn('', 'check', () => act.preview(root.dataset.preview === 'off'));
+    this.check.hidden = true;
+    this.panel = h('div', { class: 'preview' }, ...this.devs);
+    /** @type {MediaStream | null} the camera check's stream */
+    this.own = null;
+    /** @type {{state: string, local: MediaStream|null} | null} */
+    this.current = null;
+    this.problem = h('p', { class: 'problem' });
     // Browsers refuse play() with sound until the page has had a gesture;
     // the refused video waits for the next one, this button inviting it.
     this.start = btn('Click to start video and sound', 'start', () => this.play());
@@ -211,7 +235,8 @@ export class View {
       }
     });
     const stage = h('section', { class: 'stage', 'aria-label': 'Call' },
-      this.remote, this.local, h('div', { class: 'overlay' }, this.say, this.start, this.incoming, this.secure, this.stats), this.controls);
+      this.remote, this.local, h('div', { class: 'overlay' }, this.say, this.start, this.incoming, this.check, this.problem, this.secure, this.stats),
+      this.panel, this.controls);
 
     this.nameInput = /** @type {HTMLInputElement} */ (h('input', { name: 'name', maxlength: '40', autocomplete: 'nickname', required: '' }));
     const form = h('form', { class: 'me' }, h('label', {}, 'Your name ', this.nameInput), h('button', { type: 'submit' }, 'Save'));
@@ -227,7 +252,7 @@ export class View {
     if (N && N.permission === 'default') {
       // Asked only on this click, never by itself.
       const ask = btn('Notify me of calls', 'notify', () => {
-        N.requestPermission().then(() => { ask.hidden = N.permission !== 'default'; }, () => {});
+        N.requestPermission().then(() => { ask.hidden = N.permission !== 'default'; }, (e) => this.warn('Notifications could not be turned on: ' + e.message));
       });
       people.append(ask);
     }
@@ -236,14 +261,14 @@ export class View {
     this.setConn('connecting');
   }
 
-  /** Plays the peer's media, or shows the start button when refused. */
+  /** Plays the peer's media, or shows the start button when refused (never while ringing: see setCall). */
   play() {
     const v = this.remote;
     if (!v.srcObject) {
       this.start.hidden = true;
       return;
     }
-    v.play().then(() => { this.start.hidden = true; }, () => { this.start.hidden = !v.srcObject || !v.paused; });
+    v.play().then(() => { this.start.hidden = true; }, () => { this.start.hidden = !v.srcObject || !v.paused || this.callState === 'ringing'; });
   }
 
   /** Says text through the live region, keeping the last few. @param {string} text */
@@ -260,6 +285,43 @@ export class View {
     this.root.dataset.conn = state;
     this.status.textContent = CONN_TEXT[state] + (detail && state === 'login failed' ? ': ' + detail : '');
     this.retry.hidden = state !== 'punted';
+  }
+
+  /** Tells the person something went wrong, until a call starts or ends (or the camera check changes). @param {string} text */
+  warn(text) {
+    this.problem.textContent = text;
+    this.announce(text);
+  }
+
+  /**
+   * The camera check: state, stream and what is wrong, if anything.
+   * @param {'off'|'starting'|'on'} state @param {MediaStream | null} stream @param {string} problem
+   */
+  setPreview(state, stream, problem) {
+    this.root.dataset.preview = state;
+    this.own = stream;
+    this.check.textContent = state === 'off' ? 'Check camera and microphone' : 'Turn camera and microphone off';
+    this.check.setAttribute('aria-expanded', String(state !== 'off'));
+    if (problem) this.warn(problem);
+    else if (state !== 'on') this.problem.textContent = '';
+    this.showOwn();
+  }
+
+  /** @param {number} v the microphone's level, 0 to 1 */
+  setLevel(v) {
+    this.level.value = v;
+  }
+
+  /** The own video and where the device choice sits: the call's, or the camera check's. */
+  showOwn() {
+    const c = this.current, live = !!c && c.state !== 'idle';
+    const s = live ? c.local : this.own;
+    if (this.local.srcObject !== s) this.local.srcObject = s;
+    this.local.hidden = !s;
+    this.root.toggleAttribute('data-check', !live && !!this.own);
+    this.check.hidden = live || !this.root.dataset.preview;
+    const home = live ? this.devBox : this.panel;
+    if (this.devs[0].parentNode !== home) home.append(...this.devs);
   }
 
   /** @param {string} text a standing notice */
@@ -295,7 +357,11 @@ export class View {
     const state = call ? call.state : 'idle';
     // The first render (callState '') announces nothing.
     if (this.callState) this.announce(callNews(this.callState, state, peerName, call ? call.reason : ''));
+    // Warnings last the call they concern: cleared as one starts or ends.
+    if ((this.callState === 'idle') !== (state === 'idle')) this.problem.textContent = '';
     this.callState = state;
+    this.current = call;
+    this.root.dataset.secure = String(secure.startsWith('Signalling end'));
     this.root.dataset.call = state;
     this.root.dataset.direction = call ? (call.outgoing ? 'out' : 'in') : '';
     const say = /** @type {Record<string, string>} */ ({
@@ -316,13 +382,14 @@ export class View {
     this.mic.setAttribute('aria-pressed', String(!!call && !call.micOn));
     this.cam.textContent = call && !call.camOn ? 'Start camera' : 'Stop camera';
     this.cam.setAttribute('aria-pressed', String(!!call && !call.camOn));
-    const show = (/** @type {HTMLVideoElement} */ v, /** @type {MediaStream|null} */ s) => {
-      const src = live ? s : null;
-      if (v.srcObject !== src) v.srcObject = src;
-      v.hidden = !src;
-    };
-    show(this.local, call && call.local);
-    show(this.remote, call && call.remote);
+    const src = live && call ? call.remote : null;
+    if (this.remote.srcObject !== src) this.remote.srcObject = src;
+    // While ringing, the callee sees who calls and the two buttons, which
+    // must not move under the pointer: the caller's video (black anyway, as
+    // nothing flows before accepting) and the start button wait for Accept.
+    // The stream is attached already, so that audio output can start early.
+    this.remote.hidden = !src || state === 'ringing';
+    this.showOwn();
     if (this.remote.paused) this.play();
   }
 
@@ -332,15 +399,14 @@ export class View {
     this.stats.textContent = '↓ ' + kbps + ' kbit/s';
   }
 
-  /** @param {MediaDeviceInfo[]} list */
-  setDevices(list) {
-    for (const [sel, kind] of /** @type {const} */ ([[this.audioSel, 'audioinput'], [this.videoSel, 'videoinput']])) {
-      const cur = sel.value;
-      sel.replaceChildren(...list.filter((d) => d.kind === kind).map((d, i) => {
-        const o = /** @type {HTMLOptionElement} */ (h('option', { value: d.deviceId }, d.label || kind + ' ' + (i + 1)));
-        return o;
-      }));
-      if (cur) sel.value = cur;
+  /**
+   * Fills the device choice; `using` names the devices in use, which show as chosen.
+   * @param {MediaDeviceInfo[]} list @param {{audio?: string, video?: string}} using
+   */
+  setDevices(list, using) {
+    for (const [sel, kind, k] of /** @type {const} */ ([[this.audioSel, 'audioinput', 'audio'], [this.videoSel, 'videoinput', 'video']])) {
+      const cur = using[k] || sel.value;
+      sel.replaceChildren(...list.filter((d) => d.kind === kind).map((d, i) => new Option(d.label || kind + ' ' + (i + 1), d.deviceId, false, d.deviceId === cur)));
     }
   }
 }

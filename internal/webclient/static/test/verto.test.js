@@ -288,6 +288,21 @@ test('bad credentials: login failed, retried slowly', async () => {
   assert.equal(s.v.state, 'login failed');
 });
 
+test('a login without an answer is tried again on a new connection', async (t) => {
+  const s = setup();
+  t.mock.method(console, 'warn', () => {});
+  s.v.start();
+  s.ws().open();
+  s.clock.advance(10000); // the login request expires
+  await flush();
+  assert.equal(s.ws().readyState, 3, 'the silent socket is closed');
+  assert.equal(s.v.state, 'reconnecting');
+  s.clock.advance(250);
+  assert.equal(FakeSocket.all.length, 2, 'and a new one opened');
+  await logIn(s.ws());
+  assert.equal(s.v.state, 'ready');
+});
+
 test('session in use (a squatted sessid on mod_verto): retried at once under a new sessid', async () => {
   FakeSocket.all = [];
   const clock = new Clock();

@@ -3,8 +3,10 @@ import assert from 'node:assert/strict';
 import { Ringer, callNews, connNews, peerNews } from '../view.js';
 
 /** A window with just what Ringer touches, recording what happens. */
-function fakeWindow({ hidden = false, permission = 'default', audio = true } = {}) {
+function fakeWindow({ hidden = false, permission = 'default', audio = true, gesture = false } = {}) {
   const log = [];
+  /** @type {Map<string, Set<() => void>>} */
+  const listeners = new Map();
   /** @type {Map<number, () => void>} */
   const timers = new Map();
   let next = 1;
@@ -12,12 +14,19 @@ function fakeWindow({ hidden = false, permission = 'default', audio = true } = {
   class Node { connect(n) { return n; } }
   class FakeAudio {
     currentTime = 10;
+    state = 'suspended';
     destination = new Node();
     createGain() { return Object.assign(new Node(), { gain: new AudioParam() }); }
     createOscillator() {
       return Object.assign(new Node(), { frequency: new AudioParam(), start: () => log.push('osc start'), stop: () => log.push('osc stop') });
     }
-    resume() { return Promise.reject(new Error('no gesture')); }
+    // Browsers start audio only after a gesture on the page.
+    resume() {
+      log.push('resume');
+      if (!w.activated) return Promise.reject(new Error('no gesture'));
+      this.state = 'running';
+      return Promise.resolve();
+    }
     close() { log.push('ctx close'); return Promise.resolve(); }
   }
   class FakeNotification {
@@ -32,6 +41,12 @@ function fakeWindow({ hidden = false, permission = 'default', audio = true } = {
     setInterval: (f) => { timers.set(next, f); return next++; },
     clearInterval: (t) => timers.delete(t),
     focus: () => {},
+    activated: gesture,
+    addEventListener: (/** @type {string} */ t, /** @type {() => void} */ f) => { listeners.set(t, (listeners.get(t) || new Set()).add(f)); },
+    removeEventListener: (/** @type {string} */ t, /** @type {() => void} */ f) => { listeners.get(t)?.delete(f); },
+    /** A click or key press: the page has a gesture from now on. @param {string} t */
+    fire: (t) => { w.activated = true; for (const f of listeners.get(t) || []) f(); },
+    listeners,
     tick: () => { for (const f of timers.values()) f(); },
     timers,
     log,
@@ -59,6 +74,38 @@ test('ringing flashes the title, beeps, and restores everything', () => {
   assert.equal(w.timers.size, 0);
   assert.ok(w.log.includes('osc stop') && w.log.includes('ctx close'));
   r.stop(); // twice is harmless
+});
+
+test('a tone held back for want of a gesture starts on the next click or key', async () => {
+  const w = fakeWindow();
+  const r = new Ringer(w);
+  r.start('Bob');
+  await new Promise((ok) => setTimeout(ok));
+  assert.equal(r.audio?.ctx.state, 'suspended', 'no gesture yet: the context waits');
+  assert.equal(w.listeners.get('pointerdown')?.size, 1);
+  const beeps = () => w.log.filter((l) => l.startsWith('gain 0.12')).length;
+  const before = beeps();
+  w.fire('keydown');
+  await new Promise((ok) => setTimeout(ok));
+  assert.equal(r.audio?.ctx.state, 'running', 'the key press started the tone');
+  assert.equal(beeps(), before + 2, 'and it beeps at once');
+  w.fire('pointerdown'); // running already: nothing more
+  await new Promise((ok) => setTimeout(ok));
+  assert.equal(beeps(), before + 2);
+  r.stop();
+  assert.equal(w.listeners.get('pointerdown')?.size, 0, 'no listeners after ringing');
+  assert.equal(w.listeners.get('keydown')?.size, 0);
+});
+
+test('a gesture after ringing stopped starts nothing', async () => {
+  const w = fakeWindow();
+  const r = new Ringer(w);
+  r.start('Bob');
+  r.stop();
+  const resumes = w.log.filter((l) => l === 'resume').length;
+  w.fire('pointerdown');
+  await new Promise((ok) => setTimeout(ok));
+  assert.equal(w.log.filter((l) => l === 'resume').length, resumes);
 });
 
 test('notifications only when hidden and already allowed', () => {

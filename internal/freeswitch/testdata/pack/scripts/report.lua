@@ -18,6 +18,14 @@ local action = actions[event:getHeader("Event-Subclass") or ""]
 if action == nil then
   return
 end
+-- A socket that closes without ever logging in (a port check, a failed
+-- handshake) fires verto::client_disconnect with an empty or no
+-- verto_login. No login, no client for Channels to mark: skip the report,
+-- which /fsapi would only answer "not found".
+local login = event:getHeader("verto_login")
+if login == nil or login == "" then
+  return
+end
 
 local function encode(s)
   if s == nil then
@@ -30,7 +38,7 @@ end
 
 local fields = {
   { "action", action },
-  { "login", event:getHeader("verto_login") },
+  { "login", login },
   { "sessid", event:getHeader("verto_sessid") },
   { "success", event:getHeader("verto_success") },
   { "address", event:getHeader("verto_client_address") },
@@ -44,6 +52,6 @@ end
 
 local reply = freeswitch.API():execute("curl", url .. " post " .. table.concat(parts, "&"))
 if reply == nil or not string.find(reply, 'status="ok"', 1, true) then
-  freeswitch.consoleLog("warning", "channels report " .. action .. " " .. tostring(event:getHeader("verto_login")) ..
+  freeswitch.consoleLog("warning", "channels report " .. action .. " " .. login ..
     " not taken: " .. tostring(reply) .. "\n")
 end

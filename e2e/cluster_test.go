@@ -1,0 +1,96 @@
+package e2e
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"channels/internal/config"
+	"channels/internal/store/storetest"
+)
+
+// clusterNATS is the NATS server of the cluster test (CHANNELS_TEST_NATS
+// or the local one); without it the test is skipped, or fails in CI.
+func clusterNATS(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv("CHANNELS_TEST_NATS")
+	if u == "" {
+		u = "nats://127.0.0.1:4222"
+	}
+	nc, err := nats.Connect(u, nats.Timeout(3*time.Second))
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("NATS at %s is required in CI: %v", u, err)
+		}
+		t.Skipf("NATS at %s not reachable: %v", u, err)
+	}
+	nc.Close()
+	return u
+}
+
+// startClusterApp serves Channels as startApp does, over the PostgreSQL
+// database dbURL, its hub joined to the others of prefix on NATS.
+func startClusterApp(t testing.TB, dbURL, natsURL, prefix string) *app {
+	t.Helper()
+	return startAppWith(t, "127.0.0.1:0", dbURL, func(cfg *config.Config) {
+		cfg.Domain = "cluster.test" // one domain for all processes
+		cfg.ClusterURL = natsURL
+		cfg.ClusterPrefix = prefix
+	})
+}
+
+// TestClusterCall: two browsers, each on a different Channels process of
+// one cluster (shared PostgreSQL, NATS between the hubs), see each other,
+// call, and receive each other's video; a third process's browser in
+// another channel sees neither.
+func TestClusterCall(t *testing.T) {
+	exe := chromiumPath(t)
+	natsURL := clusterNATS(t)
+	db := storetest.PostgresURL(t)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	prefix := "e2e" + hex.EncodeToString(b[:])
+	one := startClusterApp(t, db, natsURL, prefix)
+	two := startClusterApp(t, db, natsURL, prefix)
+	time.Sleep(1200 * time.Millisecond) // the processes hear each other's heartbeats
+	room, err := one.store.CreateChannel(t.Context(), "Across processes", true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	alice := newBrowser(t, exe, "alice")
+	bob := newBrowser(t, exe, "bob")
+	if err := alice.navigate(one.url("/c/" + room.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.navigate(two.url("/c/" + room.ID)); err != nil {
+		t.Fatal(err)
+	}
+	aliceID, bobID := clientID(alice), clientID(bob)
+	alice.mustWait(connReady, 10*time.Second)
+	bob.mustWait(connReady, 10*time.Second)
+	alice.mustWait(sees(bobID), 5*time.Second)
+	bob.mustWait(sees(aliceID), 5*time.Second)
+
+	alice.click(callButton(bobID))
+	bob.mustWait(ringing, 5*time.Second)
+	bob.click(`#channel-app .accept`)
+	alice.mustWait(inCall, 10*time.Second)
+	bob.mustWait(inCall, 10*time.Second)
+	for _, br := range []*browser{alice, bob} {
+		mustPlay(br)
+		br.mustWait(rxBytes+` > 0`, 5*time.Second)
+	}
+	t.Logf("screenshot of the call across processes: %s", alice.screenshot(artifactsDir(t), "cluster-call.png"))
+
+	// Bob hangs up: alice's call ends too, through the other process.
+	bob.click(`#channel-app .hangup`)
+	alice.mustWait(idle, 10*time.Second)
+	if p := alice.problems() + bob.problems(); p != "" {
+		t.Errorf("browser problems: %s", p)
+	}
+}

@@ -1,0 +1,158 @@
+package cluster
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"strings"
+)
+
+// Subjects, under the root Options.Prefix ("channels" by default):
+//
+//	ROOT.ev.TOKEN         broadcasts to the event channel TOKEN names (its
+//	                      part before the first dot), from every hub that
+//	                      has a member broadcasting there, to every hub
+//	                      with a local subscriber
+//	ROOT.user.TOKEN       direct messages, punts and budget notes for the
+//	                      user TOKEN names, to the hubs where it has
+//	                      connections
+//	ROOT.nodes            heartbeats, membership changes and goodbyes of
+//	                      every hub, to every hub
+//	ROOT.node.ID.sync     requests for hub ID's whole membership
+//	ROOT.inbox.ID         answers to hub ID's requests
+//
+// A TOKEN is a name made safe for a subject token: "u" and the name when
+// it is short and has only letters, digits, '-' and '_' (client ids, UUID
+// channels), otherwise "x" and its unpadded base64url, or "h" and the hex
+// SHA-256 of a very long name. The three forms cannot collide.
+func token(name string) string {
+	if len(name) > 0 && len(name) <= 128 && safe(name) {
+		return "u" + name
+	}
+	if len(name) <= 192 {
+		return "x" + base64.RawURLEncoding.EncodeToString([]byte(name))
+	}
+	sum := sha256.Sum256([]byte(name))
+	return "h" + hex.EncodeToString(sum[:])
+}
+
+func safe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// mainChannel is the part of an event channel before its first dot: a
+// broadcast to "a.b" reaches the subscribers of "a" too, so both travel on
+// a's subject.
+func mainChannel(channel string) string {
+	main, _, _ := strings.Cut(channel, ".")
+	return main
+}
+
+// Message kinds: the first byte of every message.
+const (
+	kindEvent     = 'e' // sender, channel, params
+	kindMessage   = 'm' // sender, from, homes, target, body
+	kindPunt      = 'p' // uid, sessid, at
+	kindSpent     = 's' // uid, broadcast flag, bytes
+	kindHeartbeat = 'h' // node, seq
+	kindDelta     = 'd' // node, seq, member
+	kindBye       = 'b' // node
+	kindSync      = 'q' // node asking
+	kindSnapshot  = 'S' // node, seq, part, last, members
+)
+
+// enc builds a message: a kind byte, then fields as uvarint-prefixed
+// strings and uvarints.
+type enc struct{ b []byte }
+
+func newEnc(kind byte, size int) *enc {
+	e := &enc{b: make([]byte, 0, size+16)}
+	e.b = append(e.b, kind)
+	return e
+}
+
+func (e *enc) str(s string) {
+	e.b = binary.AppendUvarint(e.b, uint64(len(s)))
+	e.b = append(e.b, s...)
+}
+
+func (e *enc) bytes(p []byte) {
+	e.b = binary.AppendUvarint(e.b, uint64(len(p)))
+	e.b = append(e.b, p...)
+}
+
+func (e *enc) num(n uint64) { e.b = binary.AppendUvarint(e.b, n) }
+
+// list writes a list of strings; nil (any) and empty differ.
+func (e *enc) list(l []string) {
+	if l == nil {
+		e.num(0)
+		return
+	}
+	e.num(uint64(len(l)) + 1)
+	for _, s := range l {
+		e.str(s)
+	}
+}
+
+var errMalformed = errors.New("cluster: malformed message")
+
+// dec reads what enc wrote; the first error sticks.
+type dec struct {
+	b   []byte
+	err error
+}
+
+func (d *dec) num() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	n, k := binary.Uvarint(d.b)
+	if k <= 0 {
+		d.err = errMalformed
+		return 0
+	}
+	d.b = d.b[k:]
+	return n
+}
+
+func (d *dec) bytes() []byte {
+	n := d.num()
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.err = errMalformed
+		return nil
+	}
+	p := d.b[:n:n]
+	d.b = d.b[n:]
+	return p
+}
+
+func (d *dec) str() string { return string(d.bytes()) }
+
+func (d *dec) list() []string {
+	n := d.num()
+	if d.err != nil || n == 0 {
+		return nil
+	}
+	n--
+	if n > uint64(len(d.b)) { // each item takes a byte at least
+		d.err = errMalformed
+		return nil
+	}
+	out := make([]string, 0, n)
+	for range n {
+		out = append(out, d.str())
+	}
+	return out
+}

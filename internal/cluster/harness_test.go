@@ -1,0 +1,452 @@
+package cluster_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"channels/internal/store"
+	"channels/internal/store/storetest"
+)
+
+// The cluster tests run the real binary: several `channels serve`
+// processes on one throw-away PostgreSQL database and a NATS server,
+// driven by Verto clients over real WebSockets.
+
+const domain = "cluster.test"
+
+// natsURL is the NATS server of the tests: CHANNELS_TEST_NATS or the
+// local one. Without it the test is skipped, or fails in CI.
+func natsURL(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv("CHANNELS_TEST_NATS")
+	if u == "" {
+		u = "nats://127.0.0.1:4222"
+	}
+	nc, err := nats.Connect(u, nats.Timeout(3*time.Second))
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("NATS at %s is required in CI: %v", u, err)
+		}
+		t.Skipf("NATS at %s not reachable: %v", u, err)
+	}
+	nc.Close()
+	return u
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// channelsBinary builds cmd/channels once per test run.
+func channelsBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "channels-cluster-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "channels")
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..")
+		args := []string{"build", "-o", binPath}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "./cmd/channels")...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// site is one database, one subject prefix and its processes.
+type site struct {
+	t      *testing.T
+	db     string
+	st     *store.Store
+	nats   string
+	prefix string
+	env    []string
+	nodes  []*node
+}
+
+func newSite(t *testing.T, natsURL string, env ...string) *site {
+	t.Helper()
+	db := storetest.PostgresURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := store.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	s := &site{t: t, db: db, st: st, nats: natsURL, prefix: "test" + randomHex(6), env: env}
+	t.Cleanup(func() {
+		for _, n := range s.nodes {
+			n.stop()
+			if l := n.logs.String(); strings.Contains(l, "WARNING: DATA RACE") {
+				t.Errorf("a data race in the process on %s:\n%s", n.addr, l)
+			}
+		}
+		// The bucket of the per-channel counts, if any, goes with the test.
+		if nc, err := nats.Connect(s.nats); err == nil {
+			if js, err := jetstream.New(nc); err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_ = js.DeleteKeyValue(ctx, s.prefix+"_places")
+				cancel()
+			}
+			nc.Close()
+		}
+	})
+	return s
+}
+
+// node is one `channels serve` process.
+type node struct {
+	t    *testing.T
+	addr string
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	done chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func freeAddr(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// start starts n processes and waits until each serves and has heard the
+// others.
+func (s *site) start(n int) []*node {
+	s.t.Helper()
+	var out []*node
+	for range n {
+		out = append(out, s.startNode(s.nats))
+	}
+	// Heartbeats go every second: by then every node knows the others.
+	time.Sleep(1500 * time.Millisecond)
+	return out
+}
+
+func (s *site) startNode(natsURL string, extra ...string) *node {
+	t := s.t
+	t.Helper()
+	addr := freeAddr(t)
+	cmd := exec.Command(channelsBinary(t), "serve")
+	cmd.Env = append(os.Environ(),
+		"CHANNELS_LISTEN="+addr,
+		"CHANNELS_BASE_URL=http://"+addr,
+		"CHANNELS_DATABASE_URL="+s.db,
+		"CHANNELS_DOMAIN="+domain,
+		"CHANNELS_CLUSTER_URL="+natsURL,
+		"CHANNELS_CLUSTER_PREFIX="+s.prefix,
+		"CHANNELS_LOG_LEVEL=info",
+	)
+	cmd.Env = append(append(cmd.Env, s.env...), extra...)
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	nd := &node{t: t, addr: addr, cmd: cmd, logs: logs, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(nd.done) }()
+	s.nodes = append(s.nodes, nd)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case <-nd.done:
+			t.Fatalf("channels serve exited:\n%s", logs)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("channels serve did not come up:\n%s", logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs of %s:\n%s", addr, logs)
+		}
+	})
+	return nd
+}
+
+// stop ends the process gracefully (SIGTERM), or kills it after 10 s.
+func (n *node) stop() {
+	select {
+	case <-n.done:
+		return
+	default:
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.done:
+	case <-time.After(10 * time.Second):
+		_ = n.cmd.Process.Kill()
+		<-n.done
+	}
+}
+
+// kill ends the process at once (kill -9).
+func (n *node) kill() {
+	_ = n.cmd.Process.Kill()
+	<-n.done
+}
+
+// member is a client of a channel: its id and password in the database.
+type member struct{ id, password, channel string }
+
+func (s *site) channel() string {
+	s.t.Helper()
+	ch, err := s.st.CreateChannel(context.Background(), "test", true, 0)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return ch.ID
+}
+
+func (s *site) member(channel string) member {
+	s.t.Helper()
+	c, err := s.st.CreateClient(context.Background(), channel)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return member{id: c.ID, password: c.Password, channel: channel}
+}
+
+// client is one Verto WebSocket.
+type client struct {
+	t      testing.TB
+	name   string
+	ws     *websocket.Conn
+	frames chan map[string]any
+	closed chan struct{}
+	id     int
+}
+
+func dialNode(t testing.TB, n *node, name string) *client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws://"+n.addr+"/verto", nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", n.addr, err)
+	}
+	ws.SetReadLimit(1 << 20)
+	c := &client{t: t, name: name, ws: ws, frames: make(chan map[string]any, 4096), closed: make(chan struct{})}
+	go func() {
+		defer close(c.closed)
+		for {
+			_, data, err := ws.Read(context.Background())
+			if err != nil {
+				return
+			}
+			var m map[string]any
+			if json.Unmarshal(data, &m) == nil {
+				c.frames <- m
+			}
+		}
+	}()
+	t.Cleanup(func() { ws.CloseNow() })
+	return c
+}
+
+func (c *client) send(method string, params map[string]any) int {
+	c.id++
+	data, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": c.id, "method": method, "params": params})
+	if err := c.ws.Write(context.Background(), websocket.MessageText, data); err != nil {
+		c.t.Fatalf("%s: write: %v", c.name, err)
+	}
+	return c.id
+}
+
+// call sends a request and returns its reply, keeping other frames for
+// next.
+func (c *client) call(method string, params map[string]any) map[string]any {
+	c.t.Helper()
+	id := c.send(method, params)
+	var keep []map[string]any
+	defer func() {
+		// Put back what arrived meanwhile, ahead of later frames.
+		if len(keep) == 0 {
+			return
+		}
+		rest := make([]map[string]any, 0, len(c.frames))
+		for len(c.frames) > 0 {
+			rest = append(rest, <-c.frames)
+		}
+		for _, f := range append(keep, rest...) {
+			c.frames <- f
+		}
+	}()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case f := <-c.frames:
+			if v, ok := f["id"].(float64); ok && int(v) == id && f["method"] == nil {
+				return f
+			}
+			keep = append(keep, f)
+		case <-deadline:
+			c.t.Fatalf("%s: no reply to %s", c.name, method)
+		}
+	}
+}
+
+func (c *client) login(m member, sessid string) map[string]any {
+	c.t.Helper()
+	return c.call("login", map[string]any{"login": m.id, "passwd": m.password, "sessid": sessid})
+}
+
+// join logs in and subscribes to the member's channel.
+func (c *client) join(m member, sessid string) {
+	c.t.Helper()
+	if r := c.login(m, sessid); r["result"] == nil {
+		c.t.Fatalf("%s: login: %v", c.name, r)
+	}
+	if r := c.call("verto.subscribe", map[string]any{"eventChannel": m.channel}); r["result"] == nil {
+		c.t.Fatalf("%s: subscribe: %v", c.name, r)
+	}
+}
+
+func (c *client) broadcast(channel, data string) map[string]any {
+	c.t.Helper()
+	return c.call("verto.broadcast", map[string]any{"eventChannel": channel, "eventData": data, "localBroadcast": true})
+}
+
+// next returns the next request the server sent (an event, a message, a
+// punt) within d; nil if none came.
+func (c *client) next(d time.Duration) map[string]any {
+	timeout := time.After(d)
+	for {
+		select {
+		case f := <-c.frames:
+			if f["method"] != nil {
+				return f
+			}
+		case <-timeout:
+			return nil
+		}
+	}
+}
+
+// waitFor returns the first request for which ok holds, within d.
+func (c *client) waitFor(d time.Duration, what string, ok func(map[string]any) bool) map[string]any {
+	c.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			c.t.Fatalf("%s: no %s within %v", c.name, what, d)
+		}
+		if f := c.next(left); f != nil && ok(f) {
+			return f
+		}
+	}
+}
+
+// quiet fails if a request for which ok holds arrives within d.
+func (c *client) quiet(d time.Duration, what string, ok func(map[string]any) bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(d)
+	for left := d; left > 0; left = time.Until(deadline) {
+		if f := c.next(left); f != nil && ok(f) {
+			c.t.Fatalf("%s: unexpected %s: %v", c.name, what, f)
+		}
+	}
+}
+
+func params(f map[string]any) map[string]any {
+	p, _ := f["params"].(map[string]any)
+	return p
+}
+
+func isEvent(data string) func(map[string]any) bool {
+	return func(f map[string]any) bool {
+		return f["method"] == "verto.event" && params(f)["eventData"] == data
+	}
+}
+
+func isMessageFrom(from string) func(map[string]any) bool {
+	return func(f map[string]any) bool {
+		if f["method"] != "verto.info" {
+			return false
+		}
+		msg, _ := params(f)["msg"].(map[string]any)
+		return msg["from"] == from
+	}
+}
+
+func errorCode(r map[string]any) string {
+	if e, ok := r["error"].(map[string]any); ok {
+		return fmt.Sprint(e["code"], " ", e["message"])
+	}
+	if res, ok := r["result"].(map[string]any); ok && res["code"] != nil {
+		return fmt.Sprint(res["code"], " ", res["message"])
+	}
+	return ""
+}
+
+func ciSet() bool { return os.Getenv("CI") != "" }

@@ -1,0 +1,278 @@
+package hub
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+
+	"channels/internal/verto"
+)
+
+// Fabric joins the hubs of several processes into one (internal/cluster
+// implements it over NATS). Options.Fabric nil — one process — costs the
+// hub nothing: every call below sits behind a nil check.
+//
+// The methods marked "under the registry lock" are called while the hub's
+// registry lock is held, in the order the registry changed: they must
+// only record the change and return (no I/O, no call back into the hub).
+type Fabric interface {
+	// Start hands the fabric the hub's receiving side, once, from New.
+	Start(Local)
+
+	// Broadcast sends a local broadcast's params (a JSON object, stamped
+	// with userid and sessid) by sender (id@domain) to the other hubs.
+	Broadcast(sender, channel string, params []byte)
+	// Relay sends a direct message to the target's connections on the
+	// other hubs.
+	Relay(m Message)
+	// Punt asks the other hubs to punt the session (uid, sessid) that a
+	// login at time at has just taken over.
+	Punt(uid, sessid string, at time.Time)
+
+	// UserChanged says that uid's local connections, allowed channels or
+	// latest login address changed (under the registry lock); UserLeft
+	// that its last local connection is gone (under the registry lock).
+	UserChanged(m Member)
+	UserLeft(uid string)
+	// Subscribed and Unsubscribed count local subscriptions to a channel
+	// (under the registry lock), so the fabric listens to the channels
+	// that have local subscribers and to no other.
+	Subscribed(channel string)
+	Unsubscribed(channel string)
+	// RemoteConns is how many connections uid holds on the other hubs, as
+	// far as this one knows (under the registry lock).
+	RemoteConns(uid string) int
+
+	// Admit takes a place for uid in each of its channels, counted over
+	// the whole cluster, unless one of them already holds limit users; a
+	// user already present anywhere always gets in. Every Admit that
+	// returns Admitted is matched by one Release. Unavailable means the
+	// fabric cannot count now (no shared store, or it is unreachable): the
+	// hub then counts its own connections.
+	Admit(ctx context.Context, uid string, homes []string, limit int) Admission
+	// Release gives back a place Admit took (under the registry lock).
+	Release(uid string)
+}
+
+// Admission is the answer of Fabric.Admit.
+type Admission int
+
+const (
+	Admitted Admission = iota
+	Full
+	Unavailable
+)
+
+// Member is what the other hubs know of a user with live connections on
+// one hub.
+type Member struct {
+	UID   string   // id@domain
+	Homes []string // allowed event channels; nil: any
+	Addr  string   // address of its latest login, for disconnect reports
+	Conns int      // live connections on that hub
+}
+
+// Message is a direct message between hubs, as the relay reads it.
+type Message struct {
+	Sender    string   // the sender's id@domain (for its budget)
+	From      string   // the relay's from: the sender's login name
+	FromHomes []string // the sender's allowed channels; nil: any
+	Target    string   // id@domain
+	Body      string
+}
+
+// Local is the receiving side of a hub: what the fabric hands it from the
+// other hubs. Its methods may be called from any goroutine; calls for one
+// channel (Event) come one at a time, in the order they were sent.
+type Local interface {
+	// Event delivers another hub's broadcast to the local subscribers.
+	Event(sender, channel string, params []byte)
+	// Message delivers another hub's direct message to the target's local
+	// connections that share a channel with the sender.
+	Message(m Message)
+	// Punt punts the local session (uid, sessid) if it is older than at.
+	Punt(uid, sessid string, at time.Time)
+	// Charge counts a broadcast (or direct message) of n bytes that a
+	// local member sent through another hub against its budget.
+	Charge(uid string, broadcast bool, n int)
+	// Gone says that a member vanished with its hub (killed, cut off):
+	// the local subscribers of its channels get the leave event it could
+	// not send, and when report is set this hub reports its disconnect.
+	Gone(m Member, report bool)
+}
+
+// local is the hub's Local.
+type local struct{ h *Hub }
+
+func (l local) Event(sender, channel string, params []byte) {
+	h := l.h
+	if len(params) < 2 || params[0] != '{' || params[len(params)-1] != '}' {
+		return
+	}
+	if h.reg.isMember(sender) {
+		// The member spends one budget, whichever hub its sockets are on.
+		h.budgets.charge(sender, true, len(params), time.Now())
+	}
+	h.deliverEvent(channel, params[:len(params)-1])
+}
+
+func (l local) Message(m Message) {
+	l.h.relayLocal(m.From, newPermList(m.FromHomes), m.Target, m.Body)
+}
+
+func (l local) Punt(uid, sessid string, at time.Time) {
+	if c := l.h.reg.takeSession(uid, sessid, at); c != nil {
+		c.enqueue(verto.Request(l.h.nextID(), verto.MethodPunt, nil))
+		c.stop(websocket.StatusNormalClosure)
+	}
+}
+
+func (l local) Charge(uid string, broadcast bool, n int) {
+	if l.h.reg.isMember(uid) {
+		l.h.budgets.charge(uid, broadcast, n, time.Now())
+	}
+}
+
+func (l local) Gone(m Member, report bool) {
+	h := l.h
+	// Like a connection, so that Shutdown waits for the report it may post.
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	h.wg.Add(1)
+	h.mu.Unlock()
+	defer h.wg.Done()
+	if h.reg.isMember(m.UID) {
+		return // it is here now: nobody left
+	}
+	if h.opts.LeaveParams != nil {
+		for _, ch := range m.Homes {
+			p, ok := verto.ParseParams(h.opts.LeaveParams(ch))
+			if !ok {
+				continue
+			}
+			p.Set("userid", verto.Quote(m.UID))
+			common := p.Marshal()
+			h.deliverEvent(ch, common[:len(common)-1])
+		}
+	}
+	if report {
+		h.disconnectReport(m.UID, m.Addr)
+	}
+}
+
+// newPermList turns a list of allowed channels back into a permSet (nil:
+// any).
+func newPermList(homes []string) permSet {
+	if homes == nil {
+		return nil
+	}
+	s := make(permSet, len(homes))
+	for _, ch := range homes {
+		s[strings.ToLower(ch)] = struct{}{}
+	}
+	return s
+}
+
+// homesList lists a permSet (nil: any).
+func homesList(s permSet) []string {
+	if s == nil {
+		return nil
+	}
+	out := make([]string, 0, len(s))
+	for ch := range s {
+		out = append(out, ch)
+	}
+	return out
+}
+
+// member is what the fabric is told of uid; under the registry lock.
+func (r *registry) memberOf(uid string, m *member, homes []string) Member {
+	return Member{UID: uid, Homes: homes, Addr: m.loginAddr, Conns: len(m.conns)}
+}
+
+// isMember reports whether uid has a live connection here.
+func (r *registry) isMember(uid string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.users[uid] != nil
+}
+
+// takeSession unregisters the connection holding the session (uid,
+// sessid) if it was attached before at, and returns it for punting.
+func (r *registry) takeSession(uid, sessid string, at time.Time) *conn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.sessions[sessionKey{uid, sessid}]
+	if c == nil || c.rs.at > at.UnixNano() {
+		return nil
+	}
+	r.unregisterLocked(c)
+	return c
+}
+
+// presentElsewhere reports whether uid has connections on another hub.
+func (h *Hub) presentElsewhere(uid string) bool {
+	return h.reg.fab != nil && h.reg.fab.RemoteConns(uid) > 0
+}
+
+// admit takes l's places in its channels over the whole cluster, when the
+// hub counts clients per channel and a fabric can count them. It returns
+// the limit the registry must still apply itself (0 when the fabric
+// admitted l) and whether a channel is full.
+func (h *Hub) admit(ctx context.Context, l *login) (maxUsers int, full bool) {
+	maxUsers = h.opts.MaxClientsPerChannel
+	l.at = time.Now().UnixNano()
+	if h.opts.Fabric == nil || maxUsers <= 0 || l.homes == nil {
+		return maxUsers, false
+	}
+	switch h.opts.Fabric.Admit(ctx, l.uid, l.homes, maxUsers) {
+	case Admitted:
+		l.placed = true
+		return 0, false
+	case Full:
+		return maxUsers, true
+	}
+	return maxUsers, false // Unavailable: this hub's own count
+}
+
+// relayRemote hands a direct message to the other hubs.
+func (h *Hub) relayRemote(from string, fromHomes permSet, target, body string) {
+	h.opts.Fabric.Relay(Message{
+		Sender:    from + "@" + h.opts.Domain,
+		From:      from,
+		FromHomes: homesList(fromHomes),
+		Target:    target,
+		Body:      body,
+	})
+}
+
+// charge takes what a member spent through another hub from its bucket
+// here, going into debt if need be, so that its sockets on all hubs share
+// one budget.
+func (b *budgets) charge(uid string, broadcast bool, n int, now time.Time) {
+	which := func(m *memberBudget) *rate.Limiter { return m.message }
+	if broadcast {
+		which = func(m *memberBudget) *rate.Limiter { return m.broadcast }
+	}
+	b.mu.Lock()
+	m := b.members[uid]
+	if m == nil {
+		if len(b.members) >= b.maxEntries {
+			b.pruneLocked(now)
+		}
+		m = &memberBudget{
+			broadcast: rate.NewLimiter(rate.Limit(b.broadcast.Rate), b.broadcast.Burst),
+			message:   rate.NewLimiter(rate.Limit(b.message.Rate), b.message.Burst),
+		}
+		b.members[uid] = m
+	}
+	m.used = now
+	b.mu.Unlock()
+	which(m).ReserveN(now, cost(n))
+}

@@ -1,0 +1,391 @@
+// The channel page's routing between signalling, presence, calls, sealing
+// and the camera check. No DOM: the Verto client, the view, the ringer,
+// calls, media devices and timers are handed in, so Node's test runner
+// drives it with fakes. (A closure rather than a class: its names then
+// minify, which keeps the page within its size budget.)
+
+import { Answers, HEARTBEAT_MS, cleanName } from './presence.js';
+import { encodeBody, decodeBody, bareId, safetyCode } from './codec.js';
+import { Call, newCallId } from './call.js';
+import { preview as check, getMedia, mediaProblem, missing, every as everyMs } from './media.js';
+
+/**
+ * @typedef {import('./presence.js').Presence} Presence
+ * @typedef {import('./codec.js').Sealer} Sealer
+ * @typedef {import('./view.js').Actions} Actions
+ * @typedef {import('./media.js').DeviceIds} DeviceIds
+ * @typedef {ConstructorParameters<typeof Call>[0]} CallOptions
+ * @typedef {{
+ *   onState: (s: string, detail?: string) => void, onReady: () => void,
+ *   onEvent: (p: any) => void, onInfo: (p: any) => void,
+ * }} VertoHandlers
+ * @typedef {{
+ *   state: string, start: () => void, lost: () => void, reconnectNow: () => void,
+ *   subscribe: (channel: string) => Promise<any>,
+ *   broadcast: (channel: string, data: string) => Promise<any>,
+ *   info: (to: string, body: string) => Promise<any>,
+ * }} VertoLike the part of Verto used here
+ * @typedef {{
+ *   setConn: (state: string, detail?: string) => void, setNote: (text: string) => void,
+ *   setName: (name: string) => void, setPeers: (peers: {id: string, name: string}[], canCall: boolean) => void,
+ *   setCall: (call: Call | null, peerName: string, secure: string) => void,
+ *   setStats: (bytes: number, kbps: number) => void,
+ *   setDevices: (list: MediaDeviceInfo[], using: DeviceIds) => void,
+ *   setPreview: (state: 'off'|'starting'|'on', stream: MediaStream | null, problem: string) => void,
+ *   setLevel: (v: number) => void, warn: (text: string) => void,
+ * }} ViewLike the part of View used here
+ * @typedef {{
+ *   channelId: string, self: string, name: string | null, inst?: string,
+ *   verto: (h: VertoHandlers) => VertoLike, view: (a: Actions) => ViewLike,
+ *   presence: Presence,
+ *   ice: {list: () => RTCIceServer[], refresh: () => Promise<void>, policy?: () => RTCIceTransportPolicy},
+ *   keys: Promise<Sealer | null>, ringer: {start: (name: string) => void, stop: () => void},
+ *   saveName?: (name: string) => void, newCall?: (o: CallOptions) => Call,
+ *   md?: MediaDevices, AC?: typeof AudioContext,
+ *   win?: {addEventListener: (type: string, f: () => void) => void},
+ *   every?: import('./media.js').Every, timers?: import('./presence.js').Timers, random?: () => number,
+ *   log?: {warn: (...a: any[]) => void},
+ * }} ControllerOptions
+ */
+
+/** Call messages whose loss a person must hear about (candidates are many, and spare). */
+const TOLD = ['accept', 'decline', 'close', 'sdp'];
+/** How many offered call ids a page remembers, to take each offer once. */
+export const OFFERS = 256;
+
+/**
+ * Runs job after the jobs queued before it under key, in order, with
+ * failures going to fail; a key whose last job is done is forgotten, so
+ * the map holds only peers with work under way.
+ * @param {Map<string, Promise<void>>} map @param {string} key
+ * @param {() => Promise<void>} job @param {(e: any) => void} fail
+ * @returns {Promise<void>}
+ */
+export function serial(map, key, job, fail) {
+  const q = (map.get(key) || Promise.resolve()).then(job).catch(fail).then(() => {
+    if (map.get(key) == q) map.delete(key);
+  });
+  map.set(key, q);
+  return q;
+}
+
+/**
+ * Builds the page's routing; nothing happens until start().
+ * @param {ControllerOptions} o @returns {{start: () => void}}
+ */
+export function controller(o) {
+  const { channelId, self, presence } = o;
+  const log = o.log || console;
+  const every = o.every || everyMs;
+  const inst = o.inst || newCallId();
+  let name = cleanName(o.name, self);
+  o.saveName?.(name); // one name across channels
+  /** @type {Sealer | null} */
+  let sealer = null;
+  /** @type {Call | null} */
+  let call = null;
+  /** @type {DeviceIds} chosen devices; every call and the camera check use them */
+  const devices = {};
+  let secureNote = '';
+  /** @type {(() => void) | null} */
+  let stopStats = null;
+  let lastBytes = 0;
+  /** @type {Call | null} the call whose missing camera or microphone was told */
+  let told = null;
+
+  /** @param {string} what @param {any} e */
+  const warn = (what, e) => log.warn('channels: ' + what + ':', e);
+  /** Logs a failure and tells the person. @param {string} text @param {any} e */
+  const fail = (text, e) => {
+    warn(text, e);
+    view.warn(text);
+  };
+  const idle = () => !call || call.state === 'idle';
+
+  const keys = o.keys.then((s) => { sealer = s; }, (e) => warn('no key pair, so unsealed', e));
+
+  /** @type {Actions} */
+  const act = {
+    call: (id) => { placeCall(id).catch((e) => fail('The call could not start', e)); },
+    accept: () => call?.accept(),
+    decline: () => call?.decline(),
+    hangup: () => call?.hangup(),
+    mic: () => call?.toggleMic(),
+    camera: () => call?.toggleCamera().catch((e) => fail(mediaProblem(e, 'camera'), e)),
+    name: (n) => {
+      name = cleanName(n, self);
+      o.saveName?.(name);
+      view.setName(name);
+      announce(false);
+    },
+    device: (kind, id) => {
+      devices[kind] = id;
+      if (call && call.local && !idle()) call.useDevice(kind, id).catch((e) => fail(mediaProblem(e, kind === 'audio' ? 'microphone' : 'camera'), e));
+      else if (shown) { // the check starts again with it
+        preview?.close();
+        act.preview(true);
+      }
+    },
+    reconnect: () => verto.start(),
+    preview: (on) => {
+      if (on) preview?.open().catch((e) => fail('The camera check failed', e));
+      else preview?.close();
+    },
+  };
+  const view = o.view(act);
+
+  const verto = o.verto({
+    onState: (s, detail) => {
+      if (s !== 'ready') answers.drop();
+      view.setConn(s, detail);
+      refreshPeers();
+    },
+    onReady: () => {
+      refreshIce();
+      verto.subscribe(channelId).then(() => keys).then(() => announce(true), (e) => {
+        if (e.data && e.data.unauthorizedChannels) view.setConn('login failed', 'not allowed in this channel');
+        else {
+          warn('subscribe, so reconnecting', e);
+          verto.lost();
+        }
+      });
+    },
+    onEvent,
+    onInfo,
+  });
+
+  const answers = new Answers(() => announce(false), o.timers);
+
+  /** @type {MediaStream | null} the camera check's stream, while it runs */
+  let shown = null;
+  const preview = o.md ? check({
+    md: o.md, AC: o.AC, devices, every, log,
+    onChange: (state, stream, problem) => {
+      shown = stream;
+      view.setPreview(state, stream, problem);
+      preview?.show(idle());
+      if (stream) listDevices();
+    },
+    onLevel: (v) => view.setLevel(v),
+  }) : null;
+
+  view.setName(name);
+  if (preview) view.setPreview('off', null, '');
+  else view.setNote('Camera and microphone need this page over https; calls here can only receive.');
+
+  /** Fresh STUN/TURN servers when they expire; the old ones otherwise. */
+  function refreshIce() {
+    return o.ice.refresh().catch((e) => warn('ICE refresh, old servers kept', e));
+  }
+
+  /** @param {boolean} hello */
+  function announce(hello) {
+    if (verto.state !== 'ready') return;
+    answers.drop();
+    // A lost announcement is repeated by the next heartbeat.
+    verto.broadcast(channelId, encodeBody({ t: 'available', name, key: sealer?.pub || '', inst, hello }))
+      .catch((e) => warn('announce', e));
+  }
+
+  function refreshPeers() {
+    view.setPeers(presence.list(), verto.state === 'ready' && idle());
+  }
+
+  /**
+   * Messages to one peer leave in the order they were made, sealed when
+   * both sides can; sending does not wait for the relay's receipts.
+   */
+  /** @type {Map<string, Promise<void>>} */
+  const queues = new Map();
+  /** @param {string} to @param {any} m @returns {Promise<void>} once handed to the socket */
+  function sendTo(to, m) {
+    return serial(queues, to, async () => {
+      const key = presence.get(to)?.key;
+      const body = sealer && key ? { s: await sealer.seal(key, m, self + '>' + to) } : m;
+      verto.info(to, encodeBody(body)).catch((e) => undelivered(to, m, e));
+    }, (e) => undelivered(to, m, e));
+  }
+
+  /**
+   * A message to a peer was refused (offline, busy, rate-limited) or could
+   * not be sealed: logged, and the person told when it changes the call.
+   * @param {string} to @param {any} m @param {any} e
+   */
+  function undelivered(to, m, e) {
+    warn('send ' + m.t + ' to ' + to, e);
+    const why = 'Could not reach ' + (presence.get(to)?.name || 'the other side') + (e && e.message ? ' (' + e.message + ')' : '');
+    if (m.t === 'offer') {
+      if (call && call.id === m.call) call.end('failed', why, false);
+    } else if (TOLD.includes(m.t) && !m.busy) {
+      view.warn(why);
+    }
+  }
+
+  /** @param {any} p a verto.event */
+  function onEvent(p) {
+    if (p.eventChannel !== channelId && p.subscribedChannel !== channelId) return;
+    const from = bareId(p.userid || '');
+    let a;
+    try { a = decodeBody(p.eventData); } catch (e) {
+      warn('announcement from ' + from, e);
+      return;
+    }
+    const out = presence.take(from, a);
+    // Answered on the channel, so that peers enter only through it.
+    if (out.answer) answers.want(presence.peers.size);
+    if (call && call.peer === from && (a.t === 'unavailable' || out.restarted)) call.end('closed', 'Call ended', false);
+    if (out.changed) refreshPeers();
+  }
+
+  /** @type {Map<string, Promise<void>>} messages from each peer, in order */
+  const inbox = new Map();
+  /** @type {Set<string>} ids of the last OFFERS calls offered to this page, oldest first */
+  const offers = new Set();
+  /** @param {any} p a verto.info */
+  function onInfo(p) {
+    const msg = p && p.msg;
+    if (!msg || typeof msg.body !== 'string') return;
+    // The relay sets `from` to the sender's verified id; it is the only identity we trust.
+    const from = bareId(msg.from || '');
+    if (!from || from === self) return;
+    serial(inbox, from, () => receive(from, msg.body), (e) => warn('message from ' + from, e));
+  }
+
+  /** @param {string} from @param {string} body */
+  async function receive(from, body) {
+    const peer = presence.admit(from);
+    if (!peer) return; // direct messages only from people seen on this channel
+    let m = decodeBody(body);
+    let sealed = false;
+    if (m && m.s) {
+      if (!sealer || !peer.key) return;
+      m = await sealer.open(peer.key, m.s, from + '>' + self);
+      sealed = true;
+    }
+    if (!m || typeof m.t !== 'string') return;
+    if (sealer && peer.key && !sealed) return; // no downgrade once keys are known
+    if (m.t === 'offer') {
+      // Keys are made per page, so a sealed offer can only be replayed to
+      // this page: it is taken once (while among the last OFFERS; bounded so
+      // that offers without end cannot fill the page's memory).
+      if (typeof m.call !== 'string' || offers.has(m.call)) return;
+      if (offers.add(m.call).size > OFFERS) offers.delete(/** @type {string} */ (offers.values().next().value));
+      // A page that only receives calls renews expiring TURN credentials
+      // here. Awaited before the checks below, so that they see the state
+      // after the wait; this peer's next messages wait in its inbox.
+      await refreshIce();
+      if (call && call.state === 'calling' && call.peer === from && call.id !== m.call) {
+        // Both called each other at once: the call from the smaller id wins.
+        if (self < from) return;
+        call.end('hangup', '', false);
+      }
+      if (!idle()) {
+        if (call?.id !== m.call) sendTo(from, { t: 'decline', call: m.call, busy: true });
+        return;
+      }
+      call = newCall(m.call, from, false);
+      secureNote = await note(peer.key);
+      update();
+      return;
+    }
+    if (call && call.id === m.call && call.peer === from) await call.handle(m);
+  }
+
+  /** @param {string} key @returns {Promise<string>} */
+  async function note(key) {
+    if (!sealer || !key) return 'Signalling is not end-to-end encrypted';
+    return 'Signalling end-to-end encrypted · code ' + await safetyCode(sealer.pub, key);
+  }
+
+  /** @param {string} id @param {string} peer @param {boolean} outgoing */
+  function newCall(id, peer, outgoing) {
+    /** @type {CallOptions} */
+    const co = {
+      id, peer, outgoing, iceServers: o.ice.list(), iceTransportPolicy: o.ice.policy?.(), devices, log,
+      send: (m) => sendTo(peer, m),
+      onChange: (c) => { if (c === call) update(); },
+      // The camera check's stream when it runs, so that the camera starts once.
+      media: async (ids, f) => preview?.take() || getMedia(ids, f, o.md),
+    };
+    return o.newCall ? o.newCall(co) : new Call(co);
+  }
+
+  /** @param {string} peer */
+  async function placeCall(peer) {
+    if (!idle()) return;
+    await refreshIce();
+    if (!idle()) return;
+    const c = call = newCall(newCallId(), peer, true);
+    secureNote = await note(presence.get(peer)?.key || '');
+    if (c !== call || c.state === 'idle') return; // ended meanwhile: a crossing call won
+    try {
+      c.start();
+    } catch (e) { // e.g. a peer connection the browser refused
+      warn('call ' + peer, e);
+      c.end('failed', 'The call could not start', true);
+    }
+    update();
+  }
+
+  /** Lists cameras and microphones (named once allowed), marking those in use. */
+  function listDevices() {
+    /** @type {DeviceIds} */
+    const using = {};
+    for (const t of (call?.local || shown)?.getTracks() || []) using[/** @type {'audio'|'video'} */ (t.kind)] = t.getSettings().deviceId;
+    o.md?.enumerateDevices().then((l) => view.setDevices(l, using), (e) => warn('devices', e));
+  }
+
+  function update() {
+    const c = call;
+    const who = c ? presence.get(c.peer)?.name || 'Someone' : '';
+    view.setCall(c, who, secureNote);
+    if (c && c.state === 'ringing') o.ringer.start(who);
+    else o.ringer.stop();
+    refreshPeers();
+    preview?.show(idle());
+    const live = !!c && (c.state === 'in call' || c.state === 'reconnecting');
+    if (live && !stopStats) {
+      lastBytes = 0;
+      stopStats = every(() => {
+        call?.received().then((n) => {
+          view.setStats(n, Math.round(((n - lastBytes) * 8) / 1000));
+          lastBytes = n;
+        }, (e) => warn('stats', e));
+      }, 1000);
+    } else if (!live && stopStats) {
+      stopStats();
+      stopStats = null;
+    }
+    if (c && c.local) {
+      listDevices();
+      // Camera or microphone missing in a call: say why, once per call.
+      const what = missing(c.local);
+      if (c.mediaError && what && told !== c) {
+        told = c;
+        fail(mediaProblem(c.mediaError, what), c.mediaError);
+      }
+    }
+  }
+
+  /** Every heartbeat: announce, and forget the silent. */
+  function heartbeat() {
+    if (verto.state !== 'ready') return;
+    announce(false);
+    const gone = presence.sweep();
+    if (gone.length) refreshPeers();
+    if (call && gone.includes(call.peer) && call.state !== 'in call' && call.state !== 'reconnecting') call.end('closed', 'Call ended', false);
+  }
+
+  return {
+    /** Goes online, keeps announcing, and says goodbye when the page goes. */
+    start() {
+      o.win?.addEventListener('pagehide', () => {
+        call?.hangup();
+        if (verto.state === 'ready') verto.broadcast(channelId, encodeBody({ t: 'unavailable' })).catch((e) => warn('goodbye', e));
+      });
+      o.win?.addEventListener('online', () => verto.reconnectNow());
+      every(heartbeat, HEARTBEAT_MS * (0.85 + 0.3 * (o.random || Math.random)()));
+      verto.start();
+    },
+  };
+}

@@ -1,0 +1,534 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { controller, serial, OFFERS } from '../controller.js';
+import { Presence, EXPIRE_MS } from '../presence.js';
+import { encodeBody, decodeBody, Sealer } from '../codec.js';
+import { IceServers } from '../ice.js';
+import { FakeStream, fakeDevices, FakeAudioContext, waitFor, shortTimeouts, unanswered } from './fakes.js';
+
+/**
+ * Lets chains of promises settle, for showing that something did not
+ * happen: enough where the fakes answer at once, as timers run only once
+ * no promise callback is left. Not for Web Crypto, which answers from
+ * another thread after however long a busy machine takes: waitFor that.
+ */
+const settle = async () => {
+  for (let i = 0; i < 5; i++) await new Promise((ok) => setTimeout(ok, 1));
+};
+
+/** A Verto client that records what the controller sends. */
+class FakeVerto {
+  constructor() {
+    this.state = 'connecting';
+    /** @type {any} the handlers the controller gave */
+    this.h = null;
+    /** @type {{to: string, m: any}[]} */
+    this.sent = [];
+    /** @type {any[]} */
+    this.broadcasts = [];
+    /** @type {((to: string, m: any) => Error | null)} a refusal for a direct message, or null */
+    this.refuse = () => null;
+    this.starts = 0;
+  }
+  start() { this.starts++; }
+  lost() {}
+  reconnectNow() {}
+  subscribe() { return Promise.resolve({}); }
+  /** @param {string} ch @param {string} data */
+  broadcast(ch, data) {
+    this.broadcasts.push({ ch, ...decodeBody(data) });
+    return Promise.resolve({});
+  }
+  /** @param {string} to @param {string} body */
+  info(to, body) {
+    const m = decodeBody(body);
+    const err = this.refuse(to, m);
+    if (err) return Promise.reject(err);
+    this.sent.push({ to, m });
+    return Promise.resolve({});
+  }
+}
+
+/** A view that records what it is told. */
+class FakeView {
+  constructor() {
+    /** @type {any} the actions the controller gave */
+    this.act = null;
+    /** @type {string[]} */
+    this.states = [];
+    /** @type {string[]} */
+    this.warnings = [];
+    /** @type {any[]} */
+    this.previews = [];
+    /** @type {{id: string, name: string}[]} */
+    this.peers = [];
+    this.canCall = false;
+    this.note = '';
+    this.secure = '';
+    /** @type {number[]} */
+    this.levels = [];
+    /** @type {any} */
+    this.devices = null;
+  }
+  setConn() {}
+  /** @param {string} t */ setNote(t) { this.note = t; }
+  setName() {}
+  /** @param {any[]} p @param {boolean} can */ setPeers(p, can) { this.peers = p; this.canCall = can; }
+  /** @param {any} c @param {string} who @param {string} secure */
+  setCall(c, who, secure) { this.states.push(c ? c.state : 'none'); this.secure = secure; }
+  setStats() {}
+  /** @param {any[]} list @param {any} using */ setDevices(list, using) { this.devices = { list, using }; }
+  /** @param {string} state @param {any} stream @param {string} problem */
+  setPreview(state, stream, problem) { this.previews.push({ state, stream, problem }); }
+  /** @param {number} v */ setLevel(v) { this.levels.push(v); }
+  /** @param {string} t */ warn(t) { this.warnings.push(t); }
+}
+
+/** A call that follows the protocol's outline without WebRTC. */
+class FakeCall {
+  /** @param {any} o */
+  constructor(o) {
+    this.o = o;
+    this.id = o.id;
+    this.peer = o.peer;
+    this.outgoing = o.outgoing;
+    this.state = o.outgoing ? 'calling' : 'ringing';
+    this.reason = '';
+    /** @type {any} */
+    this.local = null;
+    this.remote = null;
+    /** @type {any} */
+    this.mediaError = null;
+    /** @type {any[]} */
+    this.handled = [];
+    this.started = false;
+  }
+  start() {
+    this.started = true;
+    this.o.send({ t: 'offer', call: this.id });
+  }
+  async accept() {
+    this.state = 'connecting';
+    this.o.send({ t: 'accept', call: this.id });
+    this.local = await this.o.media(this.o.devices, (/** @type {any} */ e) => { this.mediaError = e; });
+    this.o.onChange(this);
+  }
+  decline() {
+    this.o.send({ t: 'decline', call: this.id });
+    this.end('decline', 'Declined', false);
+  }
+  hangup() { this.end('hangup', 'Call ended', true); }
+  /** @param {string} ev @param {string} reason @param {boolean} tell */
+  end(ev, reason, tell) {
+    if (this.state === 'idle') return;
+    if (tell) this.o.send({ t: 'close', call: this.id });
+    this.state = 'idle';
+    this.reason = reason;
+    this.o.onChange(this);
+  }
+  /** @param {any} m */ handle(m) { this.handled.push(m); }
+  toggleMic() {}
+  toggleCamera() { return Promise.reject(Object.assign(new Error('busy'), { name: 'NotReadableError' })); }
+  /** @param {string} kind @param {string} id */
+  useDevice(kind, id) { this.used = [kind, id]; return Promise.resolve(); }
+  received() { return Promise.resolve(0); }
+}
+
+/**
+ * A controller for client `self`, online in channel "room", with fakes
+ * all round. @param {{self?: string, sealed?: boolean, md?: any, ice?: any}} [o]
+ */
+async function page({ self = 'bbbb', sealed = false, md = undefined, ice = undefined } = {}) {
+  const verto = new FakeVerto();
+  const view = new FakeView();
+  /** @type {FakeCall[]} */
+  const calls = [];
+  const win = new EventTarget();
+  /** @type {(() => void)[]} */
+  const beats = [];
+  let now = 1000;
+  const clock = { now: () => now, pass: (/** @type {number} */ ms) => { now += ms; } };
+  const presence = new Presence(self, clock.now);
+  const warnings = /** @type {string[]} */ ([]);
+  const ringer = { ringing: '', start(/** @type {string} */ n) { this.ringing = n; }, stop() { this.ringing = ''; } };
+  ice ||= { refreshed: 0, list: () => [], refresh() { this.refreshed++; return Promise.resolve(); } };
+  /** @type {(() => void)[]} */
+  const timers = [];
+  const ctl = controller({
+    channelId: 'room', self, name: 'Me', inst: 'page-1',
+    verto: (h) => { verto.h = h; return /** @type {any} */ (verto); },
+    view: (a) => { view.act = a; return /** @type {any} */ (view); },
+    presence, ice, ringer, md, AC: /** @type {any} */ (FakeAudioContext),
+    keys: sealed ? Sealer.create() : Promise.resolve(null),
+    newCall: (o) => { const c = new FakeCall(o); calls.push(c); return /** @type {any} */ (c); },
+    win: /** @type {any} */ (win),
+    every: (f) => { beats.push(f); return () => { beats.splice(beats.indexOf(f), 1); }; },
+    timers: { set: (f) => { timers.push(f); return f; }, clear: () => {} },
+    log: { warn: (...a) => { warnings.push(a.map(String).join(' ')); } },
+  });
+  ctl.start();
+  verto.state = 'ready';
+  verto.h.onState('ready');
+  verto.h.onReady();
+  // The hello goes out once the key pair is made.
+  await waitFor(() => verto.broadcasts.length > 0);
+  return { verto, view, calls, win, beats, clock, presence, ringer, ice, warnings };
+}
+
+/** Someone announcing themselves on the channel. @param {any} p @param {string} id @param {any} a */
+function announce(p, id, a) {
+  p.verto.h.onEvent({ eventChannel: 'room', userid: id + '@example.org', eventData: encodeBody({ t: 'available', inst: id + '-1', ...a }) });
+}
+
+/** A direct message through the relay. @param {any} p @param {string} from @param {any} body */
+function direct(p, from, body) {
+  p.verto.h.onInfo({ msg: { from: from + '@example.org', to: 'bbbb', body: encodeBody(body) } });
+}
+
+test('on ready: refreshes the ICE servers and announces with a hello', async () => {
+  const p = await page();
+  assert.equal(p.verto.starts, 1);
+  assert.equal(p.ice.refreshed, 1);
+  assert.deepEqual(p.verto.broadcasts, [{ ch: 'room', t: 'available', name: 'Me', key: '', inst: 'page-1', hello: true }]);
+});
+
+test('an offer from someone not seen on the channel is ignored', async () => {
+  const p = await page();
+  direct(p, 'zzzz', { t: 'offer', call: 'c1' });
+  await settle();
+  assert.equal(p.calls.length, 0);
+  assert.equal(p.ringer.ringing, '');
+  // The same once they have announced themselves.
+  announce(p, 'zzzz', { name: 'Zed' });
+  direct(p, 'zzzz', { t: 'offer', call: 'c2' });
+  await waitFor(() => p.ringer.ringing);
+  assert.equal(p.calls.length, 1);
+  assert.equal(p.ringer.ringing, 'Zed');
+  assert.deepEqual(p.view.states.at(-1), 'ringing');
+});
+
+test('an incoming offer renews expiring TURN credentials before its call is made', async () => {
+  const stale = [{ urls: 'turn:turn.example.org', username: '1000:bbbb', credential: 'old' }];
+  const fresh = [{ urls: 'turn:turn.example.org', username: '9000:bbbb', credential: 'new' }];
+  /** @type {(() => void) | null} finishes the renewal under way */
+  let finish = null;
+  // Like ice.js: a no-op until due, then a fetch that changes list() when it returns.
+  const ice = {
+    servers: stale, due: false, refreshed: 0,
+    list() { return this.servers; },
+    refresh() {
+      this.refreshed++;
+      if (!this.due) return Promise.resolve();
+      return new Promise((done) => { finish = () => { this.servers = fresh; this.due = false; done(undefined); }; });
+    },
+  };
+  const p = await page({ ice });
+  assert.equal(ice.refreshed, 1, 'on ready');
+  announce(p, 'aaaa', { name: 'Ann' });
+  // Hours later, the credentials near expiry, a call comes in with its
+  // first description right behind the offer.
+  ice.due = true;
+  direct(p, 'aaaa', { t: 'offer', call: 'c1' });
+  direct(p, 'aaaa', { t: 'sdp', call: 'c1', d: { type: 'offer', sdp: 'v=0' } });
+  await waitFor(() => finish);
+  assert.equal(ice.refreshed, 2, 'the offer asked for fresh servers');
+  assert.equal(p.calls.length, 0, 'no call on the stale servers while the renewal runs');
+  assert.ok(finish, 'a renewal is under way');
+  /** @type {() => void} */ (finish)();
+  await waitFor(() => p.calls[0]?.handled.length);
+  assert.equal(p.calls.length, 1);
+  assert.deepEqual(p.calls[0].o.iceServers, fresh);
+  assert.equal(p.ringer.ringing, 'Ann');
+  // The message behind the offer waited for it, and reached the call.
+  assert.deepEqual(p.calls[0].handled, [{ t: 'sdp', call: 'c1', d: { type: 'offer', sdp: 'v=0' } }]);
+});
+
+test('a failed ICE renewal still rings, on the old servers, and is logged', async () => {
+  const old = [{ urls: 'stun:stun.example.org' }];
+  const ice = { due: false, list: () => old, refresh() { return this.due ? Promise.reject(new Error('HTTP 502')) : Promise.resolve(); } };
+  const p = await page({ ice });
+  announce(p, 'aaaa', { name: 'Ann' });
+  ice.due = true;
+  direct(p, 'aaaa', { t: 'offer', call: 'c1' });
+  await waitFor(() => p.ringer.ringing);
+  assert.equal(p.calls.length, 1);
+  assert.equal(p.calls[0].o.iceServers, old);
+  assert.equal(p.ringer.ringing, 'Ann');
+  assert.ok(p.warnings.some((w) => w.startsWith('channels: ICE refresh, old servers kept:')), p.warnings.join('\n'));
+});
+
+test('a replayed offer is ignored, even after the call ended', async () => {
+  const p = await page();
+  announce(p, 'aaaa', { name: 'Ann' });
+  direct(p, 'aaaa', { t: 'offer', call: 'c1' });
+  await waitFor(() => p.ringer.ringing);
+  p.view.act.decline();
+  assert.equal(p.ringer.ringing, '');
+  direct(p, 'aaaa', { t: 'offer', call: 'c1' });
+  // Messages from a peer are taken in order: once c2 rings, c1 was seen.
+  direct(p, 'aaaa', { t: 'offer', call: 'c2' });
+  await waitFor(() => p.ringer.ringing);
+  assert.deepEqual(p.calls.map((c) => c.id), ['c1', 'c2'], 'no second call from the same offer');
+});
+
+test('the offers a page remembers are the last OFFERS, the oldest forgotten first', async () => {
+  const p = await page();
+  announce(p, 'aaaa', { name: 'Ann' });
+  // c0 rings; the OFFERS after it are declined as busy, and remembered.
+  for (let i = 0; i <= OFFERS; i++) direct(p, 'aaaa', { t: 'offer', call: 'c' + i });
+  await waitFor(() => p.verto.sent.length === OFFERS);
+  assert.equal(p.calls.length, 1);
+  p.view.act.decline();
+  direct(p, 'aaaa', { t: 'offer', call: 'c1' }); // the oldest remembered: ignored
+  direct(p, 'aaaa', { t: 'offer', call: 'c0' }); // forgotten: taken as new
+  await waitFor(() => p.ringer.ringing);
+  assert.deepEqual(p.calls.map((c) => c.id), ['c0', 'c0']);
+});
+
+test('busy: a second caller is declined, the first keeps ringing', async () => {
+  const p = await page();
+  announce(p, 'aaaa', { name: 'Ann' });
+  announce(p, 'cccc', { name: 'Cy' });
+  direct(p, 'aaaa', { t: 'offer', call: 'c1' });
+  await waitFor(() => p.ringer.ringing);
+  direct(p, 'cccc', { t: 'offer', call: 'c2' });
+  await waitFor(() => p.verto.sent.length);
+  assert.equal(p.calls.length, 1);
+  assert.deepEqual(p.verto.sent, [{ to: 'cccc', m: { t: 'decline', call: 'c2', busy: true } }]);
+  assert.equal(p.calls[0].state, 'ringing');
+  assert.equal(p.ringer.ringing, 'Ann');
+});
+
+test('glare: of two crossing calls, the one from the smaller id wins', async () => {
+  for (const [self, peer, ours] of [['aaaa', 'bbbb', true], ['cccc', 'bbbb', false]]) {
+    const p = await page({ self: String(self) });
+    announce(p, String(peer), { name: 'Peer' });
+    p.view.act.call(peer);
+    await waitFor(() => p.verto.sent.length);
+    assert.equal(p.calls.length, 1);
+    assert.ok(p.calls[0].started, 'our call went out');
+    assert.ok(p.ice.refreshed >= 2, 'ICE servers refreshed before placing the call');
+    direct(p, String(peer), { t: 'offer', call: 'theirs' });
+    await settle();
+    if (ours) {
+      assert.equal(p.calls.length, 1, `${self} < ${peer}: their offer is ignored`);
+      assert.equal(p.calls[0].state, 'calling');
+    } else {
+      assert.equal(p.calls[0].state, 'idle', `${self} > ${peer}: our call yields`);
+      assert.equal(p.calls.length, 2);
+      assert.equal(p.calls[1].state, 'ringing');
+    }
+    assert.ok(!p.verto.sent.some((s) => s.m.t === 'decline'), 'neither side is declined as busy');
+  }
+});
+
+test('sealed: once keys are known, unsealed messages are refused (no downgrade)', async () => {
+  const p = await page({ sealed: true, md: fakeDevices() });
+  const ours = p.verto.broadcasts[0].key;
+  assert.ok(ours, 'the page announces its public key');
+  const ann = await Sealer.create();
+  announce(p, 'aaaa', { name: 'Ann', key: ann.pub });
+  direct(p, 'aaaa', { t: 'offer', call: 'plain' });
+  direct(p, 'aaaa', { s: await ann.seal(ours, { t: 'offer', call: 'c1' }, 'aaaa>bbbb') });
+  // Opening the offer and the safety code take Web Crypto a while.
+  await waitFor(() => p.view.secure);
+  assert.deepEqual(p.calls.map((c) => c.id), ['c1'], 'unsealed offer dropped, sealed one taken');
+  assert.match(p.view.secure, /^Signalling end-to-end encrypted · code \d\d( \d\d){5}$/);
+  // Sealed for another pair of ids: refused, and logged; unsealed:
+  // refused. Messages from a peer are taken in order, so once the last
+  // is handled the two before it were seen.
+  direct(p, 'aaaa', { s: await ann.seal(ours, { t: 'close', call: 'c1', n: 'other pair' }, 'aaaa>zzzz') });
+  direct(p, 'aaaa', { t: 'close', call: 'c1', n: 'unsealed' });
+  direct(p, 'aaaa', { s: await ann.seal(ours, { t: 'close', call: 'c1', n: 'sealed' }, 'aaaa>bbbb') });
+  await waitFor(() => p.calls[0].handled.length);
+  assert.deepEqual(p.calls[0].handled, [{ t: 'close', call: 'c1', n: 'sealed' }]);
+  assert.ok(p.warnings.some((w) => w.startsWith('channels: message from aaaa:')), p.warnings.join('\n'));
+  // What we send to Ann is sealed too.
+  p.view.act.accept();
+  await waitFor(() => p.verto.sent.length);
+  assert.ok(p.verto.sent.every((s) => s.m.s && s.m.s.ct), JSON.stringify(p.verto.sent));
+  assert.deepEqual(await ann.open(ours, p.verto.sent[0].m.s, 'bbbb>aaaa'), { t: 'accept', call: 'c1' });
+});
+
+test('a peer leaving, or reloading, ends a ringing call', async () => {
+  for (const leave of [{ t: 'unavailable' }, { t: 'available', name: 'Ann', inst: 'reloaded' }]) {
+    const p = await page();
+    announce(p, 'aaaa', { name: 'Ann' });
+    direct(p, 'aaaa', { t: 'offer', call: 'c1' });
+    await waitFor(() => p.ringer.ringing);
+    assert.equal(p.ringer.ringing, 'Ann');
+    p.verto.h.onEvent({ eventChannel: 'room', userid: 'aaaa@example.org', eventData: encodeBody(leave) });
+    assert.equal(p.calls[0].state, 'idle', JSON.stringify(leave));
+    assert.equal(p.ringer.ringing, '');
+  }
+});
+
+test('a peer gone silent is forgotten, and its ringing call ends', async () => {
+  const p = await page();
+  announce(p, 'aaaa', { name: 'Ann' });
+  direct(p, 'aaaa', { t: 'offer', call: 'c1' });
+  await waitFor(() => p.ringer.ringing);
+  p.clock.pass(EXPIRE_MS + 1);
+  const before = p.verto.broadcasts.length;
+  p.beats[0](); // the heartbeat
+  assert.equal(p.verto.broadcasts.length, before + 1, 'the heartbeat announces');
+  assert.equal(p.verto.broadcasts.at(-1).hello, false);
+  assert.deepEqual(p.view.peers, []);
+  assert.equal(p.calls[0].state, 'idle');
+});
+
+test('pagehide: hangs up and says goodbye on the channel', async () => {
+  const p = await page();
+  announce(p, 'aaaa', { name: 'Ann' });
+  p.view.act.call('aaaa');
+  await waitFor(() => p.verto.sent.length);
+  p.win.dispatchEvent(new Event('pagehide'));
+  await waitFor(() => p.verto.sent.length === 2);
+  assert.equal(p.calls[0].state, 'idle');
+  assert.deepEqual(p.verto.broadcasts.at(-1), { ch: 'room', t: 'unavailable' });
+  assert.deepEqual(p.verto.sent.map((s) => s.m.t), ['offer', 'close']);
+});
+
+test('undelivered messages: the call ends or the person is told, and it is logged', async () => {
+  const p = await page();
+  announce(p, 'aaaa', { name: 'Ann' });
+  p.verto.refuse = () => new Error('Recipient is busy');
+  p.view.act.call('aaaa');
+  await waitFor(() => p.calls[0]?.state === 'idle');
+  assert.equal(p.calls[0].reason, 'Could not reach Ann (Recipient is busy)');
+  assert.ok(p.warnings.some((w) => w.startsWith('channels: send offer to aaaa:')), p.warnings.join('\n'));
+
+  p.verto.refuse = () => null;
+  direct(p, 'aaaa', { t: 'offer', call: 'c2' });
+  await waitFor(() => p.ringer.ringing);
+  p.verto.refuse = (to, m) => m.t === 'decline' ? new Error('not connected') : null;
+  p.view.act.decline();
+  await waitFor(() => p.view.warnings.length);
+  assert.deepEqual(p.view.warnings, ['Could not reach Ann (not connected)']);
+});
+
+test('a camera that cannot restart is explained', async () => {
+  const p = await page();
+  announce(p, 'aaaa', { name: 'Ann' });
+  p.view.act.call('aaaa');
+  await waitFor(() => p.calls.length);
+  p.view.act.camera();
+  await waitFor(() => p.view.warnings.length);
+  assert.deepEqual(p.view.warnings, ['The camera could not start: another app may be using it.']);
+});
+
+test('without media devices (plain http) the page says calls can only receive', async () => {
+  const p = await page();
+  assert.match(p.view.note, /https/);
+  assert.deepEqual(p.view.previews, []);
+});
+
+test('camera check: self-view, level, devices, and its stream becomes the call\'s', async () => {
+  const md = fakeDevices();
+  const p = await page({ md });
+  assert.deepEqual(p.view.previews, [{ state: 'off', stream: null, problem: '' }]);
+  p.view.act.preview(true);
+  await waitFor(() => p.view.previews.at(-1).state === 'on' && p.view.devices);
+  const on = p.view.previews.at(-1);
+  assert.equal(on.state, 'on');
+  assert.ok(on.stream instanceof FakeStream);
+  assert.equal(on.problem, '');
+  assert.deepEqual(p.view.devices.using, { audio: 'mic-1', video: 'cam-1' });
+  assert.equal(p.view.devices.list.length, 4);
+  // The meter runs while shown (one of the "every" timers besides the heartbeat).
+  assert.equal(p.beats.length, 2);
+  p.beats[1]();
+  assert.ok(p.view.levels.at(-1) > 0.1, `level ${p.view.levels.at(-1)}`);
+
+  // Another microphone: the check starts again with it.
+  p.view.act.device('audio', 'mic-2');
+  await waitFor(() => p.view.previews.at(-1).stream?.getAudioTracks()[0].deviceId === 'mic-2');
+  assert.deepEqual(md.asked.at(-1), { audio: { deviceId: { exact: 'mic-2' } }, video: { width: { ideal: 1280 }, height: { ideal: 720 } } });
+  const stream = p.view.previews.at(-1).stream;
+  assert.equal(stream.getAudioTracks()[0].getSettings().deviceId, 'mic-2');
+
+  // A call comes in and is accepted: it takes the check's stream, camera running.
+  announce(p, 'aaaa', { name: 'Ann' });
+  direct(p, 'aaaa', { t: 'offer', call: 'c1' });
+  await waitFor(() => p.ringer.ringing);
+  assert.equal(p.beats.length, 1, 'no meter while it rings');
+  const asked = md.asked.length;
+  p.view.act.accept();
+  await waitFor(() => p.calls[0].local);
+  assert.equal(p.calls[0].local, stream);
+  assert.equal(md.asked.length, asked, 'the camera was not asked for again');
+  assert.ok(stream.getTracks().every((t) => t.readyState === 'live'));
+  assert.equal(p.view.previews.at(-1).state, 'off');
+});
+
+test('camera check: a denied permission is explained, and nothing runs', async () => {
+  const md = fakeDevices({ fail: 'NotAllowedError' });
+  const p = await page({ md });
+  p.view.act.preview(true);
+  await waitFor(() => p.view.previews.at(-1).problem);
+  const last = p.view.previews.at(-1);
+  assert.equal(last.state, 'off');
+  assert.equal(last.stream, null);
+  assert.equal(last.problem, 'Permission for the camera and microphone was denied: allow it in the site settings by the address bar.');
+  assert.equal(p.beats.length, 1, 'no meter');
+  assert.ok(p.warnings.some((w) => w.includes('NotAllowedError')), p.warnings.join('\n'));
+});
+
+test('an ICE renewal the server never answers holds calls back for its timeout only', async () => {
+  const old = [{ urls: 'turn:turn.example.org', username: '1:bbbb', credential: 'old' }];
+  // Credentials at their end, so every call asks for fresh ones.
+  let fetches = 0;
+  const ice = new IceServers({ iceServers: old, iceExpires: 1, iceTtl: 0, iceUrl: '/c/room/ice' }, {
+    fetch: (url, init) => { fetches++; return unanswered(url, init); }, log: () => {},
+  });
+  await shortTimeouts(async () => {
+    const p = await page({ ice });
+    announce(p, 'aaaa', { name: 'Ann' });
+    await waitFor(() => !ice.pending); // the renewal on ready gave up
+    ice.retryAt = 0;
+    p.view.act.call('aaaa');
+    await waitFor(() => p.calls.length, 2000);
+    assert.equal(p.calls[0].o.iceServers, old, 'placed on the old servers');
+    assert.equal(fetches, 2, 'after asking for fresh ones');
+    p.view.act.hangup();
+    ice.retryAt = 0;
+    direct(p, 'aaaa', { t: 'offer', call: 'c2' });
+    await waitFor(() => p.ringer.ringing, 2000);
+    assert.equal(p.calls[1].o.iceServers, old, 'rings on the old servers');
+    assert.equal(fetches, 3);
+  });
+});
+
+test('serial: jobs under one key run in order, failures are reported, and finished keys are forgotten', async () => {
+  /** @type {Map<string, Promise<void>>} */
+  const map = new Map();
+  /** @type {string[]} */
+  const log = [];
+  /** @type {(() => void)[]} */
+  const gates = [];
+  const job = (/** @type {string} */ name, fail = false) => () => new Promise((ok, no) => {
+    log.push('start ' + name);
+    gates.push(() => { log.push('end ' + name); fail ? no(new Error(name)) : ok(undefined); });
+  });
+  const failed = (/** @type {any} */ e) => { log.push('failed ' + e.message); };
+  serial(map, 'ann', job('a1', true), failed);
+  const a2 = serial(map, 'ann', job('a2'), failed);
+  serial(map, 'cy', job('c1'), failed);
+  await settle();
+  assert.deepEqual(log, ['start a1', 'start c1'], 'a2 waits for a1; cy does not');
+  assert.deepEqual([...map.keys()], ['ann', 'cy']);
+  gates.shift()?.(); // a1 fails
+  await settle();
+  assert.deepEqual(log.slice(2), ['end a1', 'failed a1', 'start a2'], 'a failure does not stop the queue');
+  gates.shift()?.(); // c1
+  await settle();
+  assert.deepEqual([...map.keys()], ['ann'], 'cy is forgotten once its last job is done');
+  const a3 = serial(map, 'ann', job('a3'), failed); // joins the queue under way
+  gates.shift()?.(); // a2
+  await a2;
+  assert.ok(map.has('ann'), 'a3 still to run');
+  gates.shift()?.(); // a3
+  await a3;
+  assert.equal(map.size, 0);
+  assert.deepEqual(log.slice(-4), ['end c1', 'end a2', 'start a3', 'end a3']);
+});
