@@ -126,10 +126,11 @@ func TestFail2banSparesVictims(t *testing.T) {
 			t.Fatalf("embedded channel page: %d, want 403", got)
 		}
 	}
-	renewals := 0
+	// Such requests carry no session, so the renewal URL refuses them
+	// before its budget: the victim's own renewals are left whole.
 	for range 30 {
-		if send(victim, "GET", "/c/"+ch.ID+"/ice", nil, embedded) == http.StatusTooManyRequests {
-			renewals++
+		if got := send(victim, "GET", "/c/"+ch.ID+"/ice", nil, embedded); got != http.StatusForbidden {
+			t.Fatalf("embedded renewal: %d, want 403", got)
 		}
 	}
 	// Strangers from 20 addresses spend alice's name's budget; then alice
@@ -147,9 +148,9 @@ func TestFail2banSparesVictims(t *testing.T) {
 	}
 
 	l := logs.String()
-	if renewals == 0 || !strings.Contains(l, `msg="TURN credential renewals rate limited" component=web client=`+victim) ||
+	if strings.Contains(l, "TURN credential renewals rate limited") ||
 		!strings.Contains(l, `msg="sign-in name rate limited" component=web client=`+victim) {
-		t.Fatalf("the victim's refusals are not logged as this test expects (%d renewals refused):\n%s", renewals, l)
+		t.Fatalf("the victim's refusals are not logged as this test expects:\n%s", l)
 	}
 	checkFail2ban(t, l, strangers)
 }
