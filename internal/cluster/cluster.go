@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -132,6 +133,7 @@ type Node struct {
 	userIdle map[string]time.Time // users gone from here whose subject we still hear
 	members  map[string]hub.Member
 	seq      uint64
+	buf      enc // membership changes are encoded here
 
 	syncReqs    chan string // reply subjects of membership requests
 	reconnected chan struct{}
@@ -267,9 +269,7 @@ func (n *Node) ID() string { return n.id }
 // Stats reports the node's counters.
 func (n *Node) Stats() Stats {
 	s := n.nc.Stats()
-	n.tbl.mu.Lock()
-	peers := len(n.tbl.peers)
-	n.tbl.mu.Unlock()
+	peers := int(n.tbl.npeers.Load())
 	return Stats{
 		Connected:   n.nc.IsConnected(),
 		Disconnects: n.disconnects.Load(),
@@ -349,6 +349,12 @@ func (n *Node) loop() {
 	check := time.NewTicker(n.opts.Heartbeat / 4)
 	defer check.Stop()
 	sweeps := 0
+	// A burst of changes (a wave of logins) goes out in few messages: a
+	// change within flushGap of the last flush waits for the rest.
+	var lastFlush time.Time
+	gap := time.NewTimer(flushGap)
+	gap.Stop()
+	gapArmed := false
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -356,7 +362,20 @@ func (n *Node) loop() {
 			n.publish(n.subject("nodes"), n.plain(kindBye).b)
 			return
 		case <-n.wake:
+			// Alone, nothing is published: no reason to wait.
+			if wait := flushGap - time.Since(lastFlush); wait > 0 && n.tbl.npeers.Load() > 0 {
+				if !gapArmed {
+					gap.Reset(wait)
+					gapArmed = true
+				}
+				continue
+			}
 			n.flushLocal()
+			lastFlush = time.Now()
+		case <-gap.C:
+			gapArmed = false
+			n.flushLocal()
+			lastFlush = time.Now()
 		case reply := <-n.syncReqs:
 			n.flushLocal()
 			n.sendSnapshot(reply)
@@ -449,6 +468,19 @@ func (n *Node) flushLocal() {
 		delete(n.userIdle, uid)
 		n.follow(n.userSubs, uid, n.subject("user", token(uid)), true, n.onUser)
 	}
+	if len(deltas) == 0 {
+		return
+	}
+	// A delta replaces the member's whole entry, so only a member's latest
+	// one in this batch need go out. A node that knows no peer publishes
+	// none at all, and only counts them: a peer it has not heard of yet
+	// that holds its membership sees the gap in the next heartbeat and
+	// asks for the whole membership, as after a lost message.
+	alone := n.tbl.npeers.Load() == 0
+	if !alone {
+		deltas = latestPerUser(deltas)
+	}
+	first := n.seq + 1
 	for _, m := range deltas {
 		if m.Conns == 0 {
 			delete(n.members, m.UID)
@@ -456,11 +488,57 @@ func (n *Node) flushLocal() {
 			n.members[m.UID] = m
 		}
 		n.seq++
-		e := n.plain(kindDelta)
-		e.num(n.seq)
-		putMember(e, m)
-		n.publish(n.subject("nodes"), e.b)
 	}
+	if alone {
+		return
+	}
+	// The changes go out numbered on, several to a message, in parts
+	// that stay far below NATS's maximum payload; one buffer for all
+	// (Publish copies it).
+	subject := n.subject("nodes")
+	var body enc
+	for len(deltas) > 0 {
+		body.b = body.b[:0]
+		count := 0
+		for count < len(deltas) && len(body.b) < snapshotBytes {
+			putMember(&body, deltas[count])
+			count++
+		}
+		e := &n.buf
+		if count == 1 {
+			e.b = append(e.b[:0], kindDelta)
+			e.str(n.id)
+			e.num(first)
+		} else {
+			e.b = append(e.b[:0], kindDeltas)
+			e.str(n.id)
+			e.num(first)
+			e.num(uint64(count))
+		}
+		e.b = append(e.b, body.b...)
+		n.publish(subject, e.b)
+		deltas, first = deltas[count:], first+uint64(count)
+	}
+	if cap(n.buf.b) > 64<<10 {
+		n.buf.b = nil // do not keep a burst's memory
+	}
+}
+
+// latestPerUser keeps each user's last delta, in the order of those.
+func latestPerUser(deltas []hub.Member) []hub.Member {
+	if len(deltas) < 2 {
+		return deltas
+	}
+	seen := make(map[string]struct{}, len(deltas))
+	out := make([]hub.Member, 0, len(deltas))
+	for i := len(deltas) - 1; i >= 0; i-- {
+		if _, ok := seen[deltas[i].UID]; !ok {
+			seen[deltas[i].UID] = struct{}{}
+			out = append(out, deltas[i])
+		}
+	}
+	slices.Reverse(out)
+	return out
 }
 
 // follow subscribes to or unsubscribes from subject.
@@ -493,6 +571,11 @@ func putMember(e *enc, m hub.Member) {
 func getMember(d *dec) hub.Member {
 	return hub.Member{UID: d.str(), Homes: d.list(), Addr: d.str(), Conns: int(d.num())}
 }
+
+// flushGap is the least time between two flushes of what the hub
+// reported, unless a heartbeat or a membership request comes between: a
+// change waits at most this long.
+const flushGap = 2 * time.Millisecond
 
 // userLinger is how long a node keeps listening to a user's subject
 // after the user's last connection here closed.
@@ -577,8 +660,8 @@ func (n *Node) expire(now time.Time) {
 // ones: it alone reports the disconnects of a dead node's members and
 // cleans the counts.
 func (n *Node) isLeader() bool {
-	n.tbl.mu.Lock()
-	defer n.tbl.mu.Unlock()
+	n.tbl.mu.RLock()
+	defer n.tbl.mu.RUnlock()
 	for id := range n.tbl.peers {
 		if id < n.id {
 			return false
@@ -641,8 +724,11 @@ func (n *Node) countSub(channel string, d int) {
 
 // RemoteConns implements hub.Fabric.
 func (n *Node) RemoteConns(uid string) int {
-	n.tbl.mu.Lock()
-	defer n.tbl.mu.Unlock()
+	if n.tbl.npeers.Load() == 0 {
+		return 0 // alone: no lock on the hub's hot paths
+	}
+	n.tbl.mu.RLock()
+	defer n.tbl.mu.RUnlock()
 	return n.tbl.conns[uid]
 }
 
@@ -768,6 +854,24 @@ func (n *Node) onNodes(msg *nats.Msg) {
 		if d.err == nil {
 			ask = n.tbl.delta(from, seq, m, time.Now())
 		}
+	case kindDeltas:
+		first, count := d.num(), d.num()
+		if d.err != nil || count > uint64(len(d.b)) { // each takes bytes
+			return
+		}
+		members := make([]hub.Member, 0, count)
+		for range count {
+			members = append(members, getMember(&d))
+		}
+		if d.err != nil {
+			return
+		}
+		now := time.Now()
+		for i, m := range members {
+			if n.tbl.delta(from, first+uint64(i), m, now) {
+				ask = true
+			}
+		}
 	case kindBye:
 		n.tbl.bye(from)
 		n.log.Info("cluster: node left", "peer", from)
@@ -815,8 +919,8 @@ func (n *Node) alive(node string) bool {
 	if node == n.id {
 		return true
 	}
-	n.tbl.mu.Lock()
-	defer n.tbl.mu.Unlock()
+	n.tbl.mu.RLock()
+	defer n.tbl.mu.RUnlock()
 	_, ok := n.tbl.peers[node]
 	return ok
 }

@@ -18,7 +18,8 @@ import (
 //	ROOT.user.TOKEN       direct messages, punts and budget notes for the
 //	                      user TOKEN names, to the hubs where it has
 //	                      connections
-//	ROOT.nodes            heartbeats, membership changes and goodbyes of
+//	ROOT.nodes            heartbeats, membership changes (one, or several
+//	                      numbered on in one message) and goodbyes of
 //	                      every hub, to every hub
 //	ROOT.node.ID.sync     requests for hub ID's whole membership
 //	ROOT.inbox.ID         answers to hub ID's requests
@@ -64,6 +65,7 @@ const (
 	kindSpent     = 's' // uid, broadcast flag, bytes
 	kindHeartbeat = 'h' // node, seq
 	kindDelta     = 'd' // node, seq, member
+	kindDeltas    = 'D' // node, seq of the first, count, members (numbered on)
 	kindBye       = 'b' // node
 	kindSync      = 'q' // node asking
 	kindSnapshot  = 'S' // node, seq, part, last, members

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"channels/internal/hub"
@@ -10,9 +11,12 @@ import (
 // table is what a node knows of the others: each live peer's members, and
 // every user's connections on them all.
 type table struct {
-	mu    sync.Mutex
+	mu    sync.RWMutex // read-locked on the hub's hot paths (RemoteConns)
 	peers map[string]*peer
 	conns map[string]int // uid → live connections on the peers
+	// npeers is len(peers), written under mu, so that a node alone skips
+	// the lock: with no peer, conns is empty.
+	npeers atomic.Int32
 }
 
 // peer is another node. Its members are known up to seq when synced;
@@ -45,6 +49,7 @@ func (t *table) peerLocked(id string, now time.Time) *peer {
 	if p == nil {
 		p = &peer{users: make(map[string]hub.Member)}
 		t.peers[id] = p
+		t.npeers.Store(int32(len(t.peers)))
 	}
 	p.heard = now
 	return p
@@ -154,6 +159,7 @@ func (t *table) dropLocked(id string) []hub.Member {
 		return nil
 	}
 	delete(t.peers, id)
+	t.npeers.Store(int32(len(t.peers)))
 	out := make([]hub.Member, 0, len(p.users))
 	for uid, m := range p.users {
 		t.addConnsLocked(uid, -m.Conns)

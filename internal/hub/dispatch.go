@@ -391,11 +391,12 @@ func (h *Hub) fanOut(channel string, p verto.Params) {
 	delete(p, "eventSerno")
 	delete(p, "subscribedChannel")
 	full := p.Marshal()
-	h.deliverEvent(channel, full[:len(full)-1]) // open object: members follow
 	if h.opts.Fabric != nil {
+		// Out first, so that the other hubs' fan-outs overlap this one's.
 		sender, _ := p.String("userid")
 		h.opts.Fabric.Broadcast(sender, channel, full)
 	}
+	h.deliverEvent(channel, full[:len(full)-1]) // open object: members follow
 }
 
 // deliverEvent is fanOut's delivery to the local subscribers, common being
@@ -539,15 +540,33 @@ func (h *Hub) relay(from string, fromHomes permSet, target, body string) {
 // whether the target may also have connections on other hubs: it has
 // none here, or some elsewhere.
 func (h *Hub) relayLocal(from string, fromHomes permSet, target, body string) (elsewhere bool) {
-	params := verto.Object("msg", verto.Object("body", body, "from", from, "to", target))
-	frame := verto.Request(h.nextID(), verto.MethodInfo, params)
-	here := 0
+	var to [4]*conn
+	recipients, here := to[:0], 0
 	h.reg.eachUserConn(target, func(t *conn, homes []string) {
 		here++
 		if sharesChannel(fromHomes, homes) {
-			t.deliver(frame)
+			recipients = append(recipients, t)
 		}
 	})
+	if len(recipients) > 0 {
+		// Built only for a recipient here (a target on another hub costs
+		// this one nothing), in one allocation, outside the registry lock.
+		f := make([]byte, 0, len(body)+len(from)+len(target)+128)
+		f = append(f, `{"jsonrpc":"2.0","id":`...)
+		f = appendUint(f, h.nextID())
+		f = append(f, `,"method":`...)
+		f = verto.AppendQuote(f, verto.MethodInfo)
+		f = append(f, `,"params":{"msg":{"body":`...)
+		f = verto.AppendQuote(f, body)
+		f = append(f, `,"from":`...)
+		f = verto.AppendQuote(f, from)
+		f = append(f, `,"to":`...)
+		f = verto.AppendQuote(f, target)
+		f = append(f, "}}}"...)
+		for _, t := range recipients {
+			t.deliver(f)
+		}
+	}
 	return here == 0 || h.reg.fab != nil && h.reg.fab.RemoteConns(target) > 0
 }
 
