@@ -3,34 +3,13 @@ package e2e
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
+	"channels/internal/cluster/clustertest"
 	"channels/internal/config"
 	"channels/internal/store/storetest"
 )
-
-// clusterNATS is the NATS server of the cluster test (CHANNELS_TEST_NATS
-// or the local one); without it the test is skipped, or fails in CI.
-func clusterNATS(t testing.TB) string {
-	t.Helper()
-	u := os.Getenv("CHANNELS_TEST_NATS")
-	if u == "" {
-		u = "nats://127.0.0.1:4222"
-	}
-	nc, err := nats.Connect(u, nats.Timeout(3*time.Second))
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("NATS at %s is required in CI: %v", u, err)
-		}
-		t.Skipf("NATS at %s not reachable: %v", u, err)
-	}
-	nc.Close()
-	return u
-}
 
 // startClusterApp serves Channels as startApp does, over the PostgreSQL
 // database dbURL, its hub joined to the others of prefix on NATS.
@@ -49,7 +28,7 @@ func startClusterApp(t testing.TB, dbURL, natsURL, prefix string) *app {
 // another channel sees neither.
 func TestClusterCall(t *testing.T) {
 	exe := chromiumPath(t)
-	natsURL := clusterNATS(t)
+	natsURL := clustertest.NATS(t)
 	db := storetest.PostgresURL(t)
 	var b [6]byte
 	_, _ = rand.Read(b[:])

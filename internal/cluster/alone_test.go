@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"channels/internal/cluster"
+	"channels/internal/cluster/clustertest"
 	"channels/internal/hub"
 )
 
@@ -26,7 +27,7 @@ func (quietLocal) Gone(hub.Member, bool)          {}
 // membership change, and a node that comes later still learns its members
 // (through the heartbeat's change number), then hears its changes.
 func TestAloneNodeSendsNoDeltas(t *testing.T) {
-	url := natsURL(t)
+	url := clustertest.NATS(t)
 	prefix := "alone" + randomHex(6)
 	opts := cluster.Options{URL: url, Prefix: prefix, Heartbeat: 200 * time.Millisecond}
 

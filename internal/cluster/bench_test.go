@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"channels/internal/cluster"
+	"channels/internal/cluster/clustertest"
 	"channels/internal/hub"
 )
 
@@ -48,7 +49,7 @@ func benchHubs(b *testing.B, n int, clustered bool) []string {
 	b.Helper()
 	nats := ""
 	if clustered {
-		nats = natsURL(b)
+		nats = clustertest.NATS(b)
 	}
 	prefix := "bench" + randomHex(6)
 	var urls []string

@@ -8,13 +8,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"channels/internal/cluster/clustertest"
 )
 
 // TestCluster drives three processes with a limit of three clients per
 // channel: presence and broadcast order, relay, takeover, shared budgets
 // and the limit, each across processes.
 func TestCluster(t *testing.T) {
-	s := newSite(t, natsURL(t), "CHANNELS_MAX_CLIENTS_PER_CHANNEL=3")
+	s := newSite(t, clustertest.NATS(t), "CHANNELS_MAX_CLIENTS_PER_CHANNEL=3")
 	nodes := s.start(3)
 
 	t.Run("broadcast once and in order", func(t *testing.T) {
@@ -226,7 +228,7 @@ var leaveData = base64.StdEncoding.EncodeToString([]byte(`{"t":"unavailable"}`))
 // seconds; a process killed with SIGKILL takes its members out of the
 // others' presence within a few seconds.
 func TestClusterNodeDeath(t *testing.T) {
-	s := newSite(t, natsURL(t))
+	s := newSite(t, clustertest.NATS(t))
 	nodes := s.start(3)
 
 	t.Run("deleted channel", func(t *testing.T) {

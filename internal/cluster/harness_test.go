@@ -33,25 +33,6 @@ import (
 
 const domain = "cluster.test"
 
-// natsURL is the NATS server of the tests: CHANNELS_TEST_NATS or the
-// local one. Without it the test is skipped, or fails in CI.
-func natsURL(t testing.TB) string {
-	t.Helper()
-	u := os.Getenv("CHANNELS_TEST_NATS")
-	if u == "" {
-		u = "nats://127.0.0.1:4222"
-	}
-	nc, err := nats.Connect(u, nats.Timeout(3*time.Second))
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("NATS at %s is required in CI: %v", u, err)
-		}
-		t.Skipf("NATS at %s not reachable: %v", u, err)
-	}
-	nc.Close()
-	return u
-}
-
 var (
 	buildOnce sync.Once
 	binPath   string

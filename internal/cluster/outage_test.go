@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"channels/internal/cluster"
+	"channels/internal/cluster/clustertest"
 )
 
 // natsServer runs a private nats-server on addr, so the test can stop and
@@ -70,7 +71,7 @@ func natsServerBinary(t *testing.T) string {
 // loses no local connection and takes nobody out of presence; the cluster
 // heals by itself when NATS returns.
 func TestClusterNATSOutage(t *testing.T) {
-	natsURL(t) // the shared server is not used, but CI must have one
+	clustertest.NATS(t) // the shared server is not used, but CI must have one
 	ns := &natsServer{t: t, addr: freeAddr(t), dir: t.TempDir()}
 	t.Cleanup(ns.kill)
 	url := "nats://" + ns.addr
@@ -135,7 +136,7 @@ func TestClusterNATSOutage(t *testing.T) {
 // that requires them; a wrong password is logged, without the password,
 // and retried.
 func TestNATSCredentials(t *testing.T) {
-	natsURL(t)
+	clustertest.NATS(t)
 	ns := &natsServer{t: t, addr: freeAddr(t), dir: t.TempDir(), args: []string{"--user", "channels", "--pass", "s3cret-pw"}}
 	t.Cleanup(ns.kill)
 	ns.start()

@@ -59,7 +59,14 @@ func (b *budgets) allowMessage(uid string, n int, now time.Time) bool {
 }
 
 func (b *budgets) take(uid string, now time.Time, which func(*memberBudget) *rate.Limiter, n int) bool {
+	return which(b.member(uid, now)).AllowN(now, n)
+}
+
+// member returns uid's budgets, made full when new, and marks them used
+// at now.
+func (b *budgets) member(uid string, now time.Time) *memberBudget {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	m := b.members[uid]
 	if m == nil {
 		if len(b.members) >= b.maxEntries {
@@ -72,8 +79,7 @@ func (b *budgets) take(uid string, now time.Time, which func(*memberBudget) *rat
 		b.members[uid] = m
 	}
 	m.used = now
-	b.mu.Unlock()
-	return which(m).AllowN(now, n)
+	return m
 }
 
 func (b *budgets) pruneLocked(now time.Time) {

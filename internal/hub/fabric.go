@@ -260,19 +260,5 @@ func (b *budgets) charge(uid string, broadcast bool, n int, now time.Time) {
 	if broadcast {
 		which = func(m *memberBudget) *rate.Limiter { return m.broadcast }
 	}
-	b.mu.Lock()
-	m := b.members[uid]
-	if m == nil {
-		if len(b.members) >= b.maxEntries {
-			b.pruneLocked(now)
-		}
-		m = &memberBudget{
-			broadcast: rate.NewLimiter(rate.Limit(b.broadcast.Rate), b.broadcast.Burst),
-			message:   rate.NewLimiter(rate.Limit(b.message.Rate), b.message.Burst),
-		}
-		b.members[uid] = m
-	}
-	m.used = now
-	b.mu.Unlock()
-	which(m).ReserveN(now, cost(n))
+	which(b.member(uid, now)).ReserveN(now, cost(n))
 }
