@@ -1,15 +1,8 @@
 package cluster_test
 
 import (
-	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/binary"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"runtime"
@@ -23,6 +16,7 @@ import (
 	"channels/internal/cluster"
 	"channels/internal/cluster/clustertest"
 	"channels/internal/hub"
+	"channels/internal/hub/hubtest"
 )
 
 // The benchmarks run hubs in this process, each joined to the others by
@@ -89,100 +83,29 @@ func benchHubs(b *testing.B, n int, clustered bool) []string {
 	return urls
 }
 
-// raw is a minimal WebSocket client, so that the load generator costs the
-// shared CPU little: text frames out, unfragmented frames in.
-type raw struct {
-	conn net.Conn
-	br   *bufio.Reader
-	buf  []byte
-}
+// raw is hubtest's lean client, its set-up failures fatal to the benchmark.
+type raw struct{ *hubtest.Raw }
 
-func dialRaw(b *testing.B, wsURL string) *raw {
+func dialRaw(b *testing.B, wsURL string) raw {
 	b.Helper()
-	u, _ := url.Parse(wsURL)
-	conn, err := net.Dial("tcp", u.Host)
+	c, err := hubtest.DialRaw(wsURL)
 	if err != nil {
 		b.Fatal(err)
 	}
-	var key [16]byte
-	_, _ = rand.Read(key[:])
-	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-		u.RequestURI(), u.Host, base64.StdEncoding.EncodeToString(key[:]))
-	br := bufio.NewReaderSize(conn, 64<<10)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		b.Fatalf("upgrade: %v %v", resp, err)
-	}
-	r := &raw{conn: conn, br: br}
-	b.Cleanup(func() { conn.Close() })
-	return r
+	b.Cleanup(c.Close)
+	return raw{c}
 }
 
-func (r *raw) send(p string) error {
-	hdr := []byte{0x81}
-	switch n := len(p); {
-	case n < 126:
-		hdr = append(hdr, 0x80|byte(n))
-	case n < 1<<16:
-		hdr = binary.BigEndian.AppendUint16(append(hdr, 0x80|126), uint16(n))
-	default:
-		hdr = binary.BigEndian.AppendUint64(append(hdr, 0x80|127), uint64(n))
-	}
-	hdr = append(hdr, 0, 0, 0, 0) // a zero mask: the payload goes as is
-	_, err := r.conn.Write(append(hdr, p...))
-	return err
-}
-
-func (r *raw) next() ([]byte, error) {
-	var h [2]byte
-	if _, err := io.ReadFull(r.br, h[:]); err != nil {
-		return nil, err
-	}
-	n := int(h[1] & 0x7f)
-	switch n {
-	case 126:
-		var l [2]byte
-		if _, err := io.ReadFull(r.br, l[:]); err != nil {
-			return nil, err
-		}
-		n = int(binary.BigEndian.Uint16(l[:]))
-	case 127:
-		var l [8]byte
-		if _, err := io.ReadFull(r.br, l[:]); err != nil {
-			return nil, err
-		}
-		n = int(binary.BigEndian.Uint64(l[:]))
-	}
-	if cap(r.buf) < n {
-		r.buf = make([]byte, n)
-	}
-	r.buf = r.buf[:n]
-	if _, err := io.ReadFull(r.br, r.buf); err != nil {
-		return nil, err
-	}
-	if h[0]&0x0f == 0x8 {
-		return nil, io.EOF
-	}
-	return r.buf, nil
-}
-
-// login logs in user with subscribe and waits for the replies.
-func (r *raw) login(b *testing.B, user string, subscribe bool) {
+// login logs in user, subscribed to "room" when subscribe, and waits for
+// the replies.
+func (r raw) login(b *testing.B, user string, subscribe bool) {
 	b.Helper()
-	if err := r.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":1,"method":"login","params":{"login":%q,"passwd":"pw","sessid":%q}}`, user, "s-"+user)); err != nil {
-		b.Fatal(err)
-	}
-	want := 2 // login result, clientReady
+	channel := ""
 	if subscribe {
-		if err := r.send(`{"jsonrpc":"2.0","id":2,"method":"verto.subscribe","params":{"eventChannel":"room"}}`); err != nil {
-			b.Fatal(err)
-		}
-		want++
+		channel = "room"
 	}
-	for range want {
-		if _, err := r.next(); err != nil {
-			b.Fatal(err)
-		}
+	if err := r.Login(user, "pw", "s-"+user, channel); err != nil {
+		b.Fatal(err)
 	}
 }
 
@@ -209,7 +132,7 @@ func benchBroadcast(b *testing.B, n int, urls []string) {
 		r.login(b, "u"+strconv.Itoa(i), true)
 		go func() {
 			for {
-				p, err := r.next()
+				p, err := r.Next()
 				if err != nil {
 					return
 				}
@@ -223,19 +146,19 @@ func benchBroadcast(b *testing.B, n int, urls []string) {
 	sender.login(b, "sender", false)
 	go func() {
 		for {
-			if _, err := sender.next(); err != nil {
+			if _, err := sender.Next(); err != nil {
 				return
 			}
 		}
 	}()
 	time.Sleep(300 * time.Millisecond) // subscriptions reach NATS
-	msg := `{"jsonrpc":"2.0","id":3,"method":"verto.broadcast","params":{"eventChannel":"room","eventData":"eyJwcmVzZW5jZSI6ImF2YWlsYWJsZSJ9","localBroadcast":true}}`
+	msg := []byte(`{"jsonrpc":"2.0","id":3,"method":"verto.broadcast","params":{"eventChannel":"room","eventData":"eyJwcmVzZW5jZSI6ImF2YWlsYWJsZSJ9","localBroadcast":true}}`)
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for range b.N {
 		pending.Store(int64(n))
 		t0 := time.Now()
-		if err := sender.send(msg); err != nil {
+		if err := sender.Send(msg); err != nil {
 			b.Fatal(err)
 		}
 		select {
@@ -275,7 +198,7 @@ func benchRelay(b *testing.B, fromURL, toURL string) {
 	all := make(chan struct{})
 	go func() {
 		for {
-			if _, err := target.next(); err != nil {
+			if _, err := target.Next(); err != nil {
 				return
 			}
 			credits <- struct{}{}
@@ -286,20 +209,20 @@ func benchRelay(b *testing.B, fromURL, toURL string) {
 	}()
 	go func() {
 		for {
-			if _, err := sender.next(); err != nil {
+			if _, err := sender.Next(); err != nil {
 				return
 			}
 			replies <- struct{}{}
 		}
 	}()
-	msg := `{"jsonrpc":"2.0","id":5,"method":"verto.info","params":{"msg":{"to":"to","body":"eyJ0eXBlIjoib2ZmZXIiLCJzZHAiOiJ2PTAuLi4ifQ=="}}}`
+	msg := []byte(`{"jsonrpc":"2.0","id":5,"method":"verto.info","params":{"msg":{"to":"to","body":"eyJ0eXBlIjoib2ZmZXIiLCJzZHAiOiJ2PTAuLi4ifQ=="}}}`)
 	total.Store(int64(b.N))
 	b.ResetTimer()
 	start := time.Now()
 	for range b.N {
 		<-credits
 		<-replies
-		if err := sender.send(msg); err != nil {
+		if err := sender.Send(msg); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -329,7 +252,7 @@ func benchLogin(b *testing.B, urls []string) {
 			i := int(n.Add(1))
 			r := dialRaw(b, urls[i%len(urls)])
 			r.login(b, "u"+strconv.Itoa(i%256), false)
-			r.conn.Close()
+			r.Close()
 		}
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "logins/s")

@@ -21,6 +21,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"channels/internal/hub/hubtest"
 	"channels/internal/store/storetest"
 )
 
@@ -124,30 +125,20 @@ func benchBroadcast(b *testing.B, n int) {
 	ctx := context.Background()
 	var pending atomic.Int64
 	done := make(chan time.Time, 1)
-	// Subscribers are lean raw clients (rawClient): the figure should be
+	// Subscribers are lean raw clients (hubtest.Raw): the figure should be
 	// the hub's, not the load generator's.
 	for i := 1; i <= n; i++ {
-		rc, err := dialRaw(th.url)
+		rc, err := hubtest.DialRaw(th.url)
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(rc.close)
-		for _, m := range []string{
-			fmt.Sprintf(`{"jsonrpc":"2.0","id":1,"method":"login","params":{"login":"u%d","passwd":"pw","sessid":"s%d"}}`, i, i),
-			`{"jsonrpc":"2.0","id":2,"method":"verto.subscribe","params":{"eventChannel":"room"}}`,
-		} {
-			if err := rc.send([]byte(m)); err != nil {
-				b.Fatal(err)
-			}
-		}
-		for range 3 { // login result, clientReady, subscribe result
-			if _, err := rc.next(); err != nil {
-				b.Fatal(err)
-			}
+		b.Cleanup(rc.Close)
+		if err := rc.Login(fmt.Sprintf("u%d", i), "pw", fmt.Sprintf("s%d", i), "room"); err != nil {
+			b.Fatal(err)
 		}
 		go func() {
 			for {
-				p, err := rc.next()
+				p, err := rc.Next()
 				if err != nil {
 					return
 				}
