@@ -12,6 +12,7 @@ import (
 
 	"channels/internal/cli"
 	"channels/internal/config"
+	"channels/internal/password"
 	"channels/internal/store"
 )
 
@@ -102,3 +103,18 @@ func (a *app) stop() {
 
 // url is the absolute URL of path on this app.
 func (a *app) url(path string) string { return "http://" + a.addr + path }
+
+// mustUser adds a user who signs in with pw (hashed with cheap argon2id
+// parameters: tests sign in often, and the parameters are not under test).
+func (a *app) mustUser(name, pw string) store.User {
+	a.t.Helper()
+	hash, err := password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}.Hash(pw)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	u, err := a.store.CreateUser(a.t.Context(), name, hash, false)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return u
+}

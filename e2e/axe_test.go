@@ -11,8 +11,6 @@ import (
 
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
-
-	"channels/internal/password"
 )
 
 // axeVersion is the axe-core release the accessibility test runs; scripts/test
@@ -161,14 +159,7 @@ func TestAccessibility(t *testing.T) {
 	src := axeSource(t)
 	start := time.Now()
 	srv := startApp(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "channels.db"))
-	hash, err := password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}.Hash("correct horse")
-	if err != nil {
-		t.Fatal(err)
-	}
-	owner, err := srv.store.CreateUser(t.Context(), "olga", hash, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	owner := srv.mustUser("olga", "correct horse")
 	room, err := srv.store.CreateChannel(t.Context(), "Weekly review", true, owner.ID)
 	if err != nil {
 		t.Fatal(err)

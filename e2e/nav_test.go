@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"channels/internal/password"
-
 	"github.com/chromedp/chromedp"
 )
 
@@ -20,14 +18,7 @@ func TestNavigation(t *testing.T) {
 	exe := chromiumPath(t)
 	artifacts := artifactsDir(t)
 	srv := startApp(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "channels.db"))
-	hash, err := password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}.Hash("correct horse")
-	if err != nil {
-		t.Fatal(err)
-	}
-	owner, err := srv.store.CreateUser(t.Context(), "olga", hash, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	owner := srv.mustUser("olga", "correct horse")
 	room, err := srv.store.CreateChannel(t.Context(), "Pasted link", false, owner.ID)
 	if err != nil {
 		t.Fatal(err)
