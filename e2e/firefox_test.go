@@ -368,33 +368,34 @@ func TestFirefoxCall(t *testing.T) {
 		t.Logf("%s: both remote videos play (firefox sees %vpx wide, chromium %vpx) %v after both were in the call", what, fw, cw, time.Since(began))
 	}
 
-	// Firefox calls Chromium.
-	began := time.Now()
-	fox.click(callButton(chromeID))
-	chrome.mustWait(ringing, 5*time.Second)
-	chrome.click(`#channel-app .accept`)
-	fox.mustWait(inCall, 20*time.Second)    // generous: a loaded machine, three browsers
-	chrome.mustWait(inCall, 20*time.Second) // generous: a loaded machine, three browsers
-	t.Logf("firefox → chromium: in call %v after clicking Call", time.Since(began))
-	bothPlay("firefox → chromium")
-	fox.click(`#channel-app .hangup`)
-	fox.mustWait(idle, 5*time.Second)
-	chrome.mustWait(idle, 5*time.Second)
-
-	// Chromium calls Firefox.
-	fox.mustWait(`!document.querySelector(`+jsString(callButton(chromeID))+`).disabled`, 5*time.Second)
-	chrome.mustWait(`!document.querySelector(`+jsString(callButton(foxID))+`).disabled`, 5*time.Second)
-	began = time.Now()
-	chrome.click(callButton(foxID))
-	fox.mustWait(ringing, 5*time.Second)
-	fox.click(`#channel-app .accept`)
-	chrome.mustWait(inCall, 20*time.Second) // generous: a loaded machine, three browsers
-	fox.mustWait(inCall, 20*time.Second)    // generous: a loaded machine, three browsers
-	t.Logf("chromium → firefox: in call %v after clicking Call", time.Since(began))
-	bothPlay("chromium → firefox")
-	chrome.click(`#channel-app .hangup`)
-	chrome.mustWait(idle, 5*time.Second)
-	fox.mustWait(idle, 5*time.Second)
+	// A call each way: the caller clicks Call, the callee Accept, both
+	// play each other's video, the caller hangs up.
+	type side struct {
+		name string
+		id   string
+		page interface {
+			click(sel string)
+			mustWait(expr string, d time.Duration) time.Duration
+		}
+	}
+	foxSide, chromeSide := side{"firefox", foxID, fox}, side{"chromium", chromeID, chrome}
+	for _, c := range [][2]side{{foxSide, chromeSide}, {chromeSide, foxSide}} {
+		caller, callee := c[0], c[1]
+		caller.page.mustWait(`!document.querySelector(`+jsString(callButton(callee.id))+`).disabled`, 5*time.Second)
+		callee.page.mustWait(`!document.querySelector(`+jsString(callButton(caller.id))+`).disabled`, 5*time.Second)
+		began := time.Now()
+		caller.page.click(callButton(callee.id))
+		callee.page.mustWait(ringing, 5*time.Second)
+		callee.page.click(`#channel-app .accept`)
+		caller.page.mustWait(inCall, 20*time.Second) // generous: a loaded machine, three browsers
+		callee.page.mustWait(inCall, 20*time.Second)
+		what := caller.name + " → " + callee.name
+		t.Logf("%s: in call %v after clicking Call", what, time.Since(began))
+		bothPlay(what)
+		caller.page.click(`#channel-app .hangup`)
+		caller.page.mustWait(idle, 5*time.Second)
+		callee.page.mustWait(idle, 5*time.Second)
+	}
 
 	if p := fox.problems(); p != "" {
 		t.Errorf("firefox: page problems: %s", p)
