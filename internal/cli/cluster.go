@@ -54,9 +54,10 @@ func directoryCacheTTL(cfg config.Config) time.Duration {
 }
 
 // presenceLeave is the broadcast a browser sends when it leaves a channel
-// (see internal/webclient/static/channel.js: {t: "unavailable"}, base64
-// of its JSON), which the hub delivers for members that vanished with a
-// dead process.
+// (see internal/webclient/static/controller.js: {t: "unavailable"},
+// base64 of its JSON), which the hub delivers for members whose last
+// connection closed without it and for members that vanished with a dead
+// process.
 func presenceLeave(channel string) []byte {
 	return verto.Object(
 		"eventChannel", channel,

@@ -115,6 +115,7 @@ loop:
 	// mark a client away while another connection of it is live.
 	if last, addr := h.reg.remove(c); last && !h.presentElsewhere(c.uid) {
 		h.disconnectReport(c.uid, addr)
+		h.leaveSoon(c.uid, c.rs.homes)
 	}
 }
 

@@ -133,6 +133,10 @@ type Options struct {
 	// member's userid, when the member vanished with another process.
 	// Nil: nothing is delivered.
 	LeaveParams func(channel string) []byte
+	// LeaveGrace is how long after a member's last connection closed the
+	// hub delivers LeaveParams for it on its channels, unless it is back
+	// by then (a reload, a reconnect). Default 1 s.
+	LeaveGrace time.Duration
 }
 
 // Defaults for Options.
@@ -152,12 +156,14 @@ const (
 	DefaultIdleTimeout        = 2 * time.Minute
 	DefaultGatewayTimeout     = 10 * time.Second
 	DefaultLoginTimeout       = 30 * time.Second
+	DefaultLeaveGrace         = time.Second
 	DefaultHostname           = "channels"
 )
 
-// Default budgets: a member's presence needs a broadcast when it joins,
-// every 30 s and when answering newcomers (at most every 3 s); a call's
-// set-up is a few dozen direct messages.
+// Default budgets: a member's presence needs a broadcast when it joins
+// (its hello), every 30 s, when it renames itself and when it leaves, and
+// one direct message per newcomer's hello (at most one a second to each);
+// a call's set-up is a few dozen direct messages.
 const (
 	DefaultBroadcastRate  = 2
 	DefaultBroadcastBurst = 20
@@ -226,6 +232,9 @@ func (o *Options) setDefaults() {
 	if o.LoginTimeout <= 0 {
 		o.LoginTimeout = DefaultLoginTimeout
 	}
+	if o.LeaveGrace <= 0 {
+		o.LeaveGrace = DefaultLeaveGrace
+	}
 }
 
 // Hub is the embedded Verto server. Create it with New, mount it with
@@ -247,6 +256,7 @@ type Hub struct {
 	watcher chan struct{}  // closed when watchWrites returns
 	reports *reporter
 	budgets *budgets
+	leaves  leaves
 
 	mu       sync.Mutex
 	closed   bool
