@@ -80,6 +80,9 @@ func (c *conn) run() {
 
 	idle := time.NewTimer(h.opts.IdleTimeout)
 	defer idle.Stop()
+	ping := time.NewTimer(h.opts.PingInterval)
+	defer ping.Stop()
+	var pong chan error // a ping under way
 	login := time.NewTimer(h.opts.LoginTimeout)
 	defer login.Stop()
 loop:
@@ -98,7 +101,26 @@ loop:
 				continue // closing: mod_verto drops the connection, reads nothing more
 			}
 			idle.Reset(h.opts.IdleTimeout)
+			if pong == nil {
+				ping.Reset(h.opts.PingInterval)
+			}
 			c.handleFrame(data)
+		case <-ping.C:
+			pong = make(chan error, 1)
+			go func(pong chan<- error) {
+				ctx, cancel := context.WithTimeout(c.ctx, h.opts.PongTimeout)
+				defer cancel()
+				pong <- c.ws.Ping(ctx)
+			}(pong)
+		case err := <-pong:
+			pong = nil
+			if err != nil {
+				// Its network is gone: no closing handshake could finish.
+				h.log.Debug("verto: no pong", "addr", c.addr, "err", err)
+				c.kill()
+				continue
+			}
+			ping.Reset(h.opts.PingInterval)
 		case <-idle.C:
 			h.log.Debug("verto: idle timeout", "addr", c.addr)
 			c.stop(websocket.StatusGoingAway)

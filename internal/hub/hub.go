@@ -111,6 +111,14 @@ type Options struct {
 	// stops reading is found by WriteTimeout. Defaults 4096 and 4 MiB.
 	QueueSize  int
 	QueueBytes int
+	// PingInterval and PongTimeout find connections whose network died
+	// silently (a laptop lid closed, a Wi-Fi gone: no FIN ever comes): a
+	// connection that sent nothing for PingInterval gets a WebSocket ping
+	// and is closed when no pong comes within PongTimeout, so its member
+	// leaves the others' lists (see LeaveGrace). Browsers answer pings
+	// themselves, even in a background tab. Defaults 10 s and 5 s.
+	PingInterval time.Duration
+	PongTimeout  time.Duration
 	// IdleTimeout closes a connection that sent nothing for this long. The
 	// browser client's keepalive echo (about every 45 s) keeps it open.
 	// Default 2 min.
@@ -154,6 +162,8 @@ const (
 	DefaultQueueSize          = 4096
 	DefaultQueueBytes         = 4 << 20
 	DefaultIdleTimeout        = 2 * time.Minute
+	DefaultPingInterval       = 10 * time.Second
+	DefaultPongTimeout        = 5 * time.Second
 	DefaultGatewayTimeout     = 10 * time.Second
 	DefaultLoginTimeout       = 30 * time.Second
 	DefaultLeaveGrace         = time.Second
@@ -222,6 +232,12 @@ func (o *Options) setDefaults() {
 	}
 	if o.QueueBytes <= 0 {
 		o.QueueBytes = DefaultQueueBytes
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = DefaultPingInterval
+	}
+	if o.PongTimeout <= 0 {
+		o.PongTimeout = DefaultPongTimeout
 	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = DefaultIdleTimeout

@@ -1,8 +1,11 @@
 package hub
 
 import (
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"channels/internal/fixtures"
 	"channels/internal/verto"
@@ -122,3 +125,70 @@ func TestLeaveWithoutGoodbye(t *testing.T) {
 		}
 	})
 }
+
+// TestSilentNetworkLoss: a member whose network dies without a FIN (its
+// socket stays open and answers nothing, pings included) is found by the
+// hub's ping and leaves the others' lists; a member that answers pings
+// stays, however long it says nothing.
+func TestSilentNetworkLoss(t *testing.T) {
+	const room = "room-1"
+	gw := newDirGateway()
+	th := startHub(t, gw, func(o *Options) {
+		leaveOptions(50 * time.Millisecond)(o)
+		o.PingInterval = 100 * time.Millisecond
+		o.PongTimeout = 200 * time.Millisecond
+	})
+	gw.add("ann", "pw", room)
+	gw.add("obs", "pw", room)
+	obs := joined(t, th, gw, "obs", "s-obs", room) // reads all along: answers pings
+	mute := dialMute(t, th)
+	mute.login(t, "ann", "pw", "s-ann")
+	mute.call(t, `{"jsonrpc":"2.0","id":2,"method":"verto.subscribe","params":{"eventChannel":"`+room+`"}}`)
+	lost := time.Now()
+	mute.deaf() // from now on reads nothing: no pong
+	if d, u := nextEvent(t, obs); d != "left" || u != "ann@"+fixtures.Domain {
+		t.Fatalf("observer got %q from %q, want ann's leave", d, u)
+	}
+	t.Logf("a silent member left after %v (ping every 100 ms, pong within 200 ms, grace 50 ms)", time.Since(lost))
+	// The observer, silent too but answering pings, is still there: its
+	// own marker comes back.
+	marker(t, obs, room)
+}
+
+// muteClient reads only when told to, so once deaf it answers no ping.
+type muteClient struct{ ws *websocket.Conn }
+
+func dialMute(t *testing.T, th *testHub) *muteClient {
+	t.Helper()
+	ws, _, err := websocket.Dial(t.Context(), th.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ws.CloseNow() })
+	return &muteClient{ws: ws}
+}
+
+// call sends a request and reads frames until its reply.
+func (m *muteClient) call(t *testing.T, req string) {
+	t.Helper()
+	if err := m.ws.Write(t.Context(), websocket.MessageText, []byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, data, err := m.ws.Read(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(data), `"result"`) || strings.Contains(string(data), `"error"`) {
+			return
+		}
+	}
+}
+
+func (m *muteClient) login(t *testing.T, user, pass, sessid string) {
+	t.Helper()
+	m.call(t, `{"jsonrpc":"2.0","id":1,"method":"login","params":{"login":"`+user+`","passwd":"`+pass+`","sessid":"`+sessid+`"}}`)
+}
+
+// deaf: nothing reads from now on.
+func (m *muteClient) deaf() {}
