@@ -381,8 +381,8 @@ func TestFirefoxCall(t *testing.T) {
 	foxSide, chromeSide := side{"firefox", foxID, fox}, side{"chromium", chromeID, chrome}
 	for _, c := range [][2]side{{foxSide, chromeSide}, {chromeSide, foxSide}} {
 		caller, callee := c[0], c[1]
-		caller.page.mustWait(`!document.querySelector(`+jsString(callButton(callee.id))+`).disabled`, 5*time.Second)
-		callee.page.mustWait(`!document.querySelector(`+jsString(callButton(caller.id))+`).disabled`, 5*time.Second)
+		caller.page.mustWait(`document.querySelector(`+jsString(callButton(callee.id))+`).getAttribute('aria-disabled') === 'false'`, 5*time.Second)
+		callee.page.mustWait(`document.querySelector(`+jsString(callButton(caller.id))+`).getAttribute('aria-disabled') === 'false'`, 5*time.Second)
 		began := time.Now()
 		caller.page.click(callButton(callee.id))
 		callee.page.mustWait(ringing, 5*time.Second)

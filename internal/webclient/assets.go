@@ -4,12 +4,16 @@
 //
 // Pages load entry points: modules named in entryPoints, each served as
 // one bundle of itself and every module it imports, built by esbuild from
-// the embedded files when the package loads. A module that is only
-// imported is not served on its own; a module that is neither an entry
-// point nor imported by one makes New fail. Style sheets are served one
-// for one. A file "channel.js" whose served bytes hash to 3f2a9c1e is
-// served at /static/channel.3f2a9c1e.js; a change to any module the
-// bundle holds changes the bundle, and so its URL.
+// the embedded files when the package loads. A module imported with
+// import() is split off into a chunk of its own, which the bundle loads
+// only when that import() runs (the channel page's camera check). A module
+// that is only imported is not served on its own; a module that is
+// neither an entry point nor imported by one makes New fail. Style sheets
+// are served one for one. A file "channel.js" whose served bytes hash to
+// 3f2a9c1e is served at /static/channel.3f2a9c1e.js, a chunk of check.js
+// at /static/check.<hash>.js; a change to any module the bundle holds
+// changes the bundle, and so its URL, and a change to a chunk changes the
+// chunk's URL and with it the bundle's, which names it.
 //
 // Everything is minified by esbuild (whitespace, syntax, identifiers;
 // across modules, since a bundle is one scope), once: the sources keep
@@ -29,9 +33,11 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/http"
 	"path"
 	"slices"
@@ -64,7 +70,9 @@ const hashLen = 8
 
 // Asset is one served file.
 type Asset struct {
-	// Name is the file's plain name, e.g. "channel.js".
+	// Name is the file's plain name, e.g. "channel.js"; a chunk's is
+	// that of the module split off ("check.js"), or "chunk.js" for code
+	// shared by a bundle and its chunks.
 	Name string
 	// HashedName is the name under Prefix, e.g. "channel.3f2a9c1e.js".
 	HashedName string
@@ -72,6 +80,10 @@ type Asset struct {
 	ContentType string
 	// Body is the content as served (bundled and minified).
 	Body []byte
+	// Imports are the hashed names of the chunks this file imports with
+	// import statements: a browser loading it loads them with it. Lazy
+	// are those it imports with import(), loaded only when that runs.
+	Imports, Lazy []string
 	// etag is the identity representation's ETag.
 	etag string
 	// encoded are the compressed representations smaller than Body,
@@ -105,8 +117,8 @@ func (as *Asset) Encoded(coding string) []byte {
 // Assets holds the embedded files, ready to serve. It is immutable and safe
 // for concurrent use.
 type Assets struct {
-	byName   map[string]*Asset
-	byHashed map[string]*Asset
+	byName   map[string]*Asset // entry points and style sheets
+	byHashed map[string]*Asset // those and the chunks of the bundles
 }
 
 // New returns the embedded files ready to serve: entry points bundled,
@@ -152,14 +164,14 @@ func load(fsys fs.FS, entries []string) (*Assets, error) {
 	// Bundling and minifying are most of the start-up cost and need no
 	// other output, so all of them run at once.
 	names := append(slices.Clone(entries), others...)
-	bodies := make([][]byte, len(names))
+	files := make([][]*Asset, len(names))
 	inputs := make([][]string, len(names))
 	errs := make([]error, len(names))
 	var wg sync.WaitGroup
 	for i, n := range names {
 		wg.Go(func() {
 			if i < len(entries) {
-				bodies[i], inputs[i], errs[i] = bundle(fsys, n)
+				files[i], inputs[i], errs[i] = bundle(fsys, n)
 				return
 			}
 			src, err := fs.ReadFile(fsys, n)
@@ -167,7 +179,8 @@ func load(fsys fs.FS, entries []string) (*Assets, error) {
 				errs[i] = fmt.Errorf("webclient: read %s: %w", n, err)
 				return
 			}
-			bodies[i], errs[i] = minify(n, src)
+			body, err := minify(n, src)
+			files[i], errs[i] = []*Asset{named(n, body)}, err
 		})
 	}
 	wg.Wait()
@@ -187,18 +200,13 @@ func load(fsys fs.FS, entries []string) (*Assets, error) {
 	}
 	a := &Assets{byName: map[string]*Asset{}, byHashed: map[string]*Asset{}}
 	for i, name := range names {
-		sum := sha256.Sum256(bodies[i])
-		hash := hex.EncodeToString(sum[:])[:hashLen]
-		ext := path.Ext(name)
-		as := &Asset{
-			Name:        name,
-			HashedName:  strings.TrimSuffix(name, ext) + "." + hash + ext,
-			etag:        `"` + hash + `"`,
-			ContentType: contentType(name),
-			Body:        bodies[i],
+		// The first file is the one named; the rest are its chunks,
+		// served by hashed name only. Two bundles may hold the same chunk
+		// (the same bytes, so the same name): it is served once.
+		a.byName[name] = files[i][0]
+		for _, as := range files[i] {
+			a.byHashed[as.HashedName] = as
 		}
-		a.byName[name] = as
-		a.byHashed[as.HashedName] = as
 	}
 	if err := a.compress(); err != nil {
 		return nil, err
@@ -206,17 +214,37 @@ func load(fsys fs.FS, entries []string) (*Assets, error) {
 	return a, nil
 }
 
+// named returns the Asset for body served as name, under its hashed name:
+// a file "channel.js" whose bytes hash to 3f2a9c1e… is "channel.3f2a9c1e.js".
+func named(name string, body []byte) *Asset {
+	sum := sha256.Sum256(body)
+	hash := hex.EncodeToString(sum[:])[:hashLen]
+	ext := path.Ext(name)
+	return &Asset{
+		Name:        name,
+		HashedName:  strings.TrimSuffix(name, ext) + "." + hash + ext,
+		etag:        `"` + hash + `"`,
+		ContentType: contentType(name),
+		Body:        body,
+	}
+}
+
 // fsNamespace is esbuild's namespace for the files bundle reads from its
 // fs.FS; no path in it is ever looked up on the disk.
 const fsNamespace = "webclient"
 
-// bundle returns the entry module and everything it imports as one
-// minified ES module, and the names of the files it holds. The modules
-// come from fsys alone, through a plugin: a relative import names a file
-// beside the importer; anything else (a package name, an absolute path or
-// URL, a file outside fsys or not a .js module) is an error naming the
-// importing file.
-func bundle(fsys fs.FS, entry string) ([]byte, []string, error) {
+// bundle returns the entry module and everything it imports, minified:
+// first the entry point's file (named entry), holding it and every module
+// it imports statically, then the chunks it loads later, one for each
+// module it imports with import() (with what only that one uses). Code
+// that both need goes to a shared chunk that the entry's file imports, so
+// a lazily loaded module should import nothing the page already has (hand
+// it in instead). It also returns the names of the modules read. The
+// modules come from fsys alone, through a plugin: a relative import names
+// a file beside the importer; anything else (a package name, an absolute
+// path or URL, a file outside fsys or not a .js module) is an error naming
+// the importing file.
+func bundle(fsys fs.FS, entry string) ([]*Asset, []string, error) {
 	var mu sync.Mutex
 	var inputs []string
 	plugin := api.Plugin{
@@ -249,10 +277,18 @@ func bundle(fsys fs.FS, entry string) ([]byte, []string, error) {
 		},
 	}
 	res := api.Build(api.BuildOptions{
-		EntryPoints:       []string{entry},
-		Bundle:            true,
-		Write:             false,
-		Plugins:           []api.Plugin{plugin},
+		EntryPoints: []string{entry},
+		Bundle:      true,
+		Write:       false,
+		Plugins:     []api.Plugin{plugin},
+		// Files are built in memory: the directory names no place on the
+		// disk, and nothing is read from or written to it.
+		AbsWorkingDir:     "/",
+		Outdir:            "out",
+		Splitting:         true,
+		EntryNames:        "[name]",
+		ChunkNames:        "[name]-[hash]",
+		Metafile:          true,
 		Platform:          api.PlatformBrowser,
 		Format:            api.FormatESModule,
 		Target:            api.ES2022,
@@ -266,11 +302,121 @@ func bundle(fsys fs.FS, entry string) ([]byte, []string, error) {
 	if len(res.Errors) > 0 {
 		return nil, nil, fmt.Errorf("webclient: bundle %s: %s", entry, messages(res.Errors))
 	}
-	if len(res.OutputFiles) != 1 {
-		return nil, nil, fmt.Errorf("webclient: bundle %s: %d output files, want 1", entry, len(res.OutputFiles))
+	files, err := hashNames(entry, res.OutputFiles, res.Metafile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("webclient: bundle %s: %w", entry, err)
 	}
 	sort.Strings(inputs)
-	return res.OutputFiles[0].Contents, inputs, nil
+	return files, inputs, nil
+}
+
+// hashNames names esbuild's output files by the hash of their bytes, as
+// every served file is named, and returns them, the entry point's first.
+// esbuild names chunks by a hash of its own ("check-5XQ2ZJ7K.js"), which
+// the files importing them name; a file's name is settled once those of
+// the chunks it imports are and written into it, so the hash in each name
+// covers exactly the bytes served, names of imported chunks included. A
+// cycle of imports between files (possible only with import() both ways)
+// cannot be named so, and is an error.
+func hashNames(entry string, out []api.OutputFile, metafile string) ([]*Asset, error) {
+	var meta struct {
+		Outputs map[string]struct {
+			Imports []struct{ Path, Kind string }
+		}
+	}
+	if err := json.Unmarshal([]byte(metafile), &meta); err != nil {
+		return nil, fmt.Errorf("metafile: %w", err)
+	}
+	type file struct {
+		body          []byte
+		imports, lazy []string // esbuild's names of the files imported
+		as            *Asset   // once named
+		visiting      bool
+	}
+	files := map[string]*file{}
+	for _, o := range out {
+		files[path.Base(o.Path)] = &file{body: o.Contents}
+	}
+	for p, o := range meta.Outputs {
+		f := files[path.Base(p)]
+		if f == nil {
+			continue // a source map or another file not output
+		}
+		for _, im := range o.Imports {
+			n := path.Base(im.Path)
+			if files[n] == nil {
+				return nil, fmt.Errorf("%s imports %s, not built", path.Base(p), im.Path)
+			}
+			list := &f.imports
+			switch im.Kind {
+			case "import-statement":
+			case "dynamic-import":
+				list = &f.lazy
+			default:
+				return nil, fmt.Errorf("%s imports %s by %s", path.Base(p), n, im.Kind)
+			}
+			if !slices.Contains(*list, n) {
+				*list = append(*list, n)
+			}
+		}
+	}
+	var assets []*Asset
+	var name func(n string) (*Asset, error)
+	name = func(n string) (*Asset, error) {
+		f := files[n]
+		if f.as != nil {
+			return f.as, nil
+		}
+		if f.visiting {
+			return nil, fmt.Errorf("%s is in a cycle of imports between files: none can be named by the hash of its bytes", n)
+		}
+		f.visiting = true
+		body := f.body
+		rename := func(ns []string) ([]string, error) {
+			var hashed []string
+			for _, m := range ns {
+				as, err := name(m)
+				if err != nil {
+					return nil, err
+				}
+				from, to := []byte(strconv.Quote("./"+m)), []byte(strconv.Quote("./"+as.HashedName))
+				if !bytes.Contains(body, from) {
+					return nil, fmt.Errorf("%s imports %s, whose name is not in it as %s", n, m, from)
+				}
+				body = bytes.ReplaceAll(body, from, to)
+				hashed = append(hashed, as.HashedName)
+			}
+			return hashed, nil
+		}
+		imports, err := rename(f.imports)
+		if err != nil {
+			return nil, err
+		}
+		lazy, err := rename(f.lazy)
+		if err != nil {
+			return nil, err
+		}
+		plain := n
+		if i := strings.LastIndexByte(n, '-'); n != entry && i > 0 {
+			plain = n[:i] + path.Ext(n) // esbuild's "check-5XQ2ZJ7K.js" is served as "check.<hash>.js"
+		}
+		f.as = named(plain, body)
+		f.as.Imports, f.as.Lazy = imports, lazy
+		assets = append(assets, f.as)
+		return f.as, nil
+	}
+	if files[entry] == nil {
+		return nil, fmt.Errorf("no output file %s", entry)
+	}
+	first, err := name(entry)
+	if err != nil {
+		return nil, err
+	}
+	if len(assets) != len(files) {
+		return nil, fmt.Errorf("%d output files, %d of them reached from %s", len(files), len(assets), entry)
+	}
+	// The entry's file first, then its chunks in the order named.
+	return append([]*Asset{first}, slices.DeleteFunc(assets, func(as *Asset) bool { return as == first })...), nil
 }
 
 // minify returns a style sheet minified by esbuild; files of other types
@@ -318,10 +464,7 @@ func (a *Assets) compress() error {
 		name, suffix string
 		level        int
 	}{{compress.Gzip, "-gz", compress.GzipBest}, {compress.Brotli, "-br", compress.BrotliBest}}
-	assets := make([]*Asset, 0, len(a.byName))
-	for _, n := range a.Names() {
-		assets = append(assets, a.byName[n])
-	}
+	assets := a.Files()
 	out := make([][]encoding, len(assets))
 	errs := make([]error, len(assets)*len(codings))
 	for i := range out {
@@ -387,7 +530,18 @@ func (a *Assets) URL(name string) string {
 	return Prefix + as.HashedName
 }
 
-// Names lists the plain names of all files, sorted.
+// Files returns every served file, the chunks of the bundles included,
+// sorted by hashed name.
+func (a *Assets) Files() []*Asset {
+	files := make([]*Asset, 0, len(a.byHashed))
+	for _, n := range slices.Sorted(maps.Keys(a.byHashed)) {
+		files = append(files, a.byHashed[n])
+	}
+	return files
+}
+
+// Names lists the plain names of the files pages name (entry points and
+// style sheets; not chunks), sorted.
 func (a *Assets) Names() []string {
 	names := make([]string, 0, len(a.byName))
 	for n := range a.byName {
@@ -397,14 +551,15 @@ func (a *Assets) Names() []string {
 	return names
 }
 
-// Asset returns the named file (plain name).
+// Asset returns the named file (plain name): an entry point's bundle or a
+// style sheet.
 func (a *Assets) Asset(name string) (*Asset, bool) {
 	as, ok := a.byName[name]
 	return as, ok
 }
 
-// Handler serves the files by their hashed names with immutable, year-long
-// caching. It accepts request paths with or without the /static/ prefix,
+// Handler serves the files by their hashed names, the bundles' chunks
+// alike, with immutable, year-long caching. It accepts request paths with or without the /static/ prefix,
 // so it works mounted at "/static/" with or without http.StripPrefix.
 // Unknown names, including stale hashes, get 404.
 //

@@ -63,8 +63,8 @@ func TestEncodedAssets(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := a.Handler()
-	for _, n := range a.Names() {
-		as, _ := a.Asset(n)
+	for _, as := range a.Files() { // the bundles' chunks too
+		n, u := as.HashedName, Prefix+as.HashedName
 		etags := map[string]string{}
 		for _, tt := range []struct{ accept, want string }{
 			{"", ""}, // no Accept-Encoding at all
@@ -74,9 +74,9 @@ func TestEncodedAssets(t *testing.T) {
 		} {
 			var rec *httptest.ResponseRecorder
 			if tt.accept == "" {
-				rec = get(t, h, "GET", a.URL(n))
+				rec = get(t, h, "GET", u)
 			} else {
-				rec = get(t, h, "GET", a.URL(n), "Accept-Encoding", tt.accept)
+				rec = get(t, h, "GET", u, "Accept-Encoding", tt.accept)
 			}
 			if rec.Code != 200 {
 				t.Fatalf("%s %q: status %d", n, tt.accept, rec.Code)
@@ -115,7 +115,7 @@ func TestEncodedAssets(t *testing.T) {
 			if tt.accept != "" {
 				hdrs = append(hdrs, "Accept-Encoding", tt.accept)
 			}
-			nm := get(t, h, "GET", a.URL(n), hdrs...)
+			nm := get(t, h, "GET", u, hdrs...)
 			if nm.Code != 304 || nm.Body.Len() != 0 {
 				t.Errorf("%s %q: If-None-Match %s: %d, %d bytes", n, tt.accept, etag, nm.Code, nm.Body.Len())
 			}

@@ -40,7 +40,7 @@ export function offerCollision(s) {
 
 /** Ring for this long before giving up. */
 export const RING_MS = 45000;
-/** Give a broken connection this long to recover. */
+/** Give a new connection this long to come up, a broken one this long to recover. */
 export const RECOVER_MS = 20000;
 
 /** A fresh random call id. */
@@ -155,7 +155,7 @@ export class Call {
   accept() {
     this.chain = this.chain.then(async () => {
       if (!this.fire('accept')) return;
-      clearTimeout(this.timer);
+      this.deadline('The call could not connect');
       if (!this.pc) this.connect();
       this.send({ t: 'accept' });
       for (const m of this.held.splice(0)) this.o.send(m);
@@ -249,14 +249,28 @@ export class Call {
     this.o.onChange(this);
   }
 
-  /** @param {string} s */
-  pcState(s) {
+  /**
+   * Ends the call with reason unless it is connected within RECOVER_MS.
+   * @param {string} reason
+   */
+  deadline(reason) {
     clearTimeout(this.timer);
-    if (s === 'connected') this.fire('connected');
-    else if (s === 'disconnected' || s === 'failed') {
-      this.fire('disconnected');
+    this.timer = setTimeout(() => this.end('failed', reason, true), RECOVER_MS);
+  }
+
+  /**
+   * The connection's state. Connecting and recovering have a deadline,
+   * set on entering them and cleared only by 'connected': the states the
+   * connection passes through meanwhile (failed, connecting, an ICE
+   * restart's) never extend it.
+   * @param {string} s
+   */
+  pcState(s) {
+    if (s === 'connected') {
+      if (this.fire('connected')) clearTimeout(this.timer);
+    } else if (s === 'disconnected' || s === 'failed') {
+      if (this.fire('disconnected')) this.deadline('The connection was lost');
       if (s === 'failed' && this.polite) this.pc?.restartIce();
-      this.timer = setTimeout(() => this.end('failed', 'Connection lost', true), RECOVER_MS);
     }
   }
 
@@ -283,7 +297,7 @@ export class Call {
     switch (m.t) {
       case 'accept':
         if (this.state !== 'calling') return;
-        clearTimeout(this.timer);
+        this.deadline('The call could not connect');
         this.fire('accepted');
         return;
       case 'decline':

@@ -40,6 +40,8 @@ export function bareId(userid) {
 }
 
 const ECDH = { name: 'ECDH', namedCurve: 'P-256' };
+/** The most keys agreed with peers kept at once (the least recently used go). */
+export const KEYS_KEPT = 256;
 
 /** True when this context offers Web Crypto (browsers: secure contexts only). */
 export function cryptoAvailable() {
@@ -57,7 +59,7 @@ export class Sealer {
     this.pair = pair;
     /** Our public key, raw, base64. */
     this.pub = pub;
-    /** @type {Map<string, Promise<CryptoKey>>} */
+    /** @type {Map<string, Promise<CryptoKey>>} by peer key, least recently used first */
     this.keys = new Map();
   }
 
@@ -68,15 +70,21 @@ export class Sealer {
     return new Sealer(pair, toBase64(raw));
   }
 
-  /** @param {string} peerPub @returns {Promise<CryptoKey>} */
+  /**
+   * The key agreed with a peer's public key, kept for the next message;
+   * a peer announcing new keys without end only makes others be derived
+   * again. @param {string} peerPub @returns {Promise<CryptoKey>}
+   */
   key(peerPub) {
-    let k = this.keys.get(peerPub);
-    if (!k) {
+    const keys = this.keys;
+    let k = keys.get(peerPub);
+    if (k) keys.delete(peerPub);
+    else {
       k = crypto.subtle.importKey('raw', fromBase64(peerPub), ECDH, false, [])
         .then((pk) => crypto.subtle.deriveKey({ name: 'ECDH', public: pk }, this.pair.privateKey,
           { name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']));
-      this.keys.set(peerPub, k);
     }
+    if (keys.set(peerPub, k).size > KEYS_KEPT) keys.delete(/** @type {string} */ (keys.keys().next().value));
     return k;
   }
 

@@ -4,16 +4,17 @@
 // drives it with fakes. (A closure rather than a class: its names then
 // minify, which keeps the page within its size budget.)
 
-import { Answers, HEARTBEAT_MS, cleanName } from './presence.js';
+import { Answers, HEARTBEAT_MS, CONFIRM_MS, cleanName } from './presence.js';
 import { encodeBody, decodeBody, bareId, safetyCode } from './codec.js';
 import { Call, newCallId } from './call.js';
-import { preview as check, getMedia, mediaProblem, missing, every as everyMs } from './media.js';
+import { getMedia, mediaProblem, missing, every as everyMs } from './media.js';
 
 /**
  * @typedef {import('./presence.js').Presence} Presence
  * @typedef {import('./codec.js').Sealer} Sealer
  * @typedef {import('./view.js').Actions} Actions
  * @typedef {import('./media.js').DeviceIds} DeviceIds
+ * @typedef {import('./check.js').Preview} Preview
  * @typedef {ConstructorParameters<typeof Call>[0]} CallOptions
  * @typedef {{
  *   onState: (s: string, detail?: string) => void, onReady: () => void,
@@ -27,7 +28,7 @@ import { preview as check, getMedia, mediaProblem, missing, every as everyMs } f
  * }} VertoLike the part of Verto used here
  * @typedef {{
  *   setConn: (state: string, detail?: string) => void, setNote: (text: string) => void,
- *   setName: (name: string) => void, setPeers: (peers: {id: string, name: string}[], canCall: boolean) => void,
+ *   setName: (name: string) => void, setPeers: (peers: {id: string, name: string}[], canCall: boolean, arrived?: string[]) => void,
  *   setCall: (call: Call | null, peerName: string, secure: string) => void,
  *   setStats: (bytes: number, kbps: number) => void,
  *   setDevices: (list: MediaDeviceInfo[], using: DeviceIds) => void,
@@ -50,6 +51,8 @@ import { preview as check, getMedia, mediaProblem, missing, every as everyMs } f
 
 /** Call messages whose loss a person must hear about (candidates are many, and spare). */
 const TOLD = ['accept', 'decline', 'close', 'sdp'];
+/** The hub's refusal of a request over the sender's budget. */
+const RATE_LIMITED = -32010;
 /** How many offered call ids a page remembers, to take each offer once. */
 export const OFFERS = 256;
 
@@ -77,6 +80,7 @@ export function controller(o) {
   const { channelId, self, presence } = o;
   const log = o.log || console;
   const every = o.every || everyMs;
+  const timers = o.timers || { set: (/** @type {() => void} */ f, /** @type {number} */ ms) => setTimeout(f, ms), clear: (/** @type {any} */ t) => clearTimeout(t) };
   const inst = o.inst || newCallId();
   let name = cleanName(o.name, self);
   o.saveName?.(name); // one name across channels
@@ -128,8 +132,10 @@ export function controller(o) {
     },
     reconnect: () => verto.start(),
     preview: (on) => {
-      if (on) preview?.open().catch((e) => fail('The camera check failed', e));
-      else preview?.close();
+      want = on;
+      if (!on) preview?.close();
+      // Loaded on the first request; a check closed while it loads does not open.
+      else if (o.md) loadCheck().then((p) => { if (want) return p.open(); }).catch((e) => fail('The camera check failed', e));
     },
   };
   const view = o.view(act);
@@ -154,12 +160,31 @@ export function controller(o) {
     onInfo,
   });
 
-  const answers = new Answers(() => announce(false), o.timers);
+  // Answered directly: the relay vouches for the sender and carries it only
+  // within the channel, and N answers cost N frames, not N broadcasts.
+  const answers = new Answers((peer) => {
+    keys.then(() => verto.info(peer, encodeBody({ t: 'here', name, key: sealer?.pub || '', inst }))).catch((e) => {
+      warn('answer ' + peer, e);
+      if (e && e.code === RATE_LIMITED && presence.get(peer)) answers.want(peer); // once the budget allows
+    });
+  }, timers, presence.now);
+  /** @type {any} the check, after a reconnect, for peers who left meanwhile */
+  let confirm = null;
 
   /** @type {MediaStream | null} the camera check's stream, while it runs */
   let shown = null;
-  const preview = o.md ? check({
-    md: o.md, AC: o.AC, devices, every, log,
+  /** @type {Preview | null} the camera check, once loaded */
+  let preview = null;
+  /** @type {Promise<Preview> | undefined} */
+  let loading;
+  let want = false; // the person's last word: check or not
+  /**
+   * The camera check, loaded (check.js, a file of its own) the first time
+   * a person asks for it: most visits never do. A failed load is tried
+   * again on the next request.
+   */
+  const loadCheck = () => loading ||= import('./check.js').then((m) => preview = m.preview({
+    md: /** @type {MediaDevices} */ (o.md), AC: o.AC, devices, every, log, media: getMedia, missing, mediaProblem,
     onChange: (state, stream, problem) => {
       shown = stream;
       view.setPreview(state, stream, problem);
@@ -167,10 +192,13 @@ export function controller(o) {
       if (stream) listDevices();
     },
     onLevel: (v) => view.setLevel(v),
-  }) : null;
+  }), (e) => {
+    loading = undefined;
+    throw e;
+  });
 
   view.setName(name);
-  if (preview) view.setPreview('off', null, '');
+  if (o.md) view.setPreview('off', null, '');
   else view.setNote('Camera and microphone need this page over https; calls here can only receive.');
 
   /** Fresh STUN/TURN servers when they expire; the old ones otherwise. */
@@ -181,14 +209,36 @@ export function controller(o) {
   /** @param {boolean} hello */
   function announce(hello) {
     if (verto.state !== 'ready') return;
-    answers.drop();
-    // A lost announcement is repeated by the next heartbeat.
+    if (hello) {
+      // Peers still listed from before a reconnect who do not answer this
+      // hello left meanwhile.
+      const at = presence.now();
+      timers.clear(confirm);
+      confirm = timers.set(() => forget(presence.forgetBefore(at)), CONFIRM_MS);
+    }
+    // A lost heartbeat is repeated by the next one; a hello the hub's
+    // budget refused, once the budget allows.
     verto.broadcast(channelId, encodeBody({ t: 'available', name, key: sealer?.pub || '', inst, hello }))
-      .catch((e) => warn('announce', e));
+      .catch((e) => {
+        warn('announce', e);
+        if (hello && e && e.code === RATE_LIMITED) timers.set(() => announce(true), 2000);
+      });
   }
 
-  function refreshPeers() {
-    view.setPeers(presence.list(), verto.state === 'ready' && idle());
+  /** Peers found gone by silence. @param {string[]} gone */
+  function forget(gone) {
+    if (!gone.length) return;
+    for (const id of gone) answers.forget(id);
+    refreshPeers();
+    if (call && gone.includes(call.peer) && call.state !== 'in call' && call.state !== 'reconnecting') call.end('closed', 'Call ended', false);
+  }
+
+  /**
+   * @param {string[]} [arrived] peers who just said hello: arrivals, which
+   * the view announces (not those who answer ours: they were here before)
+   */
+  function refreshPeers(arrived) {
+    view.setPeers(presence.list(), verto.state === 'ready' && idle(), arrived);
   }
 
   /**
@@ -230,11 +280,15 @@ export function controller(o) {
       warn('announcement from ' + from, e);
       return;
     }
-    const out = presence.take(from, a);
-    // Answered on the channel, so that peers enter only through it.
-    if (out.answer) answers.want(presence.peers.size);
-    if (call && call.peer === from && (a.t === 'unavailable' || out.restarted)) call.end('closed', 'Call ended', false);
-    if (out.changed) refreshPeers();
+    took(from, presence.take(from, a));
+  }
+
+  /** @param {string} from @param {import('./presence.js').Outcome} out */
+  function took(from, out) {
+    if (out.answer) answers.want(from);
+    if (out.left) answers.forget(from);
+    if (call && call.peer === from && (out.left || out.restarted)) call.end('closed', 'Call ended', false);
+    if (out.changed) refreshPeers(out.answer ? [from] : []);
   }
 
   /** @type {Map<string, Promise<void>>} messages from each peer, in order */
@@ -253,9 +307,13 @@ export function controller(o) {
 
   /** @param {string} from @param {string} body */
   async function receive(from, body) {
-    const peer = presence.admit(from);
-    if (!peer) return; // direct messages only from people seen on this channel
     let m = decodeBody(body);
+    // An answer to our hello: the relay carries it only between members of
+    // a common channel, so it lets its sender in. A leave: only ever from
+    // the one who left, so it need not be sealed.
+    if (m && (m.t === 'here' || m.t === 'unavailable')) return took(from, presence.take(from, m, true));
+    const peer = presence.admit(from);
+    if (!peer) return; // other direct messages only from people known on this channel
     let sealed = false;
     if (m && m.s) {
       if (!sealer || !peer.key) return;
@@ -304,7 +362,8 @@ export function controller(o) {
       id, peer, outgoing, iceServers: o.ice.list(), iceTransportPolicy: o.ice.policy?.(), devices, log,
       send: (m) => sendTo(peer, m),
       onChange: (c) => { if (c === call) update(); },
-      // The camera check's stream when it runs, so that the camera starts once.
+      // The camera check's stream when it runs (it is loaded if it ever
+      // ran), so that the camera starts once.
       media: async (ids, f) => preview?.take() || getMedia(ids, f, o.md),
     };
     return o.newCall ? o.newCall(co) : new Call(co);
@@ -371,9 +430,7 @@ export function controller(o) {
   function heartbeat() {
     if (verto.state !== 'ready') return;
     announce(false);
-    const gone = presence.sweep();
-    if (gone.length) refreshPeers();
-    if (call && gone.includes(call.peer) && call.state !== 'in call' && call.state !== 'reconnecting') call.end('closed', 'Call ended', false);
+    forget(presence.sweep());
   }
 
   return {

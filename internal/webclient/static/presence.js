@@ -1,27 +1,33 @@
 // Who else is in the channel: bookkeeping of announcements, answers and
-// silence. No DOM here. Peers enter only through the channel's own
-// events (server-stamped userid), never through a direct message, which
-// mod_verto relays from anyone.
+// silence. No DOM here. Peers enter only through what the server vouches
+// for: an announcement on the channel (its userid is server-stamped) or a
+// direct answer, whose `from` the relay stamps and which the relay carries
+// only between members of a common channel (the hub checks it; so does the
+// FreeSWITCH pack's relay.lua).
 
 /** Heartbeat: re-announce about every 30 s; forget peers silent for 75 s. */
 export const HEARTBEAT_MS = 30000;
 export const EXPIRE_MS = 75000;
 
-/** Answers to hellos: one broadcast per 3 s at most, after a random delay of
- * up to 20 ms per known peer (2 s at most), so a join costs one broadcast
- * per member and hello spam no more. */
-export const ANSWER_GAP_MS = 3000;
-export const ANSWER_SPREAD_MS = 20;
-export const ANSWER_MAX_DELAY_MS = 2000;
-/** A peer's hello is answered at most once per this long, so that one
- * member repeating hellos cannot make every member re-broadcast. */
-export const HELLO_REPEAT_MS = 10000;
+/** A hello (a newcomer, a reload, a second tab, a reconnect) is answered
+ * with one direct message to its sender, at once while that peer's
+ * budget lasts: ANSWER_BURST answers, then one per ANSWER_GAP_MS (hellos
+ * waiting for it fold into one answer). So a join costs N + 1 frames (the
+ * hello to N members, N answers), a few quick reloads are answered at
+ * once, and a peer repeating hellos gets one answer a second from each
+ * member, no more than its own hellos already cost (see the README). */
+export const ANSWER_GAP_MS = 1000;
+export const ANSWER_BURST = 3;
+/** After a reconnect, peers not heard from again within this long are
+ * dropped: they left while we were away. */
+export const CONFIRM_MS = 5000;
 
 /**
- * What a peer announces on the channel.
+ * What a peer announces on the channel ("available", "unavailable") or
+ * answers directly ("here").
  * @typedef {{t: string, name?: string, key?: string, inst?: string, hello?: boolean}} Announcement
  * @typedef {{id: string, name: string, key: string, inst: string, seen: number}} Peer
- * @typedef {{added: boolean, changed: boolean, restarted: boolean, answer: boolean}} Outcome
+ * @typedef {{added: boolean, changed: boolean, restarted: boolean, answer: boolean, left: boolean}} Outcome
  */
 
 /** Trims and limits a display name; never empty. @param {any} name @param {string} id */
@@ -37,26 +43,26 @@ export class Presence {
     this.now = now;
     /** @type {Map<string, Peer>} */
     this.peers = new Map();
-    /** @type {Map<string, number>} when each peer's last answered hello came */
-    this.hellos = new Map();
   }
 
   /**
-   * Takes an announcement broadcast on the channel by peer `from` (the
-   * server-stamped userid): "available" or "unavailable"; anything else,
-   * such as the old direct "here", is ignored. `answer` says whether to
-   * re-announce ourselves: to a hello (a newcomer or a reconnect), at most
-   * once per HELLO_REPEAT_MS from each peer, even across its leaving.
-   * @param {string} from @param {Announcement} a @returns {Outcome}
+   * Takes an announcement by peer `from`, the server-stamped sender: on the
+   * channel (`direct` false) "available" or "unavailable"; as a direct
+   * message (`direct` true) the answer "here" or "unavailable" (which the
+   * FreeSWITCH pack sends for a member whose last socket closed: only
+   * ever from the one who left). `answer` says the peer said hello and
+   * wants a direct answer.
+   * @param {string} from @param {Announcement} a @param {boolean} [direct]
+   * @returns {Outcome}
    */
-  take(from, a) {
-    const out = { added: false, changed: false, restarted: false, answer: false };
+  take(from, a, direct = false) {
+    const out = { added: false, changed: false, restarted: false, answer: false, left: false };
     if (!from || from === this.self || !a || typeof a !== 'object') return out;
     if (a.t === 'unavailable') {
-      out.changed = this.peers.delete(from);
+      out.changed = out.left = this.peers.delete(from);
       return out;
     }
-    if (a.t !== 'available') return out;
+    if (a.t !== (direct ? 'here' : 'available')) return out;
     const old = this.peers.get(from);
     const p = {
       id: from,
@@ -69,10 +75,7 @@ export class Presence {
     out.added = !old;
     out.changed = !old || old.name !== p.name || old.key !== p.key || old.inst !== p.inst;
     out.restarted = !!old && old.inst !== p.inst;
-    if (a.hello && !(this.now() - (this.hellos.get(from) ?? -Infinity) < HELLO_REPEAT_MS)) {
-      this.hellos.set(from, this.now());
-      out.answer = true;
-    }
+    out.answer = !direct && a.hello === true;
     return out;
   }
 
@@ -97,10 +100,13 @@ export class Presence {
         gone.push(id);
       }
     }
-    for (const [id, at] of this.hellos) {
-      if (t - at > maxAge && !this.peers.has(id)) this.hellos.delete(id);
-    }
     return gone;
+  }
+
+  /** Forgets peers not heard from since t (a reconnect's hello); returns
+   * their ids. @param {number} t @returns {string[]} */
+  forgetBefore(t) {
+    return this.sweep(this.now() - t);
   }
 
   /** @param {string} id */
@@ -117,36 +123,62 @@ export class Presence {
 /** @typedef {{set: (f: () => void, ms: number) => any, clear: (t: any) => void}} Timers */
 
 /**
- * Answers hellos with one broadcast of our own announcement: the first
- * hello schedules it after a random delay (spreading the members' answers),
- * later ones fold into it, and answers keep ANSWER_GAP_MS apart.
+ * Answers hellos, each with a direct message to its sender, from a
+ * budget per peer (ANSWER_BURST, refilled one per ANSWER_GAP_MS); a hello
+ * past it waits for the next answer the budget allows, and hellos waiting
+ * fold into it. Memory: one timer per peer waiting, and the budgets of
+ * peers answered lately (full ones are forgotten).
  */
 export class Answers {
-  /** @param {() => void} send @param {Timers} [timers] @param {() => number} [now] @param {() => number} [random] */
-  constructor(send, timers = { set: (f, ms) => setTimeout(f, ms), clear: (t) => clearTimeout(t) }, now = Date.now, random = Math.random) {
+  /** @param {(peer: string) => void} send @param {Timers} [timers] @param {() => number} [now] */
+  constructor(send, timers = { set: (f, ms) => setTimeout(f, ms), clear: (t) => clearTimeout(t) }, now = Date.now) {
     this.send = send;
     this.timers = timers;
     this.now = now;
-    this.random = random;
-    /** @type {any} */
-    this.timer = null;
-    this.last = -Infinity;
+    /** @type {Map<string, any>} peers whose answer waits for their budget */
+    this.pending = new Map();
+    /** @type {Map<string, {n: number, at: number}>} answers each peer may still have, as of a time */
+    this.budget = new Map();
   }
 
-  /** A hello arrived; `peers` is how many peers we know. @param {number} peers */
-  want(peers) {
-    if (this.timer !== null) return;
-    const spread = this.random() * Math.min(ANSWER_MAX_DELAY_MS, ANSWER_SPREAD_MS * peers);
-    this.timer = this.timers.set(() => {
-      this.timer = null;
-      this.last = this.now();
-      this.send();
-    }, Math.max(spread, this.last + ANSWER_GAP_MS - this.now()));
+  /** Answers a peer may have now. @param {string} peer */
+  left(peer) {
+    const b = this.budget.get(peer);
+    return b ? Math.min(ANSWER_BURST, b.n + (this.now() - b.at) / ANSWER_GAP_MS) : ANSWER_BURST;
   }
 
-  /** We announced anyway (or went offline): hellos so far need no answer. */
+  /** Peer said hello. @param {string} peer */
+  want(peer) {
+    if (this.pending.has(peer)) return;
+    if (this.budget.size > 256) {
+      for (const id of this.budget.keys()) if (this.left(id) >= ANSWER_BURST) this.budget.delete(id);
+    }
+    const n = this.left(peer);
+    if (n >= 1) {
+      this.answer(peer, n);
+      return;
+    }
+    this.pending.set(peer, this.timers.set(() => {
+      this.pending.delete(peer);
+      this.answer(peer, this.left(peer));
+    }, (1 - n) * ANSWER_GAP_MS));
+  }
+
+  /** @param {string} peer @param {number} n */
+  answer(peer, n) {
+    this.budget.set(peer, { n: n - 1, at: this.now() });
+    this.send(peer);
+  }
+
+  /** Peer left: its waiting answer is not sent. @param {string} peer */
+  forget(peer) {
+    this.timers.clear(this.pending.get(peer));
+    this.pending.delete(peer);
+  }
+
+  /** We went offline: no answer waits. */
   drop() {
-    this.timers.clear(this.timer);
-    this.timer = null;
+    for (const t of this.pending.values()) this.timers.clear(t);
+    this.pending.clear();
   }
 }

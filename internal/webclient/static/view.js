@@ -157,18 +157,6 @@ export function connNews(prev, state) {
   return '';
 }
 
-/**
- * Who joined and who left between two lists of peers.
- * @param {Map<string, string>} before id → name @param {PeerItem[]} now @returns {string[]}
- */
-export function peerNews(before, now) {
-  const ids = new Set(now.map((p) => p.id));
-  return [
-    ...now.filter((p) => !before.has(p.id)).map((p) => p.name + ' joined'),
-    ...[...before].filter(([id]) => !ids.has(id)).map(([, n]) => n + ' left'),
-  ];
-}
-
 export class View {
   /** @param {HTMLElement} root @param {Actions} act */
   constructor(root, act) {
@@ -182,8 +170,6 @@ export class View {
     this.status = h('p', { class: 'status' }, CONN_TEXT.connecting);
     // The one live region: changes in words, so that nothing speaks twice.
     this.live = h('div', { class: 'announce', 'aria-live': 'polite' });
-    /** @type {Map<string, string>} */
-    this.known = new Map();
     this.callState = '';
     this.connState = '';
     this.retry = btn('Use here', 'retry', act.reconnect);
@@ -245,6 +231,9 @@ export class View {
       act.name(this.nameInput.value);
     });
     this.peers = h('ul', { class: 'peers' });
+    /** @type {Map<string, HTMLElement>} each peer's row */
+    this.rows = new Map();
+    this.canCall = false;
     this.empty = h('p', { class: 'empty' }, 'Nobody else is here yet. Share this page’s address to invite someone.');
     const people = h('aside', { class: 'people', 'aria-label': 'People' },
       h('h2', {}, 'People here'), this.status, this.retry, this.note, this.peers, this.empty, form);
@@ -335,16 +324,50 @@ export class View {
     this.nameInput.value = name;
   }
 
-  /** @param {PeerItem[]} peers @param {boolean} canCall */
-  setPeers(peers, canCall) {
-    for (const t of peerNews(this.known, peers)) this.announce(t);
-    this.known = new Map(peers.map((p) => [p.id, p.name]));
-    this.peers.replaceChildren(...peers.map((p) => {
-      const b = /** @type {HTMLButtonElement} */ (h('button', { type: 'button', class: 'call' }, 'Call'));
-      b.disabled = !canCall;
-      b.addEventListener('click', () => this.act.call(p.id));
-      return h('li', { 'data-peer': p.id }, h('span', { class: 'name' }, p.name), b);
-    }));
+  /**
+   * Updates the people list in place, one row per peer id, so that a
+   * focused Call button keeps its focus; the live region says only what
+   * changed (who joined, left, or changed name), in one announcement.
+   * Joined are only the arrived, peers who just said hello: others new to
+   * the list were here before (they answer the page's own hello, one by
+   * one, as it opens). While no call can start, the buttons say so with
+   * aria-disabled rather than disabled, which would take the focus away
+   * from them.
+   * @param {PeerItem[]} peers @param {boolean} canCall @param {string[]} [arrived] ids
+   */
+  setPeers(peers, canCall, arrived = []) {
+    const list = this.peers, rows = this.rows, had = document.activeElement, ids = new Set(peers.map((p) => p.id));
+    /** @type {string[]} */
+    const news = [];
+    this.canCall = canCall;
+    for (const [id, li] of rows) {
+      if (!ids.has(id)) {
+        news.push(li.children[0].textContent + ' left');
+        li.remove();
+        rows.delete(id);
+      }
+    }
+    let at = list.firstChild;
+    for (const p of peers) {
+      let li = rows.get(p.id);
+      if (!li) {
+        const b = h('button', { type: 'button', class: 'call' }, 'Call');
+        b.addEventListener('click', () => { if (this.canCall) this.act.call(p.id); });
+        rows.set(p.id, li = h('li', { 'data-peer': p.id }, h('span', { class: 'name' }, p.name), b));
+        if (arrived.includes(p.id)) news.push(p.name + ' joined');
+      }
+      const [name, b] = li.children;
+      if (name.textContent !== p.name) {
+        news.push(name.textContent + ' is now ' + p.name);
+        name.textContent = p.name;
+      }
+      b.setAttribute('aria-disabled', String(!canCall));
+      if (li === at) at = li.nextSibling;
+      else list.insertBefore(li, at);
+    }
+    // Moving a row blurs its button (browsers without moveBefore): the focus goes back.
+    if (had !== document.activeElement && list.contains(had)) /** @type {HTMLElement} */ (had).focus();
+    this.announce(news.join(', '));
     this.empty.hidden = peers.length > 0;
   }
 

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { transition, offerCollision, newCallId, Call } from '../call.js';
+import { transition, offerCollision, newCallId, Call, RING_MS, RECOVER_MS } from '../call.js';
+import './fakes.js'; // a global MediaStream, for the peer's media shown once the timers run
 
 test('call state transitions', () => {
   const paths = [
@@ -198,5 +199,111 @@ test('the peer\'s media reaches the view only once our own description has left'
     caller.c.hangup();
   } finally {
     /** @type {any} */ (globalThis).MediaStream = had;
+  }
+});
+
+/**
+ * A call in the state named, with Node's fake timers (set before the call
+ * starts its ring timer). @param {any} t @param {boolean} outgoing
+ * @param {'ringing'|'calling'|'connecting'|'in call'} state
+ */
+async function callIn(t, outgoing, state) {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const k = newTestCallWithPc(outgoing);
+  const { c, pcs } = k;
+  if (outgoing) {
+    c.start();
+    await pcs[0].onnegotiationneeded();
+    if (state !== 'calling') {
+      await c.handle({ t: 'accept', call: 'c1' });
+      await c.handle({ t: 'sdp', call: 'c1', d: { type: 'answer', sdp: 'v=0' } });
+    }
+  } else {
+    await c.handle({ t: 'sdp', call: 'c1', d: { type: 'offer', sdp: 'v=0' } });
+    if (state !== 'ringing') await c.accept();
+  }
+  if (state === 'in call') k.pc('connected');
+  assert.equal(c.state, state);
+  return k;
+}
+
+/** newTestCall's parts, and pc(s) to move its connection to state s. @param {boolean} outgoing */
+function newTestCallWithPc(outgoing) {
+  const k = newTestCall(outgoing);
+  return { ...k, pc: (/** @type {string} */ s) => k.pcs[0].onconnectionstatechange(k.pcs[0].connectionState = s) };
+}
+
+test('a broken connection has RECOVER_MS in all to recover, whatever it passes through meanwhile', async (t) => {
+  for (const outgoing of [true, false]) {
+    const { c, sent, pcs, pc } = await callIn(t, outgoing, 'in call');
+    pc('disconnected');
+    assert.equal(c.state, 'reconnecting');
+    t.mock.timers.tick(RECOVER_MS - 5000);
+    pc('failed');
+    assert.equal(pcs[0].log.includes('restartIce'), outgoing, 'the polite side restarts ICE');
+    t.mock.timers.tick(3000);
+    pc('connecting'); // the ICE restart trying
+    t.mock.timers.tick(1999);
+    pc('disconnected');
+    assert.equal(c.state, 'reconnecting', 'not yet');
+    t.mock.timers.tick(1);
+    assert.equal(c.state, 'idle', 'ended at the deadline set when the connection broke');
+    assert.equal(c.reason, 'The connection was lost');
+    assert.deepEqual(sent[sent.length - 1], { t: 'close', call: 'c1' }, 'the peer is told');
+    assert.ok(pcs[0].log.includes('close'));
+    t.mock.timers.reset();
+  }
+});
+
+test('a connection that recovers in time keeps the call, and the next break gets a new deadline', async (t) => {
+  const { c, pc } = await callIn(t, true, 'in call');
+  pc('disconnected');
+  t.mock.timers.tick(RECOVER_MS - 1);
+  pc('connected');
+  assert.equal(c.state, 'in call');
+  t.mock.timers.tick(RECOVER_MS * 3);
+  assert.equal(c.state, 'in call', 'recovered: no deadline left');
+  pc('failed');
+  t.mock.timers.tick(RECOVER_MS - 1);
+  assert.equal(c.state, 'reconnecting');
+  t.mock.timers.tick(1);
+  assert.equal(c.state, 'idle');
+  assert.equal(c.reason, 'The connection was lost');
+});
+
+test('a call whose connection never comes up ends with a reason', async (t) => {
+  for (const outgoing of [true, false]) {
+    const { c, sent, pc } = await callIn(t, outgoing, 'connecting');
+    pc('connecting');
+    t.mock.timers.tick(RECOVER_MS / 2);
+    pc('failed');
+    pc('connecting');
+    t.mock.timers.tick(RECOVER_MS / 2 - 1);
+    assert.equal(c.state, 'connecting');
+    t.mock.timers.tick(1);
+    assert.equal(c.state, 'idle');
+    assert.equal(c.reason, 'The call could not connect');
+    assert.deepEqual(sent[sent.length - 1], { t: 'close', call: 'c1' });
+    t.mock.timers.reset();
+  }
+  const { c, pc } = await callIn(t, false, 'connecting');
+  t.mock.timers.tick(RECOVER_MS - 1);
+  pc('connected');
+  t.mock.timers.tick(RECOVER_MS * 3);
+  assert.equal(c.state, 'in call', 'connected in time: no deadline left');
+});
+
+test('ringing ends on time whatever the connection does meanwhile', async (t) => {
+  for (const [outgoing, state, reason] of /** @type {const} */ ([[true, 'calling', 'No answer'], [false, 'ringing', 'Missed call']])) {
+    const { c, pc } = await callIn(t, outgoing, state);
+    pc('connecting');
+    pc('failed');
+    pc('new');
+    t.mock.timers.tick(RING_MS - 1);
+    assert.equal(c.state, state);
+    t.mock.timers.tick(1);
+    assert.equal(c.state, 'idle');
+    assert.equal(c.reason, reason);
+    t.mock.timers.reset();
   }
 });

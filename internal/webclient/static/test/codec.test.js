@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeBody, decodeBody, bareId, Sealer, safetyCode, toBase64, fromBase64 } from '../codec.js';
+import { encodeBody, decodeBody, bareId, Sealer, safetyCode, toBase64, fromBase64, KEYS_KEPT } from '../codec.js';
 
 test('bodies round-trip any Unicode and never contain a pipe', () => {
   const values = [
@@ -54,4 +54,29 @@ test('sealed messages open only for the right peer and direction', async () => {
   await assert.rejects(b.open(a.pub, tampered, 'A>B'), 'tampered');
   assert.equal(await safetyCode(a.pub, b.pub), await safetyCode(b.pub, a.pub));
   assert.notEqual(await safetyCode(a.pub, b.pub), await safetyCode(a.pub, c.pub));
+});
+
+test('keys agreed with peers are bounded: a flood of new keys evicts the least recently used', async () => {
+  const me = await Sealer.create();
+  const ann = await Sealer.create();
+  const bob = await Sealer.create();
+  const env = await ann.seal(me.pub, { hi: 'Ann' }, 'A>M');
+  assert.deepEqual(await me.open(ann.pub, env, 'A>M'), { hi: 'Ann' });
+  await me.seal(bob.pub, 'x', 'M>B');
+  // A peer announcing a new (here: not even valid) key every time.
+  const flood = [];
+  for (let i = 0; i < KEYS_KEPT * 4; i++) {
+    const junk = new Uint8Array(65);
+    junk[0] = 4;
+    new DataView(junk.buffer).setUint32(1, i);
+    flood.push(me.open(toBase64(junk), env, 'X>M').then(() => assert.fail('opened with a junk key'), () => {}));
+    // Ann keeps talking meanwhile; Bob falls silent.
+    if (i % 16 === 0) assert.deepEqual(await me.open(ann.pub, env, 'A>M'), { hi: 'Ann' });
+  }
+  await Promise.all(flood);
+  assert.ok(me.keys.size <= KEYS_KEPT, `${me.keys.size} keys kept`);
+  assert.ok(me.keys.has(ann.pub), 'the key in use stays');
+  assert.ok(!me.keys.has(bob.pub), 'the silent peer\'s key went');
+  // Bob's key is agreed again when needed.
+  assert.deepEqual(await bob.open(me.pub, await me.seal(bob.pub, { hi: 'Bob' }, 'M>B'), 'M>B'), { hi: 'Bob' });
 });

@@ -28,6 +28,8 @@ class FakeVerto {
     this.broadcasts = [];
     /** @type {((to: string, m: any) => Error | null)} a refusal for a direct message, or null */
     this.refuse = () => null;
+    /** @type {((m: any) => Error | null)} a refusal for a broadcast, or null */
+    this.refuseBroadcast = () => null;
     this.starts = 0;
   }
   start() { this.starts++; }
@@ -36,7 +38,10 @@ class FakeVerto {
   subscribe() { return Promise.resolve({}); }
   /** @param {string} ch @param {string} data */
   broadcast(ch, data) {
-    this.broadcasts.push({ ch, ...decodeBody(data) });
+    const m = decodeBody(data);
+    const err = this.refuseBroadcast(m);
+    if (err) return Promise.reject(err);
+    this.broadcasts.push({ ch, ...m });
     return Promise.resolve({});
   }
   /** @param {string} to @param {string} body */
@@ -63,6 +68,8 @@ class FakeView {
     /** @type {{id: string, name: string}[]} */
     this.peers = [];
     this.canCall = false;
+    /** @type {string[]} the peers the view was told had just arrived, in order */
+    this.arrived = [];
     this.note = '';
     this.secure = '';
     /** @type {number[]} */
@@ -73,7 +80,8 @@ class FakeView {
   setConn() {}
   /** @param {string} t */ setNote(t) { this.note = t; }
   setName() {}
-  /** @param {any[]} p @param {boolean} can */ setPeers(p, can) { this.peers = p; this.canCall = can; }
+  /** @param {any[]} p @param {boolean} can @param {string[]} [arrived] */
+  setPeers(p, can, arrived = []) { this.peers = p; this.canCall = can; this.arrived.push(...arrived); }
   /** @param {any} c @param {string} who @param {string} secure */
   setCall(c, who, secure) { this.states.push(c ? c.state : 'none'); this.secure = secure; }
   setStats() {}
@@ -172,7 +180,7 @@ async function page({ self = 'bbbb', sealed = false, md = undefined, ice = undef
   verto.h.onReady();
   // The hello goes out once the key pair is made.
   await waitFor(() => verto.broadcasts.length > 0);
-  return { verto, view, calls, win, beats, clock, presence, ringer, ice, warnings };
+  return { verto, view, calls, win, beats, clock, presence, ringer, ice, warnings, timers };
 }
 
 /** Someone announcing themselves on the channel. @param {any} p @param {string} id @param {any} a */
@@ -190,6 +198,77 @@ test('on ready: refreshes the ICE servers and announces with a hello', async () 
   assert.equal(p.verto.starts, 1);
   assert.equal(p.ice.refreshed, 1);
   assert.deepEqual(p.verto.broadcasts, [{ ch: 'room', t: 'available', name: 'Me', key: '', inst: 'page-1', hello: true }]);
+});
+
+test('a hello is answered with one direct message, not a broadcast', async () => {
+  const p = await page();
+  announce(p, 'cccc', { name: 'Cy', hello: true });
+  await waitFor(() => p.verto.sent.length > 0);
+  assert.deepEqual(p.verto.sent, [{ to: 'cccc', m: { t: 'here', name: 'Me', key: '', inst: 'page-1' } }]);
+  assert.equal(p.verto.broadcasts.length, 1, 'only our own hello was broadcast');
+  assert.deepEqual(p.view.peers.map((x) => x.name), ['Cy']);
+  announce(p, 'cccc', { name: 'Cy' });
+  await settle();
+  assert.equal(p.verto.sent.length, 1, 'a heartbeat is not answered');
+});
+
+test('an answer to our hello lets its sender in, who may then call', async () => {
+  const p = await page();
+  direct(p, 'dddd', { t: 'here', name: 'Dee', inst: 'd-1' });
+  await waitFor(() => p.view.peers.length > 0);
+  assert.deepEqual(p.view.peers.map((x) => x.name), ['Dee']);
+  assert.equal(p.verto.sent.length, 0, 'an answer is not answered');
+  direct(p, 'dddd', { t: 'offer', call: 'c1' });
+  await waitFor(() => p.ringer.ringing !== '');
+  assert.equal(p.ringer.ringing, 'Dee');
+});
+
+test('only a hello is an arrival the view announces: answers to ours and heartbeats are not', async () => {
+  const p = await page();
+  // Those already here answer the page's hello, or are heard in a heartbeat first.
+  direct(p, 'dddd', { t: 'here', name: 'Dee', inst: 'd-1' });
+  announce(p, 'eeee', { name: 'Eve' });
+  await waitFor(() => p.view.peers.length === 2);
+  assert.deepEqual(p.view.arrived, []);
+  announce(p, 'cccc', { name: 'Cy', hello: true });
+  assert.deepEqual(p.view.arrived, ['cccc']);
+  assert.deepEqual(p.view.peers.map((x) => x.name).sort(), ['Cy', 'Dee', 'Eve']);
+  announce(p, 'cccc', { name: 'Cy' });
+  announce(p, 'cccc', { name: 'Cyrus' });
+  assert.deepEqual(p.view.arrived, ['cccc'], 'heartbeats, a new name: no arrival');
+});
+
+test('after a reconnect, peers who do not answer the hello are dropped', async () => {
+  const p = await page();
+  announce(p, 'cccc', { name: 'Cy' });
+  announce(p, 'dddd', { name: 'Dee' });
+  await settle();
+  assert.equal(p.view.peers.length, 2);
+  p.clock.pass(60000);
+  p.timers.length = 0;
+  p.verto.h.onReady(); // back after a lost connection
+  await waitFor(() => p.verto.broadcasts.length === 2);
+  assert.equal(p.verto.broadcasts[1].hello, true);
+  p.clock.pass(100);
+  direct(p, 'dddd', { t: 'here', name: 'Dee', inst: 'dddd-1' });
+  await settle();
+  assert.equal(p.timers.length, 1, 'one check waits');
+  p.clock.pass(5000);
+  p.timers[0]();
+  assert.deepEqual(p.view.peers.map((x) => x.name), ['Dee'], 'Cy left while we were away');
+});
+
+test('a hello the budget refused is sent again', async () => {
+  const p = await page();
+  let refused = 0;
+  p.verto.refuseBroadcast = (m) => (m.hello && refused++ === 0 ? Object.assign(new Error('Rate limit exceeded'), { code: -32010 }) : null);
+  p.timers.length = 0;
+  p.verto.h.onReady();
+  await waitFor(() => p.timers.length === 2); // the reconnect check, the retry
+  assert.equal(p.verto.broadcasts.length, 1);
+  p.timers[1]();
+  await waitFor(() => p.verto.broadcasts.length === 2);
+  assert.equal(p.verto.broadcasts[1].hello, true);
 });
 
 test('an offer from someone not seen on the channel is ignored', async () => {
@@ -459,6 +538,19 @@ test('camera check: self-view, level, devices, and its stream becomes the call\'
   assert.equal(md.asked.length, asked, 'the camera was not asked for again');
   assert.ok(stream.getTracks().every((t) => t.readyState === 'live'));
   assert.equal(p.view.previews.at(-1).state, 'off');
+});
+
+test('camera check: loaded when asked for; closed before it loaded, it never starts', async () => {
+  const md = fakeDevices();
+  const p = await page({ md });
+  p.view.act.preview(true); // check.js loads: import() answers later, however quick
+  p.view.act.preview(false);
+  await settle();
+  assert.deepEqual(p.view.previews, [{ state: 'off', stream: null, problem: '' }]);
+  assert.equal(md.asked.length, 0, 'the camera was not asked for');
+  p.view.act.preview(true);
+  await waitFor(() => p.view.previews.at(-1).state === 'on');
+  assert.equal(md.asked.length, 1);
 });
 
 test('camera check: a denied permission is explained, and nothing runs', async () => {

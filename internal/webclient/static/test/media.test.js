@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { getMedia, mediaProblem, missing, preview } from '../media.js';
+import { getMedia, mediaProblem, missing } from '../media.js';
+import { preview } from '../check.js';
 import { FakeStream, FakeTrack, fakeDevices, FakeAudioContext } from './fakes.js';
 
 test('getMedia: both, else audio only, else video only, else nothing; the telling refusal reported', async () => {
@@ -23,10 +24,10 @@ test('getMedia: both, else audio only, else video only, else nothing; the tellin
 
 test('what a person is told', () => {
   const err = (/** @type {string} */ name) => Object.assign(new Error('x'), { name });
-  assert.match(mediaProblem(err('NotAllowedError')), /^Permission for the camera and microphone was denied/);
+  assert.match(mediaProblem(err('NotAllowedError'), 'camera and microphone'), /^Permission for the camera and microphone was denied/);
   assert.match(mediaProblem(err('NotFoundError'), 'camera'), /^No camera found/);
   assert.match(mediaProblem(err('NotReadableError'), 'microphone'), /^The microphone could not start: another app may be using it/);
-  assert.equal(mediaProblem(err('TypeError')), 'The camera and microphone could not start: x');
+  assert.equal(mediaProblem(err('TypeError'), 'camera and microphone'), 'The camera and microphone could not start: x');
   assert.equal(mediaProblem(null, 'camera'), 'The camera could not start.');
   const t = (/** @type {string} */ k) => new FakeTrack(k, '');
   assert.equal(missing(/** @type {any} */ (new FakeStream([t('audio'), t('video')]))), '');
@@ -44,7 +45,7 @@ function check(md) {
   /** @type {Set<() => void>} */
   const timers = new Set();
   const p = preview({
-    md, devices: {}, AC: /** @type {any} */ (FakeAudioContext),
+    md, devices: {}, AC: /** @type {any} */ (FakeAudioContext), media: getMedia, missing, mediaProblem,
     every: (f) => { timers.add(f); return () => timers.delete(f); },
     onChange: (state, stream, problem) => changes.push({ state, stream, problem }),
     onLevel: (v) => levels.push(v),
