@@ -408,6 +408,7 @@ func (h *Hub) shutdownOnce(ctx context.Context) error {
 	h.mu.Lock()
 	h.closed = true
 	h.mu.Unlock()
+	h.stopLeaves()
 
 	for _, c := range h.reg.all() {
 		c.stop(websocket.StatusGoingAway)

@@ -14,9 +14,15 @@ import (
 // too). It waits Options.LeaveGrace first, and says nothing if the member
 // is back by then, here or on another hub: a reload or a reconnect
 // neither flickers nor races its own hello. One timer per member at most.
+//
+// A hub shutting down schedules none and drops those due: its members'
+// browsers reconnect to another process (or to it, restarted), and one
+// that never comes back is dropped by the others' heartbeat expiry.
 type leaves struct {
-	mu      sync.Mutex
-	pending map[string]*time.Timer // uid → its leave, due
+	mu        sync.Mutex
+	pending   map[string]*time.Timer // uid → its leave, due or being delivered
+	scheduled int                    // leaves ever scheduled, for tests
+	stopped   bool
 }
 
 // leaveSoon schedules uid's leave from its allowed channels. Called from a
@@ -28,6 +34,10 @@ func (h *Hub) leaveSoon(uid string, homes []string) {
 	l := &h.leaves
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.stopped {
+		return
+	}
+	l.scheduled++
 	if t := l.pending[uid]; t != nil && t.Stop() {
 		h.wg.Done()
 	}
@@ -38,12 +48,12 @@ func (h *Hub) leaveSoon(uid string, homes []string) {
 	var t *time.Timer
 	t = time.AfterFunc(h.opts.LeaveGrace, func() {
 		defer h.wg.Done()
+		h.leave(uid, homes)
 		l.mu.Lock()
 		if l.pending[uid] == t {
 			delete(l.pending, uid)
 		}
 		l.mu.Unlock()
-		h.leave(uid, homes)
 	})
 	l.pending[uid] = t
 }
@@ -65,5 +75,19 @@ func (h *Hub) leave(uid string, homes []string) {
 		h.budgets.charge(uid, true, len(p.Marshal()), now)
 		h.opts.Metrics.Broadcast()
 		h.fanOut(ch, p)
+	}
+}
+
+// stopLeaves drops the leaves due and schedules no more (Shutdown).
+func (h *Hub) stopLeaves() {
+	l := &h.leaves
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stopped = true
+	for uid, t := range l.pending {
+		if t.Stop() {
+			h.wg.Done()
+		}
+		delete(l.pending, uid)
 	}
 }

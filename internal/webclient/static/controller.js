@@ -142,7 +142,10 @@ export function controller(o) {
 
   const verto = o.verto({
     onState: (s, detail) => {
-      if (s !== 'ready') answers.drop();
+      if (s !== 'ready') {
+        answers.drop();
+        timers.clear(confirm);
+      }
       view.setConn(s, detail);
       refreshPeers();
     },
@@ -163,10 +166,8 @@ export function controller(o) {
   // Answered directly: the relay vouches for the sender and carries it only
   // within the channel, and N answers cost N frames, not N broadcasts.
   const answers = new Answers((peer) => {
-    keys.then(() => verto.info(peer, encodeBody({ t: 'here', name, key: sealer?.pub || '', inst }))).catch((e) => {
-      warn('answer ' + peer, e);
-      if (e && e.code === RATE_LIMITED && presence.get(peer)) answers.want(peer); // once the budget allows
-    });
+    // Refused (budget, a busy reader): its next heartbeat lists us there.
+    keys.then(() => verto.info(peer, encodeBody({ t: 'here', name, key: sealer?.pub || '', inst }))).catch((e) => warn('answer ' + peer, e));
   }, timers, presence.now);
   /** @type {any} the check, after a reconnect, for peers who left meanwhile */
   let confirm = null;
@@ -209,17 +210,17 @@ export function controller(o) {
   /** @param {boolean} hello */
   function announce(hello) {
     if (verto.state !== 'ready') return;
-    if (hello) {
-      // Peers still listed from before a reconnect who do not answer this
-      // hello left meanwhile.
-      const at = presence.now();
-      timers.clear(confirm);
-      confirm = timers.set(() => forget(presence.forgetBefore(at)), CONFIRM_MS);
-    }
+    const at = presence.now();
     // A lost heartbeat is repeated by the next one; a hello the hub's
     // budget refused, once the budget allows.
     verto.broadcast(channelId, encodeBody({ t: 'available', name, key: sealer?.pub || '', inst, hello }))
-      .catch((e) => {
+      .then(() => {
+        if (!hello) return;
+        // Peers still listed from before a reconnect who do not answer
+        // this hello left meanwhile.
+        timers.clear(confirm);
+        confirm = timers.set(() => forget(presence.forgetBefore(at)), CONFIRM_MS);
+      }, (e) => {
         warn('announce', e);
         if (hello && e && e.code === RATE_LIMITED) timers.set(() => announce(true), 2000);
       });
@@ -280,14 +281,20 @@ export function controller(o) {
       warn('announcement from ' + from, e);
       return;
     }
-    took(from, presence.take(from, a));
+    // In the peer's queue, behind its direct messages: presence changes
+    // apply in the order they came.
+    serial(inbox, from, async () => took(from, presence.take(from, a)), (e) => warn('announcement from ' + from, e));
   }
 
   /** @param {string} from @param {import('./presence.js').Outcome} out */
   function took(from, out) {
     if (out.answer) answers.want(from);
     if (out.left) answers.forget(from);
-    if (call && call.peer === from && (out.left || out.restarted)) call.end('closed', 'Call ended', false);
+    // A call under way outlives a lost signalling connection (media is
+    // peer to peer): its own recovery deadline decides; one still ringing
+    // ends.
+    const live = call && (call.state === 'in call' || call.state === 'reconnecting');
+    if (call && call.peer === from && (out.restarted || (out.left && !live))) call.end('closed', 'Call ended', false);
     if (out.changed) refreshPeers(out.answer ? [from] : []);
   }
 

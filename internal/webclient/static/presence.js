@@ -18,6 +18,12 @@ export const EXPIRE_MS = 75000;
  * member, no more than its own hellos already cost (see the README). */
 export const ANSWER_GAP_MS = 1000;
 export const ANSWER_BURST = 3;
+/** And all answers of a page together: PAGE_BURST, then one per
+ * PAGE_GAP_MS (first come, first answered), so many identities saying
+ * hello cannot spend the page's direct-message budget, which its calls
+ * need (the hub's: 25 a second). */
+export const PAGE_BURST = 20;
+export const PAGE_GAP_MS = 200;
 /** After a reconnect, peers not heard from again within this long are
  * dropped: they left while we were away. */
 export const CONFIRM_MS = 5000;
@@ -67,8 +73,9 @@ export class Presence {
     const p = {
       id: from,
       name: cleanName(a.name, from),
-      key: typeof a.key === 'string' ? a.key : '',
-      inst: typeof a.inst === 'string' ? a.inst : '',
+      // A P-256 public key is 88 characters of base64: a longer one is no key.
+      key: typeof a.key === 'string' && a.key.length <= 128 ? a.key : '',
+      inst: typeof a.inst === 'string' ? a.inst.slice(0, 64) : '',
       seen: this.now(),
     };
     this.peers.set(from, p);
@@ -123,11 +130,12 @@ export class Presence {
 /** @typedef {{set: (f: () => void, ms: number) => any, clear: (t: any) => void}} Timers */
 
 /**
- * Answers hellos, each with a direct message to its sender, from a
- * budget per peer (ANSWER_BURST, refilled one per ANSWER_GAP_MS); a hello
- * past it waits for the next answer the budget allows, and hellos waiting
- * fold into it. Memory: one timer per peer waiting, and the budgets of
- * peers answered lately (full ones are forgotten).
+ * Answers hellos, each with a direct message to its sender, first come
+ * first answered, from two budgets: each peer's (ANSWER_BURST, then one
+ * per ANSWER_GAP_MS) and the page's (PAGE_BURST, then one per
+ * PAGE_GAP_MS). A hello past them waits; hellos waiting fold into one
+ * answer. Memory: one entry per peer waiting, and the budgets of peers
+ * answered lately (full ones are forgotten).
  */
 export class Answers {
   /** @param {(peer: string) => void} send @param {Timers} [timers] @param {() => number} [now] */
@@ -135,50 +143,66 @@ export class Answers {
     this.send = send;
     this.timers = timers;
     this.now = now;
-    /** @type {Map<string, any>} peers whose answer waits for their budget */
-    this.pending = new Map();
+    /** @type {Set<string>} peers whose answer waits, oldest first */
+    this.pending = new Set();
     /** @type {Map<string, {n: number, at: number}>} answers each peer may still have, as of a time */
     this.budget = new Map();
+    this.page = { n: PAGE_BURST, at: 0 };
+    /** @type {any} */
+    this.timer = null;
+    this.pruned = 0;
   }
 
-  /** Answers a peer may have now. @param {string} peer */
-  left(peer) {
-    const b = this.budget.get(peer);
-    return b ? Math.min(ANSWER_BURST, b.n + (this.now() - b.at) / ANSWER_GAP_MS) : ANSWER_BURST;
+  /** Tokens a budget holds now. @param {{n: number, at: number} | undefined} b @param {number} max @param {number} gap */
+  left(b, max, gap) {
+    return b ? Math.min(max, b.n + (this.now() - b.at) / gap) : max;
   }
 
   /** Peer said hello. @param {string} peer */
   want(peer) {
-    if (this.pending.has(peer)) return;
-    if (this.budget.size > 256) {
-      for (const id of this.budget.keys()) if (this.left(id) >= ANSWER_BURST) this.budget.delete(id);
-    }
-    const n = this.left(peer);
-    if (n >= 1) {
-      this.answer(peer, n);
-      return;
-    }
-    this.pending.set(peer, this.timers.set(() => {
-      this.pending.delete(peer);
-      this.answer(peer, this.left(peer));
-    }, (1 - n) * ANSWER_GAP_MS));
+    this.pending.add(peer);
+    this.drain();
   }
 
-  /** @param {string} peer @param {number} n */
-  answer(peer, n) {
-    this.budget.set(peer, { n: n - 1, at: this.now() });
-    this.send(peer);
+  /** Sends the answers the budgets allow; waits for the next one. */
+  drain() {
+    this.timers.clear(this.timer);
+    this.timer = null;
+    const t = this.now();
+    if (this.budget.size > 256 && t - this.pruned >= ANSWER_GAP_MS) {
+      this.pruned = t;
+      for (const [id, b] of this.budget) if (this.left(b, ANSWER_BURST, ANSWER_GAP_MS) >= ANSWER_BURST) this.budget.delete(id);
+    }
+    let wait = Infinity;
+    for (const peer of this.pending) {
+      const page = this.left(this.page, PAGE_BURST, PAGE_GAP_MS);
+      if (page < 1) {
+        wait = Math.min(wait, (1 - page) * PAGE_GAP_MS);
+        break;
+      }
+      const n = this.left(this.budget.get(peer), ANSWER_BURST, ANSWER_GAP_MS);
+      if (n < 1) {
+        wait = Math.min(wait, (1 - n) * ANSWER_GAP_MS);
+        continue;
+      }
+      this.pending.delete(peer);
+      this.budget.set(peer, { n: n - 1, at: t });
+      this.page = { n: page - 1, at: t };
+      this.send(peer);
+    }
+    // At least a whole millisecond: rounding must never make it 0.
+    if (wait < Infinity) this.timer = this.timers.set(() => this.drain(), Math.max(1, Math.ceil(wait)));
   }
 
   /** Peer left: its waiting answer is not sent. @param {string} peer */
   forget(peer) {
-    this.timers.clear(this.pending.get(peer));
     this.pending.delete(peer);
   }
 
   /** We went offline: no answer waits. */
   drop() {
-    for (const t of this.pending.values()) this.timers.clear(t);
     this.pending.clear();
+    this.timers.clear(this.timer);
+    this.timer = null;
   }
 }

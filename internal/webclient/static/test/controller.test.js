@@ -171,7 +171,7 @@ async function page({ self = 'bbbb', sealed = false, md = undefined, ice = undef
     newCall: (o) => { const c = new FakeCall(o); calls.push(c); return /** @type {any} */ (c); },
     win: /** @type {any} */ (win),
     every: (f) => { beats.push(f); return () => { beats.splice(beats.indexOf(f), 1); }; },
-    timers: { set: (f) => { timers.push(f); return f; }, clear: () => {} },
+    timers: { set: (f) => { timers.push(f); return f; }, clear: (f) => { const i = timers.indexOf(f); if (i >= 0) timers.splice(i, 1); } },
     log: { warn: (...a) => { warnings.push(a.map(String).join(' ')); } },
   });
   ctl.start();
@@ -231,10 +231,12 @@ test('only a hello is an arrival the view announces: answers to ours and heartbe
   await waitFor(() => p.view.peers.length === 2);
   assert.deepEqual(p.view.arrived, []);
   announce(p, 'cccc', { name: 'Cy', hello: true });
+  await settle();
   assert.deepEqual(p.view.arrived, ['cccc']);
   assert.deepEqual(p.view.peers.map((x) => x.name).sort(), ['Cy', 'Dee', 'Eve']);
   announce(p, 'cccc', { name: 'Cy' });
   announce(p, 'cccc', { name: 'Cyrus' });
+  await settle();
   assert.deepEqual(p.view.arrived, ['cccc'], 'heartbeats, a new name: no arrival');
 });
 
@@ -264,11 +266,12 @@ test('a hello the budget refused is sent again', async () => {
   p.verto.refuseBroadcast = (m) => (m.hello && refused++ === 0 ? Object.assign(new Error('Rate limit exceeded'), { code: -32010 }) : null);
   p.timers.length = 0;
   p.verto.h.onReady();
-  await waitFor(() => p.timers.length === 2); // the reconnect check, the retry
+  await waitFor(() => p.timers.length === 1); // the retry (no reconnect check for a hello not sent)
   assert.equal(p.verto.broadcasts.length, 1);
-  p.timers[1]();
+  p.timers[0]();
   await waitFor(() => p.verto.broadcasts.length === 2);
   assert.equal(p.verto.broadcasts[1].hello, true);
+  await waitFor(() => p.timers.length === 2); // now the reconnect check
 });
 
 test('an offer from someone not seen on the channel is ignored', async () => {
@@ -437,9 +440,41 @@ test('a peer leaving, or reloading, ends a ringing call', async () => {
     await waitFor(() => p.ringer.ringing);
     assert.equal(p.ringer.ringing, 'Ann');
     p.verto.h.onEvent({ eventChannel: 'room', userid: 'aaaa@example.org', eventData: encodeBody(leave) });
+    await settle();
     assert.equal(p.calls[0].state, 'idle', JSON.stringify(leave));
     assert.equal(p.ringer.ringing, '');
   }
+});
+
+test('a call under way outlives its peer\'s lost signalling; its own deadline decides', async () => {
+  for (const leave of [
+    (/** @type {any} */ p) => announce(p, 'aaaa', { t: 'unavailable' }),
+    (/** @type {any} */ p) => direct(p, 'aaaa', { t: 'unavailable' }),
+  ]) {
+    const p = await page();
+    announce(p, 'aaaa', { name: 'Ann' });
+    direct(p, 'aaaa', { t: 'offer', call: 'c1' });
+    await waitFor(() => p.ringer.ringing);
+    p.calls[0].state = 'in call';
+    leave(p);
+    await waitFor(() => p.view.peers.length === 0);
+    assert.equal(p.calls[0].state, 'in call', 'the server said the peer left; the media may well go on');
+  }
+});
+
+test('presence changes apply in the order they came, behind a peer\'s direct messages', async () => {
+  const p = await page();
+  announce(p, 'aaaa', { name: 'Ann' });
+  let release = () => {};
+  p.ice.refresh = () => new Promise((ok) => { release = ok; }); // an offer waits for fresh ICE servers
+  direct(p, 'aaaa', { t: 'offer', call: 'c1' });
+  direct(p, 'aaaa', { t: 'here', name: 'Ann', inst: 'aaaa-1' });
+  announce(p, 'aaaa', { t: 'unavailable' });
+  await settle();
+  release();
+  await waitFor(() => p.view.peers.length === 0);
+  await settle();
+  assert.deepEqual(p.view.peers, [], 'the leave, which came last, wins');
 });
 
 test('a peer gone silent is forgotten, and its ringing call ends', async () => {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Presence, Answers, cleanName, EXPIRE_MS, ANSWER_GAP_MS, ANSWER_BURST } from '../presence.js';
+import { Presence, Answers, cleanName, EXPIRE_MS, ANSWER_GAP_MS, ANSWER_BURST, PAGE_BURST, PAGE_GAP_MS } from '../presence.js';
 
 test('presence bookkeeping', async (t) => {
   let now = 1000;
@@ -52,6 +52,15 @@ test('presence bookkeeping', async (t) => {
     assert.deepEqual(p.forgetBefore(hello), ['g']);
     assert.deepEqual(p.list().map((x) => x.id), ['f']);
   });
+});
+
+test('keys and instance ids are bounded', () => {
+  const p = new Presence('me');
+  p.take('b', { t: 'here', name: 'Bob', key: 'k'.repeat(40000), inst: 'i'.repeat(8000) }, true);
+  assert.equal(p.get('b')?.key, '', 'no P-256 key is that long');
+  assert.equal(p.get('b')?.inst.length, 64);
+  p.take('b', { t: 'available', name: 'Bob', key: 'k'.repeat(88), inst: 'x' });
+  assert.equal(p.get('b')?.key.length, 88);
 });
 
 test('direct messages only from peers seen on the channel or answering', () => {
@@ -141,19 +150,39 @@ test('hello answers: direct, at once, then one per peer per gap', async (t) => {
       a.want('c');
     }
     a.forget('b');
-    c.advance(100);
-    a.drop();
+    c.advance(ANSWER_GAP_MS + 1); // c's fourth answer is due and sent; b's is not
+    assert.deepEqual(sent, ['b', 'c', 'b', 'c', 'b', 'c', 'c']);
+    a.want('b');
+    a.want('b');
+    c.advance(1);
+    a.want('b'); // a fifth hello past b's budget waits...
+    a.drop(); // ... and we go offline
     c.advance(5000);
-    assert.deepEqual(sent, ['b', 'c', 'b', 'c', 'b', 'c']);
+    assert.deepEqual(sent, ['b', 'c', 'b', 'c', 'b', 'c', 'c', 'b']);
+  });
+  await t.test('the page answers PAGE_BURST at once, then one per PAGE_GAP_MS, first come first answered', () => {
+    const c = new Clock();
+    /** @type {[string, number][]} */
+    const sent = [];
+    const a = new Answers((p) => sent.push([p, c.now]), c, () => c.now);
+    // 60 identities say hello at once, then again every 100 ms for 10 s.
+    for (let round = 0; round < 100; round++) {
+      for (let i = 0; i < 60; i++) a.want('id' + i);
+      c.advance(100);
+    }
+    assert.ok(sent.length <= PAGE_BURST + 10000 / PAGE_GAP_MS + 1, `${sent.length} answers in 10 s`);
+    assert.ok(sent.length >= 10000 / PAGE_GAP_MS, `answers keep coming (${sent.length})`);
+    assert.equal(new Set(sent.map(([p]) => p)).size, 60, 'everyone is answered in turn');
+    assert.ok(a.pending.size <= 60);
   });
   await t.test('memory: budgets of peers answered long ago are forgotten', () => {
     const c = new Clock();
     const a = new Answers(() => {}, c, () => c.now);
-    for (let i = 0; i < 5000; i++) {
+    for (let i = 0; i < 2000; i++) {
       a.want('p' + i);
-      c.advance(10);
+      c.advance(250);
     }
-    assert.ok(a.budget.size <= 600, `${a.budget.size} budgets kept`);
+    assert.ok(a.budget.size <= 300, `${a.budget.size} budgets kept`);
     assert.equal(a.pending.size, 0);
   });
 });
