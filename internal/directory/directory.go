@@ -11,6 +11,13 @@
 // that arrives after the next login's) changes nothing. A report without
 // an address (hooks older than the pack) clears as before.
 //
+// The answers also feed the FreeSWITCH pack's Lua hooks: a successful
+// login report's answer names the client's channel (report.lua keeps it in
+// mod_hash, where relay.lua checks that sender and target share a channel),
+// and a disconnect report that asks for it (members=1) and clears the
+// client names the channel's other connected clients, at most
+// MaxLeaveMembers, to which report.lua sends the leaver's leave notice.
+//
 // With MaxClientsPerChannel set, a directory lookup of a client that is
 // not connected holds a place in its channel (ReserveLogin) until the
 // login report arrives or ReservationTTL passes, so that simultaneous
@@ -44,6 +51,7 @@ type Store interface {
 	ClientByID(ctx context.Context, id string) (store.Client, error)
 	ClientLoggedIn(ctx context.Context, id, addr string, at time.Time) error
 	ClientDisconnected(ctx context.Context, id, addr string) (bool, error)
+	ConnectedClients(ctx context.Context, channelID, except string, limit int) ([]string, error)
 	ReserveLogin(ctx context.Context, clientID, channelID string, limit int, now, until time.Time) (int, bool, error)
 	ReleaseLogin(ctx context.Context, id string) error
 }
@@ -71,10 +79,14 @@ type Options struct {
 	// change, are kept in memory after a lookup (0: DefaultCacheTTL;
 	// negative: no cache). The TTL bounds how long a client whose channel
 	// was deleted can still log in. With MaxClientsPerChannel set, logins
-	// read the store every time (connected counts change).
+	// read the store every time (connected counts change); the reports
+	// still take the channel from the cache.
 	CacheTTL time.Duration
 	// CacheSize bounds the number of cached clients (0: DefaultCacheSize).
 	CacheSize int
+	// MaxLeaveMembers bounds the members a disconnect report's answer
+	// names (0: DefaultMaxLeaveMembers).
+	MaxLeaveMembers int
 }
 
 // Defaults.
@@ -84,7 +96,16 @@ const (
 	// DefaultReservationTTL covers mod_verto's password check and the
 	// Lua hook's report, milliseconds apart, with room for a slow /fsapi.
 	DefaultReservationTTL = 10 * time.Second
+	// DefaultMaxLeaveMembers keeps the largest disconnect answer (37 bytes
+	// a member) within the pack's mod_curl max-bytes, and a leave's chat
+	// calls within what one event hook should do.
+	DefaultMaxLeaveMembers = 1000
 )
+
+// MembersField is the form field with which a disconnect report asks for
+// the members to tell ("1"): the pack's report.lua sends it, the embedded
+// hub, which tells its channels itself, does not, and pays no query.
+const MembersField = "members"
 
 const userTemplate = `<document type="freeswitch/xml">
   <section name="directory">
@@ -107,6 +128,34 @@ const okTemplate = `<document type="freeswitch/xml">
   </section>
 </document>
 `
+
+// loggedInTemplate answers a successful login report with the client's
+// channel.
+const loggedInTemplate = `<document type="freeswitch/xml">
+  <section name="result">
+    <result status="ok" channel="{{xml .Channel}}"/>
+  </section>
+</document>
+`
+
+// leftTemplate answers a disconnect report that cleared the client and
+// asked for the members: the channel's other connected clients,
+// comma-separated; truncated when there were more than MaxLeaveMembers.
+const leftTemplate = `<document type="freeswitch/xml">
+  <section name="result">
+    <result status="ok" cleared="true" members="{{xml .Members}}"{{if .Truncated}} truncated="true"{{end}}/>
+  </section>
+</document>
+`
+
+// loggedInData and leftData are the data of loggedInTemplate and
+// leftTemplate.
+type loggedInData struct{ Channel string }
+
+type leftData struct {
+	Members   string
+	Truncated bool
+}
 
 // userData is the data of userTemplate.
 type userData struct {
@@ -137,22 +186,48 @@ func Register(reg *fsapi.Registry, opts Options) error {
 	if opts.ReservationTTL <= 0 {
 		opts.ReservationTTL = DefaultReservationTTL
 	}
+	if opts.MaxLeaveMembers <= 0 {
+		opts.MaxLeaveMembers = DefaultMaxLeaveMembers
+	}
 	var c *cache
-	if opts.CacheTTL > 0 && opts.MaxClientsPerChannel <= 0 {
+	if opts.CacheTTL > 0 {
 		c = newCache(opts.CacheSize, opts.CacheTTL, opts.Now)
 	}
-	user, err := fsapi.ParseTemplate("directory-user", userTemplate)
-	if err != nil {
-		return fmt.Errorf("directory: %w", err)
+	var tmpl [4]*template.Template
+	for i, t := range []struct{ name, text string }{
+		{"directory-user", userTemplate}, {"report-ok", okTemplate},
+		{"report-logged-in", loggedInTemplate}, {"report-left", leftTemplate},
+	} {
+		var err error
+		if tmpl[i], err = fsapi.ParseTemplate(t.name, t.text); err != nil {
+			return fmt.Errorf("directory: %w", err)
+		}
 	}
-	ok, err := fsapi.ParseTemplate("report-ok", okTemplate)
-	if err != nil {
-		return fmt.Errorf("directory: %w", err)
-	}
-	reg.Add(&Login{opts: opts, tmpl: user, cache: c})
-	reg.Add(&LoginReport{opts: opts, ok: ok})
-	reg.Add(&DisconnectReport{opts: opts, ok: ok})
+	ch := channelOf{store: opts.Store, cache: c}
+	reg.Add(&Login{opts: opts, tmpl: tmpl[0], cache: c})
+	reg.Add(&LoginReport{opts: opts, ok: tmpl[1], loggedIn: tmpl[2], channel: ch})
+	reg.Add(&DisconnectReport{opts: opts, ok: tmpl[1], left: tmpl[3], channel: ch})
 	return nil
+}
+
+// channelOf finds a client's channel, which never changes: in the cache
+// (the directory lookup of the login put it there moments before the
+// reports), else in the store.
+type channelOf struct {
+	store Store
+	cache *cache // nil: none
+}
+
+func (c channelOf) get(ctx context.Context, id string) (string, error) {
+	if cl, ok := c.cache.get(id); ok {
+		return cl.ChannelID, nil
+	}
+	cl, err := c.store.ClientByID(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	c.cache.put(cl)
+	return cl.ChannelID, nil
 }
 
 // Login answers mod_verto's directory lookup for a logging-in client.
@@ -179,8 +254,11 @@ func (h *Login) Process(ctx context.Context, form url.Values) (fsapi.Document, e
 	if !store.ValidID(id) {
 		return fsapi.Document{}, fmt.Errorf("directory login: malformed user %q: %w", id, fsapi.ErrNotFound)
 	}
-	if cached, ok := h.cache.get(id); ok {
-		return h.document(cached), nil
+	limit := h.opts.MaxClientsPerChannel
+	if limit <= 0 {
+		if cached, ok := h.cache.get(id); ok {
+			return h.document(cached), nil
+		}
 	}
 	c, err := h.opts.Store.ClientByID(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -189,7 +267,7 @@ func (h *Login) Process(ctx context.Context, form url.Values) (fsapi.Document, e
 	if err != nil {
 		return fsapi.Document{}, fmt.Errorf("directory login %s: %w", id, err)
 	}
-	if limit := h.opts.MaxClientsPerChannel; limit > 0 && c.Connected.IsZero() {
+	if limit > 0 && c.Connected.IsZero() {
 		now := h.opts.Now()
 		n, ok, err := h.opts.Store.ReserveLogin(ctx, id, c.ChannelID, limit, now, now.Add(h.opts.ReservationTTL))
 		if errors.Is(err, store.ErrNotFound) {
@@ -219,10 +297,12 @@ func (h *Login) document(c store.Client) fsapi.Document {
 }
 
 // LoginReport records a successful Verto login as the client's connected
-// time.
+// time, and answers with the client's channel.
 type LoginReport struct {
-	opts Options
-	ok   *template.Template
+	opts     Options
+	ok       *template.Template
+	loggedIn *template.Template
+	channel  channelOf
 }
 
 // Requires implements fsapi.Handler.
@@ -232,7 +312,8 @@ func (h *LoginReport) Requires() []fsapi.Pair {
 
 // Process implements fsapi.Handler. A failed login only frees the place
 // its lookup held; a report about an unknown client is logged and answered
-// not found.
+// not found. A successful one is answered with the client's channel
+// (<result status="ok" channel="…"/>).
 func (h *LoginReport) Process(ctx context.Context, form url.Values) (fsapi.Document, error) {
 	login, addr := form.Get("login"), form.Get("address")
 	if form.Get("success") != "1" {
@@ -245,20 +326,30 @@ func (h *LoginReport) Process(ctx context.Context, form url.Values) (fsapi.Docum
 		}
 		return fsapi.Document{Template: h.ok}, nil
 	}
+	var channel string
 	err := h.opts.applyReport(ctx, "login report", login, func(ctx context.Context, id string) error {
-		return h.opts.Store.ClientLoggedIn(ctx, id, addr, h.opts.Now())
+		if err := h.opts.Store.ClientLoggedIn(ctx, id, addr, h.opts.Now()); err != nil {
+			return err
+		}
+		var err error
+		channel, err = h.channel.get(ctx, id)
+		return err
 	})
 	if err != nil {
 		return fsapi.Document{}, err
 	}
-	return fsapi.Document{Template: h.ok}, nil
+	return fsapi.Document{Template: h.loggedIn, Data: loggedInData{Channel: channel}}, nil
 }
 
 // DisconnectReport clears the client's connected time when the closed
-// connection is the one of the client's latest login.
+// connection is the one of the client's latest login, and then, when the
+// report asks (MembersField), names the channel's other connected
+// clients.
 type DisconnectReport struct {
-	opts Options
-	ok   *template.Template
+	opts    Options
+	ok      *template.Template
+	left    *template.Template
+	channel channelOf
 }
 
 // Requires implements fsapi.Handler.
@@ -268,18 +359,48 @@ func (h *DisconnectReport) Requires() []fsapi.Pair {
 
 // Process implements fsapi.Handler. A report about an unknown client is
 // logged and answered not found; one about an older connection than the
-// latest login's is answered ok and changes nothing.
+// latest login's is answered ok and changes nothing. One that clears the
+// client and carries members=1 is answered
+// <result status="ok" cleared="true" members="id,id,…"/>: the other
+// connected clients of its channel, the most recently connected first, at
+// most MaxLeaveMembers (then with truncated="true").
 func (h *DisconnectReport) Process(ctx context.Context, form url.Values) (fsapi.Document, error) {
 	addr := form.Get("address")
+	want := form.Get(MembersField) == "1"
+	var left *leftData
 	err := h.opts.applyReport(ctx, "disconnect report", form.Get("login"), func(ctx context.Context, id string) error {
 		cleared, err := h.opts.Store.ClientDisconnected(ctx, id, addr)
-		if err == nil && !cleared {
-			h.opts.Logger.DebugContext(ctx, "disconnect of an older connection ignored", "client", id, "address", addr)
+		if err != nil {
+			return err
 		}
-		return err
+		if !cleared {
+			h.opts.Logger.DebugContext(ctx, "disconnect of an older connection ignored", "client", id, "address", addr)
+			return nil
+		}
+		if !want {
+			return nil
+		}
+		channel, err := h.channel.get(ctx, id)
+		if err != nil {
+			return err
+		}
+		max := h.opts.MaxLeaveMembers
+		ids, err := h.opts.Store.ConnectedClients(ctx, channel, id, max+1)
+		if err != nil {
+			return err
+		}
+		left = &leftData{Truncated: len(ids) > max}
+		if left.Truncated {
+			ids = ids[:max]
+		}
+		left.Members = strings.Join(ids, ",")
+		return nil
 	})
 	if err != nil {
 		return fsapi.Document{}, err
+	}
+	if left != nil {
+		return fsapi.Document{Template: h.left, Data: *left}, nil
 	}
 	return fsapi.Document{Template: h.ok}, nil
 }

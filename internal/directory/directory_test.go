@@ -452,7 +452,7 @@ func TestChannelLimitRace(t *testing.T) {
 				in = append(in, id)
 			}
 			if len(in) != limit {
-				t.Fatalf("%d of %d simultaneous logins let in, want %d", len(in), clients, limit)
+				t.Fatalf("%d of %d simultaneous logins let in, want %d\n%s", len(in), clients, limit, f.logs)
 			}
 			// The places are held until the reports: a latecomer is refused,
 			// then let in once a holder's login fails.

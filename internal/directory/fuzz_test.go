@@ -42,6 +42,7 @@ func FuzzRequests(f *testing.F) {
 		}
 		for _, action := range []string{fsapi.ActionClientLogin, fsapi.ActionClientDisconnect} {
 			wellFormed(t, fx.respond(url.Values{"action": {action}, "login": {user}, "success": {success}}))
+			wellFormed(t, fx.respond(url.Values{"action": {action}, "login": {user}, "success": {success}, MembersField: {"1"}}))
 		}
 	})
 }

@@ -1,8 +1,10 @@
 // Package freeswitch holds the FreeSWITCH configuration pack of Channels —
 // a complete, minimal configuration directory (core, modules, xml_curl
 // bindings to /fsapi, Lua hooks, logging, an event socket on loopback) and
-// the Lua scripts (direct-message relay, login and disconnect reports) — as
-// templates embedded in the binary, and Write, which fills them in for one
+// the Lua scripts (the direct-message relay, which carries messages only
+// between clients of one channel, and the login and disconnect reports,
+// which keep mod_hash's client → channel table and send a member's leave
+// when its last socket closes) — as templates embedded in the binary, and Write, which fills them in for one
 // deployment. Every module it loads finds its configuration, so a correct
 // set-up starts without an error line.
 //

@@ -59,6 +59,7 @@ func TestGolden(t *testing.T) {
 		"autoload_configs/console.conf.xml",
 		"autoload_configs/curl.conf.xml",
 		"autoload_configs/event_socket.conf.xml",
+		"autoload_configs/hash.conf.xml",
 		"autoload_configs/logfile.conf.xml",
 		"autoload_configs/lua.conf.xml",
 		"autoload_configs/modules.conf.xml",
@@ -196,7 +197,7 @@ func TestPackContent(t *testing.T) {
 			modules = append(modules, strings.TrimPrefix(e.attr("module"), "mod_"))
 		}
 	})
-	want := []string{"console", "logfile", "event_socket", "commands", "dptools", "curl", "lua", "xml_curl", "verto", "rtc", "dialplan_xml", "opus"}
+	want := []string{"console", "logfile", "event_socket", "commands", "dptools", "curl", "hash", "lua", "xml_curl", "verto", "rtc", "dialplan_xml", "opus"}
 	if !sameSet(modules, want) {
 		t.Errorf("modules %v, want %v", modules, want)
 	}
@@ -269,6 +270,7 @@ var moduleConfig = map[string]string{
 	"commands":     "",
 	"dptools":      "",
 	"curl":         "curl.conf",
+	"hash":         "hash.conf",
 	"lua":          "lua.conf",
 	"dialplan_xml": "",
 	"rtc":          "",

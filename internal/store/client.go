@@ -208,6 +208,33 @@ func (s *Store) CountConnectedClients(ctx context.Context, channelID string) (in
 	return n, nil
 }
 
+// ConnectedClients returns the ids of up to limit connected clients of a
+// channel other than except, the most recently connected first (those most
+// likely to be still there when a report was lost), for the FreeSWITCH
+// pack's leave notices.
+func (s *Store) ConnectedClients(ctx context.Context, channelID, except string, limit int) ([]string, error) {
+	what := "connected clients of " + channelID
+	rows, err := s.query(ctx,
+		`SELECT id FROM clients WHERE channel_id = ? AND connected IS NOT NULL AND id <> ?
+		 ORDER BY connected DESC, id LIMIT ?`, channelID, except, limit)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return ids, nil
+}
+
 // ClientInChannel returns a client together with its channel in one query,
 // for the channel page of a returning browser; ErrNotFound unless the
 // client exists and belongs to that channel. RecentChannel answers with
