@@ -95,7 +95,7 @@ func assemble(ctx context.Context, cfg config.Config, st *store.Store, logger *s
 		return nil, nil, err
 	}
 	if node != nil {
-		if err := m.WatchCluster(func() metrics.ClusterStats { return metrics.ClusterStats(node.Stats()) }); err != nil {
+		if err := m.WatchCluster(func() metrics.ClusterStats { return clusterStats(node) }); err != nil {
 			return nil, nil, errors.Join(err, closeCluster(ctx))
 		}
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"log/slog"
 	"os"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"channels/internal/cluster"
 	"channels/internal/config"
 	"channels/internal/hub"
+	"channels/internal/metrics"
 	"channels/internal/verto"
 )
 
@@ -32,11 +34,13 @@ func startCluster(cfg config.Config, logger *slog.Logger) (*cluster.Node, hub.Fa
 	}
 	host, _ := os.Hostname()
 	node, err := cluster.New(cluster.Options{
-		URL:    cfg.ClusterURL,
-		Prefix: cfg.ClusterPrefix,
-		Name:   "channels " + host,
-		Logger: logger.With("component", "cluster"),
-		Places: cfg.MaxClientsPerChannel > 0,
+		URL:      cfg.ClusterURL,
+		Prefix:   cfg.ClusterPrefix,
+		Name:     "channels " + host,
+		Logger:   logger.With("component", "cluster"),
+		Expiry:   cfg.ClusterExpiry,
+		Places:   cfg.MaxClientsPerChannel > 0,
+		Presence: presenceOf,
 	})
 	if err != nil {
 		return nil, nil, nil, err
@@ -64,4 +68,48 @@ func presenceLeave(channel string) []byte {
 		"eventData", base64.StdEncoding.EncodeToString([]byte(`{"t":"unavailable"}`)),
 		"localBroadcast", true,
 	)
+}
+
+// presenceOf reads a member's broadcast as the browser client writes its
+// presence (controller.js): eventData is base64 of a JSON object whose t
+// is "available" (an announcement, kept by the cluster to give again to a
+// process that wrongly took this one for dead) or "unavailable" (a
+// goodbye).
+func presenceOf(params []byte) cluster.Presence {
+	p, ok := verto.ParseParams(params)
+	if !ok {
+		return cluster.NotPresence
+	}
+	data, _ := p.String("eventData")
+	raw, err := base64.StdEncoding.DecodeString(data)
+	if err != nil {
+		return cluster.NotPresence
+	}
+	var a struct {
+		T string `json:"t"`
+	}
+	if json.Unmarshal(raw, &a) != nil {
+		return cluster.NotPresence
+	}
+	switch a.T {
+	case "available":
+		return cluster.Announce
+	case "unavailable":
+		return cluster.Goodbye
+	}
+	return cluster.NotPresence
+}
+
+// clusterStats is what metrics export of the cluster's counters.
+func clusterStats(node *cluster.Node) metrics.ClusterStats {
+	s := node.Stats()
+	return metrics.ClusterStats{
+		Connected:   s.Connected,
+		Disconnects: s.Disconnects,
+		Reconnects:  s.Reconnects,
+		InMsgs:      s.InMsgs,
+		OutMsgs:     s.OutMsgs,
+		DeadNodes:   s.DeadNodes,
+		Nodes:       s.Nodes,
+	}
 }

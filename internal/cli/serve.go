@@ -105,6 +105,7 @@ func serve(ctx context.Context, c call) (err error) {
 			logger.Info("cleared connected times left by an earlier run", "clients", n)
 		}
 	}
+	st.SetPoolSize(cfg.DatabasePool)
 	st.Warm(ctx, warmConns)
 	m := newMetrics(cfg) // nil without -metrics-listen
 	handler, shutdownApp, err := assemble(ctx, cfg, st, logger, m)

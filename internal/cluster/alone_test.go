@@ -17,11 +17,13 @@ import (
 // quietLocal is a hub that ignores what the fabric hands it.
 type quietLocal struct{}
 
-func (quietLocal) Event(string, string, []byte)   {}
-func (quietLocal) Message(hub.Message)            {}
-func (quietLocal) Punt(string, string, time.Time) {}
-func (quietLocal) Charge(string, bool, int)       {}
-func (quietLocal) Gone(hub.Member, bool)          {}
+func (quietLocal) Event(string, string, []byte)                        {}
+func (quietLocal) Message(hub.Message)                                 {}
+func (quietLocal) Busy(string) ([]string, bool)                        { return nil, false }
+func (quietLocal) Punt(string, string, func(int64) bool) (int64, bool) { return 0, false }
+func (quietLocal) Charge(string, bool, int)                            {}
+func (quietLocal) Gone(hub.Member, bool)                               {}
+func (quietLocal) Back(hub.Member, map[string][]byte, bool)            {}
 
 // TestAloneNodeSendsNoDeltas: a node that knows no other publishes no
 // membership change, and a node that comes later still learns its members
@@ -39,11 +41,11 @@ func TestAloneNodeSendsNoDeltas(t *testing.T) {
 	var deltas, batches, heartbeats atomic.Int64
 	if _, err := watch.Subscribe(prefix+".nodes", func(m *nats.Msg) {
 		switch {
-		case len(m.Data) > 0 && m.Data[0] == 'd':
+		case len(m.Data) > 1 && m.Data[1] == 'd':
 			deltas.Add(1)
-		case len(m.Data) > 0 && m.Data[0] == 'D':
+		case len(m.Data) > 1 && m.Data[1] == 'D':
 			batches.Add(1)
-		case len(m.Data) > 0 && m.Data[0] == 'h':
+		case len(m.Data) > 1 && m.Data[1] == 'h':
 			heartbeats.Add(1)
 		}
 	}); err != nil {

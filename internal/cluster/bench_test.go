@@ -47,6 +47,7 @@ func benchHubs(b *testing.B, n int, clustered bool) []string {
 	}
 	prefix := "bench" + randomHex(6)
 	var urls []string
+	var nodes []*cluster.Node
 	for range n {
 		o := hub.Options{
 			Gateway: memGateway{}, Domain: domain,
@@ -63,6 +64,7 @@ func benchHubs(b *testing.B, n int, clustered bool) []string {
 				b.Fatal(err)
 			}
 			o.Fabric = node
+			nodes = append(nodes, node)
 		}
 		h := hub.New(o)
 		srv := httptest.NewServer(h)
@@ -77,8 +79,15 @@ func benchHubs(b *testing.B, n int, clustered bool) []string {
 		})
 		urls = append(urls, "ws"+strings.TrimPrefix(srv.URL, "http")+"/verto")
 	}
-	if clustered {
-		time.Sleep(1200 * time.Millisecond) // heartbeats: every hub knows the others
+	// Ready when every hub knows the others (their first heartbeats).
+	deadline := time.Now().Add(10 * time.Second)
+	for _, node := range nodes {
+		for node.Stats().Nodes != n-1 {
+			if time.Now().After(deadline) {
+				b.Fatalf("a hub knows %d others of %d", node.Stats().Nodes, n-1)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 	return urls
 }
@@ -151,7 +160,7 @@ func benchBroadcast(b *testing.B, n int, urls []string) {
 			}
 		}
 	}()
-	time.Sleep(300 * time.Millisecond) // subscriptions reach NATS
+	// No wait: the subscribe replies mean the subscriptions are in effect.
 	msg := []byte(`{"jsonrpc":"2.0","id":3,"method":"verto.broadcast","params":{"eventChannel":"room","eventData":"eyJwcmVzZW5jZSI6ImF2YWlsYWJsZSJ9","localBroadcast":true}}`)
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
@@ -186,7 +195,7 @@ func benchRelay(b *testing.B, fromURL, toURL string) {
 	sender, target := dialRaw(b, fromURL), dialRaw(b, toURL)
 	sender.login(b, "from", false)
 	target.login(b, "to", false)
-	time.Sleep(1200 * time.Millisecond) // the sender's hub hears of the target
+	// No wait: the target's login reply means messages reach it.
 	const window = 256
 	credits := make(chan struct{}, window)
 	replies := make(chan struct{}, window)

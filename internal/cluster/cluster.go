@@ -16,9 +16,11 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -52,16 +54,46 @@ type Options struct {
 	// Heartbeat is how often a node says it is alive. Default 1 s.
 	Heartbeat time.Duration
 	// Expiry is how long a node may stay silent before the others take it
-	// for dead. Default 3 heartbeats.
+	// for dead. Default DefaultExpiry.
 	Expiry time.Duration
 	// Places makes Admit count clients per channel over the cluster, in a
 	// JetStream key-value bucket (the server must run with JetStream).
 	// Without it Admit answers Unavailable and each hub counts its own.
 	Places bool
+	// Presence reads a local member's broadcast (its params as stamped):
+	// Announce when it says the member is present, Goodbye when it says
+	// the member leaves, anything else otherwise. A node keeps each local
+	// member's latest announcement per channel, and gives them to a node
+	// that took it for dead when that one hears it again, so that the
+	// browsers there, told that its members left, learn them again. Nil:
+	// nothing is kept, and after such a mistake browsers learn the
+	// members again at their next announcement.
+	Presence func(params []byte) Presence
 }
+
+// Presence is what Options.Presence says of a broadcast.
+type Presence int
+
+// What a broadcast says of its sender's presence.
+const (
+	NotPresence Presence = iota
+	Announce
+	Goodbye
+)
 
 // DefaultPrefix is the subject root when Options.Prefix is empty.
 const DefaultPrefix = "channels"
+
+// DefaultExpiry is how long a node may stay silent before the others take
+// it for dead. Heartbeats leave every second; on this project's 2-core
+// machine, with four busy-looping processes beside three nodes serving
+// 900 members, the longest gap measured between two heartbeats of one
+// node was 2.4 s (4.8 s with the race detector); see docs/HUB.md. Ten
+// seconds keeps a loaded machine's pauses from killing anybody, and a
+// node that was only silent heals when heard again anyway; what it costs
+// is the time a process that really died keeps its members listed
+// (browsers of its own reconnect to the others within seconds).
+const DefaultExpiry = 10 * time.Second
 
 var prefixRE = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
 
@@ -105,6 +137,9 @@ type Stats struct {
 	OutMsgs     uint64 // messages sent
 	DeadNodes   uint64 // other nodes taken for dead
 	Nodes       int    // other live nodes known
+	Revived     uint64 // nodes taken for dead heard again, their members given back
+	Unreadable  uint64 // messages in a wire version this node does not read
+	Stalls      uint64 // times this node's own loop stalled longer than a heartbeat
 }
 
 // Node is one process's member of the cluster. It implements hub.Fabric.
@@ -119,23 +154,37 @@ type Node struct {
 	places *places
 	tbl    table
 
-	mu        sync.Mutex // guards what the hub reports, until the loop takes it
+	mu        sync.Mutex // guards what the hub reports, until it is published
 	subCount  map[string]int
 	subDirty  map[string]struct{}
 	userWant  map[string]bool
 	userDirty map[string]struct{}
 	deltas    []hub.Member // Conns 0: left
 	wake      chan struct{}
+	presence  map[string]map[string][]byte // local member → channel → its latest announcement
 
-	// owned by loop
+	// pubMu guards what this node has made of the hub's reports at NATS:
+	// its subscriptions and its membership as published. The loop and
+	// Ready take it.
+	pubMu    sync.Mutex
 	evSubs   map[string]*nats.Subscription
 	userSubs map[string]*nats.Subscription
 	userIdle map[string]time.Time // users gone from here whose subject we still hear
 	members  map[string]hub.Member
 	seq      uint64
-	buf      enc // membership changes are encoded here
+	buf      enc  // membership changes are encoded here
+	unsure   bool // a subscription was sent that no round trip has confirmed yet
 
-	syncReqs    chan string // reply subjects of membership requests
+	bar   barrier       // Ready's rounds
+	clock atomic.Uint64 // logical clock of logins (Stamp), never below any heard
+
+	busyMu    sync.Mutex
+	busyLocal map[string]time.Time // local users said to be busy, when last said
+	busyWake  chan struct{}
+
+	gone serial // Gone and Back, in the order of the deaths and returns
+
+	reqs        chan request // membership and replay requests, for the loop
 	reconnected chan struct{}
 	started     time.Time
 	graceUntil  atomic.Int64           // UnixNano before which nobody expires
@@ -143,6 +192,11 @@ type Node struct {
 	disconnects atomic.Uint64
 	reconnects  atomic.Uint64
 	deadNodes   atomic.Uint64
+	revived     atomic.Uint64
+	unreadable  atomic.Uint64
+	stalls      atomic.Uint64
+	warnMu      sync.Mutex
+	warned      map[byte]bool // wire versions already logged as unreadable
 
 	startOnce sync.Once
 	stop      context.CancelFunc
@@ -151,10 +205,21 @@ type Node struct {
 	closeOnce sync.Once
 }
 
+// request is a membership request (sync) or a replay request (revive)
+// for the loop to answer.
+type request struct {
+	reply    string
+	from     string
+	revive   bool
+	reported bool
+}
+
 // New connects to NATS and returns a Node. It does not wait for NATS: a
 // server that cannot be reached is logged and retried forever, and
 // cross-process traffic waits for it.
-func New(opts Options) (*Node, error) {
+func New(opts Options) (*Node, error) { return newNode(opts, wireMin, wireMax) }
+
+func newNode(opts Options, vmin, vmax byte) (*Node, error) {
 	if err := ValidURL(opts.URL); err != nil {
 		return nil, err
 	}
@@ -174,7 +239,7 @@ func New(opts Options) (*Node, error) {
 		opts.Heartbeat = time.Second
 	}
 	if opts.Expiry <= 0 {
-		opts.Expiry = opts.Heartbeat * 3
+		opts.Expiry = DefaultExpiry
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
@@ -193,14 +258,18 @@ func New(opts Options) (*Node, error) {
 		userSubs:    make(map[string]*nats.Subscription),
 		userIdle:    make(map[string]time.Time),
 		members:     make(map[string]hub.Member),
-		syncReqs:    make(chan string, 64),
+		presence:    make(map[string]map[string][]byte),
+		busyLocal:   make(map[string]time.Time),
+		busyWake:    make(chan struct{}, 1),
+		reqs:        make(chan request, 64),
+		warned:      make(map[byte]bool),
 		reconnected: make(chan struct{}, 1),
 		started:     time.Now(),
 		ctx:         ctx,
 		stop:        cancel,
 		done:        make(chan struct{}),
 	}
-	n.tbl.init()
+	n.tbl.init(vmin, vmax)
 	n.log = n.log.With("node", n.id)
 	where := Redact(opts.URL)
 	nc, err := nats.Connect(opts.URL,
@@ -227,6 +296,9 @@ func New(opts Options) (*Node, error) {
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			n.reconnects.Add(1)
+			n.pubMu.Lock()
+			n.unsure = true // every subscription is sent again
+			n.pubMu.Unlock()
 			n.log.Info("cluster: reconnected to NATS", "url", Redact(nc.ConnectedUrlRedacted()))
 			n.signalReconnect()
 		}),
@@ -278,21 +350,64 @@ func (n *Node) Stats() Stats {
 		OutMsgs:     s.OutMsgs,
 		DeadNodes:   n.deadNodes.Load(),
 		Nodes:       peers,
+		Revived:     n.revived.Load(),
+		Unreadable:  n.unreadable.Load(),
+		Stalls:      n.stalls.Load(),
 	}
 }
 
 func (n *Node) signalReconnect() {
 	// Others' silence while we were away proves nothing: no expiry for a
 	// while.
-	n.graceUntil.Store(time.Now().Add(n.opts.Expiry).UnixNano())
+	n.graceTill(time.Now().Add(n.opts.Expiry))
 	select {
 	case n.reconnected <- struct{}{}:
 	default:
 	}
 }
 
+// graceTill makes sure nobody expires before t.
+func (n *Node) graceTill(t time.Time) {
+	for {
+		cur := n.graceUntil.Load()
+		if t.UnixNano() <= cur || n.graceUntil.CompareAndSwap(cur, t.UnixNano()) {
+			return
+		}
+	}
+}
+
 func (n *Node) subject(parts ...string) string {
 	return n.root + "." + strings.Join(parts, ".")
+}
+
+// version is the wire version this node speaks now.
+func (n *Node) version() byte { return byte(n.tbl.speak.Load()) }
+
+// newMsg starts a message of kind in the wire version this node speaks.
+func (n *Node) newMsg(kind byte, size int) *enc { return newEnc(n.version(), kind, size) }
+
+// open reads a message's envelope; a message in a wire version this node
+// does not read is counted and logged (once per version), never silently
+// dropped.
+func (n *Node) open(msg *nats.Msg) (kind byte, d dec, ok bool) {
+	v, kind, d, ok := envelope(msg.Data, n.tbl.vmin, n.tbl.vmax)
+	if ok {
+		return kind, d, true
+	}
+	n.unreadable.Add(1)
+	n.warnMu.Lock()
+	first := !n.warned[v]
+	n.warned[v] = true
+	n.warnMu.Unlock()
+	if first {
+		what := fmt.Sprintf("wire version %d", v)
+		if v == 0 {
+			what = "no wire version (a release before they existed)"
+		}
+		n.log.Warn("cluster: dropped a message in "+what+", which this process does not read: another release is running; finish the upgrade or roll it back",
+			"reads", fmt.Sprintf("%d-%d", n.tbl.vmin, n.tbl.vmax), "subject", msg.Subject)
+	}
+	return 0, dec{}, false
 }
 
 // Start implements hub.Fabric: it subscribes the node's own subjects and
@@ -338,7 +453,8 @@ func (n *Node) Close(ctx context.Context) error {
 
 // loop publishes what the hub reported, in order, keeps the NATS
 // subscriptions in step with the local subscribers and members, sends
-// heartbeats, answers membership requests and finds dead nodes.
+// heartbeats, answers membership and replay requests, tells the others
+// which local users are busy, and finds dead nodes.
 func (n *Node) loop() {
 	defer close(n.done)
 	tick := time.NewTicker(n.opts.Heartbeat)
@@ -348,6 +464,7 @@ func (n *Node) loop() {
 	defer sweep.Stop()
 	check := time.NewTicker(n.opts.Heartbeat / 4)
 	defer check.Stop()
+	lastCheck := time.Now()
 	sweeps := 0
 	// A burst of changes (a wave of logins) goes out in few messages: a
 	// change within flushGap of the last flush waits for the rest.
@@ -355,6 +472,9 @@ func (n *Node) loop() {
 	gap := time.NewTimer(flushGap)
 	gap.Stop()
 	gapArmed := false
+	busy := time.NewTimer(busyPoll)
+	busy.Stop()
+	busyArmed := false
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -376,9 +496,13 @@ func (n *Node) loop() {
 			gapArmed = false
 			n.flushLocal()
 			lastFlush = time.Now()
-		case reply := <-n.syncReqs:
+		case req := <-n.reqs:
 			n.flushLocal()
-			n.sendSnapshot(reply)
+			if req.revive {
+				n.replay(req)
+			} else {
+				n.sendSnapshot(req.reply)
+			}
 		case <-n.reconnected:
 			n.flushLocal()
 			n.heartbeat()
@@ -388,14 +512,39 @@ func (n *Node) loop() {
 		case now := <-tick.C:
 			n.flushLocal()
 			n.heartbeat()
+			n.pubMu.Lock()
 			for uid, since := range n.userIdle {
 				if now.Sub(since) > userLinger {
 					n.follow(n.userSubs, uid, "", false, nil)
 					delete(n.userIdle, uid)
 				}
 			}
-		case now := <-check.C:
+			n.pubMu.Unlock()
+		case <-check.C:
+			// A check that comes late means this process stalled (a GC
+			// pause, a starved CPU, SIGSTOP): the others' heartbeats may
+			// still wait unread, so their silence proves nothing yet. (A
+			// tick carries the time it was due, not the time it came.)
+			now := time.Now()
+			if stall := now.Sub(lastCheck); stall > n.opts.Heartbeat {
+				n.stalls.Add(1)
+				n.graceTill(now.Add(2 * n.opts.Heartbeat))
+				n.log.Warn("cluster: this process stalled; nobody is taken for dead until the others are heard", "stall", stall.Round(time.Millisecond))
+			}
+			lastCheck = now
 			n.expire(now)
+			n.tbl.sweepBusy(now)
+		case <-n.busyWake:
+			if !busyArmed {
+				busy.Reset(busyPoll)
+				busyArmed = true
+			}
+		case now := <-busy.C:
+			busyArmed = false
+			if n.pollBusy(now) {
+				busy.Reset(busyPoll)
+				busyArmed = true
+			}
 		case <-sweep.C:
 			// Every 15 s the writes that failed; every minute the leader
 			// also clears what dead nodes left in every channel.
@@ -409,7 +558,7 @@ func (n *Node) loop() {
 }
 
 func (n *Node) plain(kind byte) *enc {
-	e := newEnc(kind, 32)
+	e := n.newMsg(kind, 32)
 	e.str(n.id)
 	return e
 }
@@ -420,15 +569,24 @@ func (n *Node) publish(subject string, data []byte) {
 	}
 }
 
+// heartbeat says the node is alive, how far its membership changes have
+// got, its logical clock and the wire versions it reads.
 func (n *Node) heartbeat() {
+	n.pubMu.Lock()
+	defer n.pubMu.Unlock()
 	e := n.plain(kindHeartbeat)
 	e.num(n.seq)
+	e.num(n.clock.Load())
+	e.num(uint64(n.tbl.vmin))
+	e.num(uint64(n.tbl.vmax))
 	n.publish(n.subject("nodes"), e.b)
 }
 
 // flushLocal applies what the hub reported since the last call:
 // subscriptions, then membership changes.
 func (n *Node) flushLocal() {
+	n.pubMu.Lock()
+	defer n.pubMu.Unlock()
 	n.mu.Lock()
 	deltas := n.deltas
 	n.deltas = nil
@@ -506,13 +664,15 @@ func (n *Node) flushLocal() {
 		}
 		e := &n.buf
 		if count == 1 {
-			e.b = append(e.b[:0], kindDelta)
+			e.start(n.version(), kindDelta)
 			e.str(n.id)
 			e.num(first)
+			e.num(n.clock.Load())
 		} else {
-			e.b = append(e.b[:0], kindDeltas)
+			e.start(n.version(), kindDeltas)
 			e.str(n.id)
 			e.num(first)
+			e.num(n.clock.Load())
 			e.num(uint64(count))
 		}
 		e.b = append(e.b, body.b...)
@@ -541,7 +701,7 @@ func latestPerUser(deltas []hub.Member) []hub.Member {
 	return out
 }
 
-// follow subscribes to or unsubscribes from subject.
+// follow subscribes to or unsubscribes from subject (under pubMu).
 func (n *Node) follow(subs map[string]*nats.Subscription, key, subject string, want bool, fn nats.MsgHandler) {
 	s := subs[key]
 	switch {
@@ -551,6 +711,7 @@ func (n *Node) follow(subs map[string]*nats.Subscription, key, subject string, w
 			n.log.Warn("cluster: subscribe", "subject", subject, "err", err)
 			return
 		}
+		n.unsure = true
 		// Generous limits: a burst into a busy channel is delivered late
 		// rather than dropped.
 		_ = s.SetPendingLimits(1<<16, 64<<20)
@@ -572,20 +733,34 @@ func getMember(d *dec) hub.Member {
 	return hub.Member{UID: d.str(), Homes: d.list(), Addr: d.str(), Conns: int(d.num())}
 }
 
-// flushGap is the least time between two flushes of what the hub
-// reported, unless a heartbeat or a membership request comes between: a
-// change waits at most this long.
-const flushGap = 2 * time.Millisecond
+const (
+	// flushGap is the least time between two flushes of what the hub
+	// reported, unless a heartbeat, a membership request or Ready comes
+	// between: a change waits at most this long.
+	flushGap = 2 * time.Millisecond
+	// userLinger is how long a node keeps listening to a user's subject
+	// after the user's last connection here closed.
+	userLinger = 30 * time.Second
+	// snapshotBytes bounds one message of a membership answer or a
+	// replay (NATS's default maximum payload is 1 MiB).
+	snapshotBytes = 256 << 10
+	// readyTimeout bounds Ready's round trip to NATS.
+	readyTimeout = 2 * time.Second
+	// busyPoll is how often a node checks whether the local users it
+	// said were busy still are; busyRepeat how often it says so again
+	// while they are; busyTTL how long the others believe it.
+	busyPoll   = 50 * time.Millisecond
+	busyRepeat = time.Second
+	busyTTL    = 3 * time.Second
+	// maxAnnounced bounds the channels whose latest announcement a node
+	// keeps per member (a browser announces in its one channel).
+	maxAnnounced = 4
+)
 
-// userLinger is how long a node keeps listening to a user's subject
-// after the user's last connection here closed.
-const userLinger = 30 * time.Second
-
-// snapshotBytes bounds one message of a membership answer (NATS's default
-// maximum payload is 1 MiB).
-const snapshotBytes = 256 << 10
-
+// sendSnapshot answers a membership request.
 func (n *Node) sendSnapshot(reply string) {
+	n.pubMu.Lock()
+	defer n.pubMu.Unlock()
 	part := uint64(0)
 	start := func() *enc {
 		e := n.plain(kindSnapshot)
@@ -597,11 +772,7 @@ func (n *Node) sendSnapshot(reply string) {
 	var body enc
 	count := 0
 	emit := func(last bool) {
-		if last {
-			e.num(1)
-		} else {
-			e.num(0)
-		}
+		e.flag(last)
 		e.num(uint64(count))
 		e.b = append(e.b, body.b...)
 		n.publish(reply, e.b)
@@ -619,20 +790,67 @@ func (n *Node) sendSnapshot(reply string) {
 	emit(true)
 }
 
+// replay answers a node that took this one for dead and hears it again:
+// every local member, with its latest announcements, so that it can tell
+// its browsers about them again and restore their connected times. The
+// channel counts that node's leader cleaned are rewritten too.
+func (n *Node) replay(req request) {
+	n.revived.Add(1)
+	n.pubMu.Lock()
+	defer n.pubMu.Unlock()
+	n.log.Warn("cluster: another process had taken this one for dead; giving its members back", "peer", req.from, "members", len(n.members))
+	if n.places != nil {
+		n.places.spawn(func() { n.places.sweep(false, true) })
+	}
+	part := uint64(0)
+	start := func() *enc {
+		e := n.plain(kindReplay)
+		e.num(part)
+		return e
+	}
+	e := start()
+	var body enc
+	count := 0
+	emit := func(last bool) {
+		e.flag(last)
+		e.num(uint64(count))
+		e.b = append(e.b, body.b...)
+		n.publish(req.reply, e.b)
+		part++
+		body.b, count = body.b[:0], 0
+		e = start()
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for uid, m := range n.members {
+		putMember(&body, m)
+		anns := n.presence[uid]
+		body.num(uint64(len(anns)))
+		for ch, p := range anns {
+			body.str(ch)
+			body.bytes(p)
+		}
+		count++
+		if len(body.b) > snapshotBytes {
+			emit(false)
+		}
+	}
+	emit(true)
+}
+
 // expire takes nodes silent for Expiry for dead, unless this node cannot
-// hear anybody itself.
+// hear anybody itself or has just stalled.
 func (n *Node) expire(now time.Time) {
 	if !n.nc.IsConnected() || now.UnixNano() < n.graceUntil.Load() {
 		return
 	}
-	dead, members, gone := n.tbl.expire(now, n.opts.Expiry)
+	dead, members, gone, leader := n.tbl.expire(now, n.opts.Expiry, n.id)
 	if len(dead) == 0 {
 		return
 	}
-	leader := n.isLeader()
 	for _, id := range dead {
 		n.deadNodes.Add(1)
-		n.log.Warn("cluster: node silent, taken for dead", "dead", id, "members", len(members[id]))
+		n.log.Warn("cluster: node silent, taken for dead", "dead", id, "members", len(members[id]), "silent", n.opts.Expiry)
 	}
 	var left []hub.Member
 	for _, id := range dead {
@@ -649,11 +867,11 @@ func (n *Node) expire(now time.Time) {
 	}
 	// Off the loop: thousands of leaves and disconnect reports must not
 	// hold up this node's heartbeats.
-	go func() {
+	n.gone.do(func() {
 		for _, m := range left {
 			n.local.Gone(m, leader)
 		}
-	}()
+	})
 }
 
 // isLeader reports whether this node has the smallest id among the live
@@ -662,12 +880,41 @@ func (n *Node) expire(now time.Time) {
 func (n *Node) isLeader() bool {
 	n.tbl.mu.RLock()
 	defer n.tbl.mu.RUnlock()
-	for id := range n.tbl.peers {
-		if id < n.id {
-			return false
-		}
+	return n.tbl.leaderLocked(n.id)
+}
+
+// serial runs functions one at a time, in the order given, off the
+// caller's goroutine.
+type serial struct {
+	mu      sync.Mutex
+	queue   []func()
+	running bool
+}
+
+func (s *serial) do(fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.queue = append(s.queue, fn)
+	if !s.running {
+		s.running = true
+		go s.run()
 	}
-	return true
+}
+
+func (s *serial) run() {
+	for {
+		s.mu.Lock()
+		if len(s.queue) == 0 {
+			s.running = false
+			s.queue = nil
+			s.mu.Unlock()
+			return
+		}
+		fn := s.queue[0]
+		s.queue = s.queue[1:]
+		s.mu.Unlock()
+		fn()
+	}
 }
 
 // --- hub.Fabric, called by the hub ---
@@ -676,6 +923,103 @@ func (n *Node) signal() {
 	select {
 	case n.wake <- struct{}{}:
 	default:
+	}
+}
+
+// errNotConnected is Ready's answer while NATS is unreachable.
+var errNotConnected = errors.New("cluster: not connected to NATS")
+
+// barrier batches Ready's round trips: every caller waits for a round
+// that started after it came, and callers that come while a round is
+// under way share the next one.
+type barrier struct {
+	mu      sync.Mutex
+	next    *round
+	running bool
+}
+
+type round struct {
+	done chan struct{}
+	err  error
+}
+
+// Ready implements hub.Fabric: it sends the subscriptions and membership
+// changes the hub reported so far and, if a subscription is among them
+// that the server has not confirmed yet, waits for NATS to answer a PING
+// sent after them (the server handles a connection's protocol in order,
+// so by then the subscriptions are in effect). A login or subscription
+// that needs no new subscription (a reconnect, a second tab, a channel
+// with subscribers here already) costs no round trip. While NATS is
+// unreachable it returns at once with an error: logins must not wait for
+// the cluster.
+func (n *Node) Ready(ctx context.Context) error {
+	if !n.nc.IsConnected() {
+		return errNotConnected
+	}
+	b := &n.bar
+	b.mu.Lock()
+	if b.next == nil {
+		b.next = &round{done: make(chan struct{})}
+	}
+	r := b.next
+	if !b.running {
+		b.running = true
+		go n.rounds()
+	}
+	b.mu.Unlock()
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// rounds runs Ready's rounds while callers wait for one.
+func (n *Node) rounds() {
+	b := &n.bar
+	for {
+		b.mu.Lock()
+		r := b.next
+		b.next = nil
+		if r == nil {
+			b.running = false
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		// Only a new subscription needs the round trip: one the server
+		// already confirmed is in effect, and what is published goes
+		// out in order after it anyway.
+		n.flushLocal()
+		n.pubMu.Lock()
+		unsure := n.unsure
+		n.unsure = false
+		n.pubMu.Unlock()
+		if unsure {
+			if r.err = n.nc.FlushTimeout(readyTimeout); r.err != nil {
+				n.pubMu.Lock()
+				n.unsure = true
+				n.pubMu.Unlock()
+			}
+		}
+		close(r.done)
+	}
+}
+
+// Stamp implements hub.Fabric: a logical clock (Lamport's), advanced by
+// every stamp and by every clock value heard in another node's
+// heartbeats, membership changes and takeovers, so a login's stamp is
+// above that of every login it could have known of.
+func (n *Node) Stamp() int64 { return int64(n.clock.Add(1)) }
+
+// observe advances the clock to c, a value another node's clock had.
+func (n *Node) observe(c uint64) {
+	for {
+		cur := n.clock.Load()
+		if c <= cur || n.clock.CompareAndSwap(cur, c) {
+			return
+		}
 	}
 }
 
@@ -697,6 +1041,7 @@ func (n *Node) UserLeft(uid string) {
 	n.deltas = append(n.deltas, hub.Member{UID: uid})
 	n.userWant[uid] = false
 	n.userDirty[uid] = struct{}{}
+	delete(n.presence, uid)
 	n.mu.Unlock()
 	n.signal()
 }
@@ -732,18 +1077,52 @@ func (n *Node) RemoteConns(uid string) int {
 	return n.tbl.conns[uid]
 }
 
-// Broadcast implements hub.Fabric.
+// Broadcast implements hub.Fabric. A member's presence announcements are
+// kept, to be given again to a node that wrongly took this one for dead.
 func (n *Node) Broadcast(sender, channel string, params []byte) {
-	e := newEnc(kindEvent, len(sender)+len(channel)+len(params))
+	if n.opts.Presence != nil {
+		n.remember(sender, channel, params)
+	}
+	e := n.newMsg(kindEvent, len(sender)+len(channel)+len(params))
 	e.str(sender)
 	e.str(channel)
 	e.bytes(params)
 	n.publish(n.subject("ev", token(mainChannel(channel))), e.b)
 }
 
-// Relay implements hub.Fabric.
+func (n *Node) remember(sender, channel string, params []byte) {
+	switch n.opts.Presence(params) {
+	case Announce:
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if !n.userWant[sender] {
+			return // not a member here (any more)
+		}
+		anns := n.presence[sender]
+		if anns == nil {
+			anns = make(map[string][]byte, 1)
+			n.presence[sender] = anns
+		}
+		if _, ok := anns[channel]; ok || len(anns) < maxAnnounced {
+			anns[channel] = bytes.Clone(params)
+		}
+	case Goodbye:
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if anns := n.presence[sender]; anns != nil {
+			delete(anns, channel)
+			if len(anns) == 0 {
+				delete(n.presence, sender)
+			}
+		}
+	}
+}
+
+// Relay implements hub.Fabric. The message is published whatever this
+// node knows of the target: a connection of it elsewhere may be newer
+// than the news of it, and its login's reply promised it this message.
 func (n *Node) Relay(m hub.Message) {
-	e := newEnc(kindMessage, len(m.Body)+128)
+	e := n.newMsg(kindMessage, len(m.Body)+128)
 	e.str(m.Sender)
 	e.str(m.From)
 	e.list(m.FromHomes)
@@ -752,7 +1131,7 @@ func (n *Node) Relay(m hub.Message) {
 	n.publish(n.subject("user", token(m.Target)), e.b)
 	if n.RemoteConns(m.Sender) > 0 {
 		// The sender's other hubs charge its budget too.
-		s := newEnc(kindSpent, len(m.Sender)+16)
+		s := n.newMsg(kindSpent, len(m.Sender)+16)
 		s.str(m.Sender)
 		s.num(0)
 		s.num(uint64(len(m.Body)))
@@ -760,19 +1139,22 @@ func (n *Node) Relay(m hub.Message) {
 	}
 }
 
-// Punt implements hub.Fabric. Only a user known to have connections on
-// another node can hold a session there: a browser tab's reconnect lands
-// long after its old connection was announced.
-func (n *Node) Punt(uid, sessid string, at time.Time) {
-	if n.RemoteConns(uid) == 0 {
-		return
-	}
-	e := newEnc(kindPunt, len(uid)+len(sessid)+16)
+// Punt implements hub.Fabric. It goes to every node where the user may
+// hold the session, whatever this node has heard of it: the hub calls it
+// after Ready, so that of two logins of one session on two nodes at once
+// at least one hears the other's punt, and the node holding the newer one
+// tells the other to give way (see onUser).
+func (n *Node) Punt(uid, sessid string, at int64) {
+	e := n.newMsg(kindPunt, len(uid)+len(sessid)+32)
+	e.str(n.id)
 	e.str(uid)
 	e.str(sessid)
-	e.num(uint64(at.UnixNano()))
+	e.num(uint64(at))
 	n.publish(n.subject("user", token(uid)), e.b)
 }
+
+// Busy implements hub.Fabric.
+func (n *Node) Busy(uid string) (homes []string, busy bool) { return n.tbl.busyAt(uid) }
 
 // Admit implements hub.Fabric.
 func (n *Node) Admit(ctx context.Context, uid string, homes []string, limit int) hub.Admission {
@@ -789,14 +1171,76 @@ func (n *Node) Release(uid string) {
 	}
 }
 
+// markBusy tells the others that uid's connections here have a quarter
+// of their queues waiting, so that their members' direct messages to it
+// are refused ("Recipient is busy") as they would be here, rather than
+// dropped here when the queue is half full; pollBusy says when it is no
+// longer so.
+func (n *Node) markBusy(uid string, homes []string) {
+	now := time.Now()
+	n.busyMu.Lock()
+	last, was := n.busyLocal[uid]
+	if was && now.Sub(last) < busyRepeat {
+		n.busyMu.Unlock()
+		return
+	}
+	n.busyLocal[uid] = now
+	n.busyMu.Unlock()
+	n.publishBusy(uid, true, homes)
+	if !was {
+		select {
+		case n.busyWake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (n *Node) publishBusy(uid string, busy bool, homes []string) {
+	e := n.plain(kindBusy)
+	e.str(uid)
+	e.flag(busy)
+	e.list(homes)
+	n.publish(n.subject("nodes"), e.b)
+}
+
+// pollBusy checks the local users said to be busy: those that drained
+// are said to be free, the others said busy again every busyRepeat. It
+// reports whether any is still busy.
+func (n *Node) pollBusy(now time.Time) bool {
+	n.busyMu.Lock()
+	users := make([]string, 0, len(n.busyLocal))
+	for uid := range n.busyLocal {
+		users = append(users, uid)
+	}
+	n.busyMu.Unlock()
+	for _, uid := range users {
+		homes, busy := n.local.Busy(uid)
+		n.busyMu.Lock()
+		last := n.busyLocal[uid]
+		switch {
+		case !busy:
+			delete(n.busyLocal, uid)
+		case now.Sub(last) >= busyRepeat:
+			n.busyLocal[uid] = now
+		default:
+			n.busyMu.Unlock()
+			continue
+		}
+		n.busyMu.Unlock()
+		n.publishBusy(uid, busy, homes)
+	}
+	n.busyMu.Lock()
+	defer n.busyMu.Unlock()
+	return len(n.busyLocal) > 0
+}
+
 // --- messages from NATS ---
 
 func (n *Node) onEvent(msg *nats.Msg) {
-	d := dec{b: msg.Data}
-	if len(d.b) == 0 || d.b[0] != kindEvent {
+	kind, d, ok := n.open(msg)
+	if !ok || kind != kindEvent {
 		return
 	}
-	d.b = d.b[1:]
 	sender, channel, params := d.str(), d.str(), d.bytes()
 	if d.err != nil {
 		return
@@ -805,22 +1249,35 @@ func (n *Node) onEvent(msg *nats.Msg) {
 }
 
 func (n *Node) onUser(msg *nats.Msg) {
-	d := dec{b: msg.Data}
-	if len(d.b) == 0 {
+	kind, d, ok := n.open(msg)
+	if !ok {
 		return
 	}
-	kind := d.b[0]
-	d.b = d.b[1:]
 	switch kind {
 	case kindMessage:
 		m := hub.Message{Sender: d.str(), From: d.str(), FromHomes: d.list(), Target: d.str(), Body: d.str()}
-		if d.err == nil {
-			n.local.Message(m)
+		if d.err != nil {
+			return
+		}
+		n.local.Message(m)
+		if homes, busy := n.local.Busy(m.Target); busy {
+			n.markBusy(m.Target, homes)
 		}
 	case kindPunt:
-		uid, sessid, at := d.str(), d.str(), d.num()
-		if d.err == nil {
-			n.local.Punt(uid, sessid, time.Unix(0, int64(at)))
+		node, uid, sessid, stamp := d.str(), d.str(), d.str(), d.num()
+		if d.err != nil {
+			return
+		}
+		n.observe(stamp)
+		// Logins are ordered by stamp, then by node id: every node
+		// compares two logins the same way.
+		older := func(at int64) bool {
+			return uint64(at) < stamp || uint64(at) == stamp && n.id < node
+		}
+		if kept, held := n.local.Punt(uid, sessid, older); held {
+			// This node holds the newer login: the other node must punt
+			// its own, which it may not have heard of yet.
+			n.Punt(uid, sessid, kept)
 		}
 	case kindSpent:
 		uid, broadcast, size := d.str(), d.num(), d.num()
@@ -831,31 +1288,34 @@ func (n *Node) onUser(msg *nats.Msg) {
 }
 
 func (n *Node) onNodes(msg *nats.Msg) {
-	d := dec{b: msg.Data}
-	if len(d.b) == 0 {
+	kind, d, ok := n.open(msg)
+	if !ok {
 		return
 	}
-	kind := d.b[0]
-	d.b = d.b[1:]
 	from := d.str()
 	if d.err != nil || from == n.id {
 		return
 	}
-	var ask bool
+	var h heard
+	now := time.Now()
 	switch kind {
 	case kindHeartbeat:
-		seq := d.num()
-		if d.err == nil {
-			ask = n.tbl.heartbeat(from, seq, time.Now())
+		seq, clock, vmin, vmax := d.num(), d.num(), d.num(), d.num()
+		if d.err != nil || vmin > 0xff || vmax > 0xff {
+			return
 		}
+		n.observe(clock)
+		h = n.tbl.heartbeat(from, seq, byte(vmin), byte(vmax), now)
 	case kindDelta:
-		seq := d.num()
+		seq, clock := d.num(), d.num()
 		m := getMember(&d)
-		if d.err == nil {
-			ask = n.tbl.delta(from, seq, m, time.Now())
+		if d.err != nil {
+			return
 		}
+		n.observe(clock)
+		h = n.tbl.delta(from, seq, m, now)
 	case kindDeltas:
-		first, count := d.num(), d.num()
+		first, clock, count := d.num(), d.num(), d.num()
 		if d.err != nil || count > uint64(len(d.b)) { // each takes bytes
 			return
 		}
@@ -866,17 +1326,40 @@ func (n *Node) onNodes(msg *nats.Msg) {
 		if d.err != nil {
 			return
 		}
-		now := time.Now()
+		n.observe(clock)
 		for i, m := range members {
-			if n.tbl.delta(from, first+uint64(i), m, now) {
-				ask = true
-			}
+			got := n.tbl.delta(from, first+uint64(i), m, now)
+			h.ask = h.ask || got.ask
+			h.revive = h.revive || got.revive
+			h.reported = h.reported || got.reported
+			h.first = h.first || got.first
 		}
+	case kindBusy:
+		uid, busy, homes := d.str(), d.flag(), d.list()
+		if d.err == nil {
+			n.tbl.setBusy(from, uid, busy, homes, now.Add(busyTTL))
+		}
+		return
 	case kindBye:
 		n.tbl.bye(from)
 		n.log.Info("cluster: node left", "peer", from)
+		return
+	default:
+		return // a kind this node does not know: a later addition to its version
 	}
-	if ask {
+	if h.revive {
+		level := slog.LevelDebug
+		if h.first {
+			level = slog.LevelWarn
+		}
+		n.log.Log(context.Background(), level, "cluster: a node taken for dead is heard again; asking it for its members", "peer", from)
+		e := n.plain(kindRevive)
+		e.flag(h.reported)
+		if err := n.nc.PublishRequest(n.subject("node", from, "sync"), n.subject("inbox", n.id), e.b); err != nil {
+			n.log.Debug("cluster: replay request", "peer", from, "err", err)
+		}
+	}
+	if h.ask {
 		e := n.plain(kindSync)
 		if err := n.nc.PublishRequest(n.subject("node", from, "sync"), n.subject("inbox", n.id), e.b); err != nil {
 			n.log.Debug("cluster: membership request", "peer", from, "err", err)
@@ -888,30 +1371,85 @@ func (n *Node) onSyncRequest(msg *nats.Msg) {
 	if msg.Reply == "" {
 		return
 	}
+	kind, d, ok := n.open(msg)
+	if !ok {
+		return
+	}
+	req := request{reply: msg.Reply, from: d.str()}
+	switch kind {
+	case kindSync:
+	case kindRevive:
+		req.revive, req.reported = true, d.flag()
+	default:
+		return
+	}
+	if d.err != nil {
+		return
+	}
 	select {
-	case n.syncReqs <- msg.Reply:
+	case n.reqs <- req:
 	default: // busy: the asker asks again
 	}
 }
 
 func (n *Node) onInbox(msg *nats.Msg) {
-	d := dec{b: msg.Data}
-	if len(d.b) == 0 || d.b[0] != kindSnapshot {
+	kind, d, ok := n.open(msg)
+	if !ok {
 		return
 	}
-	d.b = d.b[1:]
-	from, seq, part, last, count := d.str(), d.num(), d.num(), d.num(), d.num()
-	if d.err != nil || count > uint64(len(d.b)) {
-		return
+	switch kind {
+	case kindSnapshot:
+		from, seq, part, last, count := d.str(), d.num(), d.num(), d.flag(), d.num()
+		if d.err != nil || count > uint64(len(d.b)) {
+			return
+		}
+		members := make([]hub.Member, 0, count)
+		for range count {
+			members = append(members, getMember(&d))
+		}
+		if d.err != nil {
+			return
+		}
+		n.tbl.snapshot(from, seq, part, last, members, time.Now())
+	case kindReplay:
+		from, _, last, count := d.str(), d.num(), d.flag(), d.num()
+		if d.err != nil || count > uint64(len(d.b)) {
+			return
+		}
+		members := make([]hub.Member, 0, count)
+		anns := make(map[string]map[string][]byte, count)
+		for range count {
+			m := getMember(&d)
+			k := d.num()
+			if d.err != nil || k > uint64(len(d.b)) {
+				return
+			}
+			for range k {
+				ch, p := d.str(), d.bytes()
+				if d.err != nil {
+					return
+				}
+				if anns[m.UID] == nil {
+					anns[m.UID] = make(map[string][]byte, k)
+				}
+				anns[m.UID][ch] = bytes.Clone(p)
+			}
+			members = append(members, m)
+		}
+		if d.err != nil {
+			return
+		}
+		back, reported := n.tbl.replayed(from, members, last)
+		if len(back) == 0 {
+			return
+		}
+		n.log.Info("cluster: members of a node taken for dead are back", "peer", from, "members", len(back))
+		n.gone.do(func() {
+			for _, m := range back {
+				n.local.Back(m, anns[m.UID], reported)
+			}
+		})
 	}
-	members := make([]hub.Member, 0, count)
-	for range count {
-		members = append(members, getMember(&d))
-	}
-	if d.err != nil {
-		return
-	}
-	n.tbl.snapshot(from, seq, part, last == 1, members, time.Now())
 }
 
 // alive reports whether node is this one or a live peer.

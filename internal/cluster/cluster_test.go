@@ -29,26 +29,36 @@ func TestCluster(t *testing.T) {
 			c.join(m, "s"+randomHex(4))
 			cs, ms = append(cs, c), append(ms, m)
 		}
-		time.Sleep(200 * time.Millisecond) // subscriptions reach NATS
-		// Every member broadcasts 10 events at once; each subscriber,
-		// wherever it is, gets all 30, each once, each sender's in order.
+		// No wait: the subscribe replies mean the subscriptions are in
+		// effect everywhere. Every member broadcasts 10 events at once,
+		// then an 11th, "end"; each subscriber, wherever it is, gets all
+		// 30, each once, each sender's in order: a duplicate would come
+		// before its sender's end.
 		var wg sync.WaitGroup
 		for i, c := range cs {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for k := range 10 {
-					c.send("verto.broadcast", map[string]any{"eventChannel": ch, "eventData": fmt.Sprintf("%d:%d", i, k), "localBroadcast": true})
+				for k := range 11 {
+					data := fmt.Sprintf("%d:%d", i, k)
+					if k == 10 {
+						data = fmt.Sprintf("%d:end", i)
+					}
+					c.send("verto.broadcast", map[string]any{"eventChannel": ch, "eventData": data, "localBroadcast": true})
 				}
 			}()
 		}
 		wg.Wait()
 		for _, c := range cs {
 			next := map[string]int{}
-			for range 30 {
+			for ends := 0; ends < len(cs); {
 				f := c.waitFor(5*time.Second, "event", func(f map[string]any) bool { return f["method"] == "verto.event" })
 				p := params(f)
 				sender, k, _ := strings.Cut(fmt.Sprint(p["eventData"]), ":")
+				if k == "end" {
+					k = "10"
+					ends++
+				}
 				if want := fmt.Sprint(next[sender]); k != want {
 					t.Fatalf("%s: event %s from sender %s, want %s", c.name, k, sender, want)
 				}
@@ -58,7 +68,6 @@ func TestCluster(t *testing.T) {
 					t.Fatalf("%s: event stamped %v, sent by %s", c.name, p["userid"], ms[i].id)
 				}
 			}
-			c.quiet(300*time.Millisecond, "duplicate event", func(f map[string]any) bool { return f["method"] == "verto.event" })
 		}
 	})
 
@@ -73,7 +82,6 @@ func TestCluster(t *testing.T) {
 		b2.join(to, "sb2")
 		x := dialNode(t, nodes[1], "stranger")
 		x.join(stranger, "sx")
-		time.Sleep(300 * time.Millisecond)
 		r := a.call("verto.info", map[string]any{"msg": map[string]any{"to": to.id, "body": "hello"}})
 		if res, _ := r["result"].(map[string]any); res["message"] != "SENT" {
 			t.Fatalf("info: %v", r)
@@ -86,12 +94,26 @@ func TestCluster(t *testing.T) {
 			}
 		}
 		// Someone of another channel cannot reach anyone here, nor be
-		// reached, on any process.
+		// reached, on any process: a marker sent after the spam by the
+		// same process on the same subject comes first.
 		x.call("verto.info", map[string]any{"msg": map[string]any{"to": to.id, "body": "spam"}})
+		x2 := dialNode(t, nodes[1], "marker for to")
+		x2.join(s.member(ch), "sx2")
+		x2.call("verto.info", map[string]any{"msg": map[string]any{"to": to.id, "body": "marker"}})
 		a.call("verto.info", map[string]any{"msg": map[string]any{"to": stranger.id, "body": "spam"}})
-		b1.quiet(500*time.Millisecond, "message from a stranger", isMessageFrom(stranger.id))
-		b2.quiet(10*time.Millisecond, "message from a stranger", isMessageFrom(stranger.id))
-		x.quiet(10*time.Millisecond, "message from another channel", isMessageFrom(from.id))
+		for _, b := range []*client{b1, b2} {
+			f := b.waitFor(5*time.Second, "marker", func(f map[string]any) bool { return f["method"] == "verto.info" })
+			if msg := params(f)["msg"].(map[string]any); msg["body"] != "marker" {
+				t.Fatalf("%s: a message from another channel: %v", b.name, msg)
+			}
+		}
+		y := dialNode(t, nodes[0], "same channel as stranger")
+		y.join(s.member(other), "sy")
+		y.call("verto.info", map[string]any{"msg": map[string]any{"to": stranger.id, "body": "marker"}})
+		f := x.waitFor(5*time.Second, "marker", func(f map[string]any) bool { return f["method"] == "verto.info" })
+		if msg := params(f)["msg"].(map[string]any); msg["body"] != "marker" {
+			t.Fatalf("stranger: a message from another channel: %v", msg)
+		}
 	})
 
 	t.Run("takeover punts across processes", func(t *testing.T) {
@@ -99,10 +121,17 @@ func TestCluster(t *testing.T) {
 		m, other := s.member(ch), s.member(ch)
 		old := dialNode(t, nodes[0], "old")
 		old.join(m, "same-sessid")
-		// Another user with the same sessid takes nothing.
+		// Another user with the same sessid takes nothing: a direct message
+		// process 1 sends after that login, on the same subject as a punt,
+		// comes first.
 		o := dialNode(t, nodes[1], "other")
 		o.join(other, "same-sessid")
-		old.quiet(500*time.Millisecond, "punt", func(f map[string]any) bool { return f["method"] == "verto.punt" })
+		o.call("verto.info", map[string]any{"msg": map[string]any{"to": m.id, "body": "marker"}})
+		if f := old.waitFor(5*time.Second, "marker", func(f map[string]any) bool {
+			return f["method"] == "verto.punt" || f["method"] == "verto.info"
+		}); f["method"] != "verto.info" {
+			t.Fatalf("another user's login punted: %v", f)
+		}
 		// The same user with the same sessid on another process takes over.
 		now := dialNode(t, nodes[2], "new")
 		now.join(m, "same-sessid")
@@ -129,7 +158,6 @@ func TestCluster(t *testing.T) {
 		a, b := dialNode(t, nodes[0], "m@0"), dialNode(t, nodes[1], "m@1")
 		a.join(m, "ba")
 		b.join(m, "bb")
-		time.Sleep(300 * time.Millisecond)
 		// The burst (20) spent through one process…
 		began := time.Now()
 		for i := range 20 {
@@ -228,7 +256,8 @@ var leaveData = base64.StdEncoding.EncodeToString([]byte(`{"t":"unavailable"}`))
 // seconds; a process killed with SIGKILL takes its members out of the
 // others' presence within a few seconds.
 func TestClusterNodeDeath(t *testing.T) {
-	s := newSite(t, clustertest.NATS(t))
+	const expiry = 3 * time.Second
+	s := newSite(t, clustertest.NATS(t), "CHANNELS_CLUSTER_EXPIRY="+expiry.String())
 	nodes := s.start(3)
 
 	t.Run("deleted channel", func(t *testing.T) {
@@ -242,13 +271,22 @@ func TestClusterNodeDeath(t *testing.T) {
 		if err := s.st.DeleteChannel(t.Context(), ch); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(2 * time.Second)
+		deleted := time.Now()
 		for i, n := range nodes {
-			c := dialNode(t, n, fmt.Sprint("deleted", i))
-			if r := c.login(m, "sx"); r["result"] != nil {
-				t.Fatalf("process %d let a client of a deleted channel log in: %v", i, r)
+			for {
+				c := dialNode(t, n, fmt.Sprint("deleted", i))
+				r := c.login(m, "sx")
+				c.ws.CloseNow()
+				if r["result"] == nil {
+					break
+				}
+				if time.Since(deleted) > 2*time.Second {
+					t.Fatalf("process %d still lets a client of a channel deleted %v ago log in: %v", i, time.Since(deleted).Round(time.Millisecond), r)
+				}
+				time.Sleep(50 * time.Millisecond)
 			}
 		}
+		t.Logf("every process refused the deleted channel's client %v after the deletion", time.Since(deleted).Round(time.Millisecond))
 	})
 
 	t.Run("kill -9", func(t *testing.T) {
@@ -266,7 +304,9 @@ func TestClusterNodeDeath(t *testing.T) {
 		b0, b2 := dialNode(t, nodes[0], "both@0"), dialNode(t, nodes[2], "both@2")
 		b0.join(both, "s0")
 		b2.join(both, "s2")
-		time.Sleep(1500 * time.Millisecond) // every node hears of every member
+		// No wait: the login replies mean the members' changes are at
+		// NATS, ahead of anything the process sends later, and a node
+		// applies its peers' changes before it can find them silent.
 		start := time.Now()
 		nodes[2].kill()
 		for _, c := range cs[:2] {
@@ -278,15 +318,22 @@ func TestClusterNodeDeath(t *testing.T) {
 				t.Fatalf("%s: leave event %v, want one for %s", c.name, p, ms[2].id)
 			}
 			t.Logf("%s saw the dead process's member leave after %v", c.name, time.Since(start).Round(10*time.Millisecond))
-			c.quiet(500*time.Millisecond, "leave of a member still present", func(f map[string]any) bool {
-				return f["method"] == "verto.event" && params(f)["userid"] == both.id+"@"+domain
-			})
 		}
-		if d := time.Since(start); d > 6*time.Second {
+		if d := time.Since(start); d > expiry+3*time.Second {
 			t.Fatalf("leave took %v", d)
 		}
-		// The survivors still talk to each other.
+		// The survivors still talk to each other, and the member still on
+		// a live process did not leave: every leave was delivered before
+		// this broadcast (a node delivers the leaves of a death before it
+		// can have heard of anything later).
 		cs[0].broadcast(ch, "after")
-		cs[1].waitFor(5*time.Second, "event after the death", isEvent("after"))
+		for _, c := range cs[:2] {
+			f := c.waitFor(5*time.Second, "event after the death", func(f map[string]any) bool {
+				return f["method"] == "verto.event" && (params(f)["eventData"] == "after" || params(f)["userid"] == both.id+"@"+domain)
+			})
+			if params(f)["eventData"] != "after" {
+				t.Fatalf("%s: leave of a member still present: %v", c.name, f)
+			}
+		}
 	})
 }

@@ -19,9 +19,11 @@ import (
 //	                      user TOKEN names, to the hubs where it has
 //	                      connections
 //	ROOT.nodes            heartbeats, membership changes (one, or several
-//	                      numbered on in one message) and goodbyes of
-//	                      every hub, to every hub
-//	ROOT.node.ID.sync     requests for hub ID's whole membership
+//	                      numbered on in one message), busy and free
+//	                      notes and goodbyes of every hub, to every hub
+//	ROOT.node.ID.sync     requests for hub ID's whole membership, and for
+//	                      its members back (from a hub that took it for
+//	                      dead)
 //	ROOT.inbox.ID         answers to hub ID's requests
 //
 // A TOKEN is a name made safe for a subject token: "u" and the name when
@@ -57,29 +59,57 @@ func mainChannel(channel string) string {
 	return main
 }
 
-// Message kinds: the first byte of every message.
+// Wire versions. Every message starts with the version of its layout,
+// then its kind, then its fields:
+//
+//	version  kind  fields…
+//
+// Within a version, changes are additive only: a new kind (which an
+// older node of that version ignores) or new fields at the end (which an
+// older node does not read). Anything an older node must not miss bumps
+// the version. A node reads the versions from wireMin to wireMax and
+// announces them in every heartbeat; it speaks the newest version every
+// live peer reads (the oldest it reads while it knows no peer), so during
+// a rolling upgrade the new processes speak the old version until the
+// last old process is gone. A message in a version a node does not read
+// is dropped, counted (Stats.Unreadable) and logged once per version.
+// Releases before versions existed sent the kind first: a letter, which
+// no version byte is (versions stay below 0x20), so it is told apart and
+// reported as version 0.
+const (
+	wireMin = 1
+	wireMax = 1
+)
+
+// Message kinds: the second byte of every message.
 const (
 	kindEvent     = 'e' // sender, channel, params
 	kindMessage   = 'm' // sender, from, homes, target, body
-	kindPunt      = 'p' // uid, sessid, at
+	kindPunt      = 'p' // node, uid, sessid, stamp
 	kindSpent     = 's' // uid, broadcast flag, bytes
-	kindHeartbeat = 'h' // node, seq
-	kindDelta     = 'd' // node, seq, member
-	kindDeltas    = 'D' // node, seq of the first, count, members (numbered on)
+	kindBusy      = 'B' // node, uid, busy flag, homes
+	kindHeartbeat = 'h' // node, seq, clock, wireMin, wireMax
+	kindDelta     = 'd' // node, seq, clock, member
+	kindDeltas    = 'D' // node, seq of the first, clock, count, members (numbered on)
 	kindBye       = 'b' // node
 	kindSync      = 'q' // node asking
-	kindSnapshot  = 'S' // node, seq, part, last, members
+	kindSnapshot  = 'S' // node, seq, part, last, count, members
+	kindRevive    = 'r' // node that took the addressee for dead, whether it reported its members' disconnects
+	kindReplay    = 'R' // node, part, last, count, (member, count, (channel, params)…)…
 )
 
-// enc builds a message: a kind byte, then fields as uvarint-prefixed
-// strings and uvarints.
+// enc builds a message: a version byte and a kind byte, then fields as
+// uvarint-prefixed strings and uvarints.
 type enc struct{ b []byte }
 
-func newEnc(kind byte, size int) *enc {
+func newEnc(version, kind byte, size int) *enc {
 	e := &enc{b: make([]byte, 0, size+16)}
-	e.b = append(e.b, kind)
+	e.b = append(e.b, version, kind)
 	return e
 }
+
+// start begins a message in e's buffer, reusing it.
+func (e *enc) start(version, kind byte) { e.b = append(e.b[:0], version, kind) }
 
 func (e *enc) str(s string) {
 	e.b = binary.AppendUvarint(e.b, uint64(len(s)))
@@ -93,6 +123,14 @@ func (e *enc) bytes(p []byte) {
 
 func (e *enc) num(n uint64) { e.b = binary.AppendUvarint(e.b, n) }
 
+func (e *enc) flag(b bool) {
+	if b {
+		e.num(1)
+	} else {
+		e.num(0)
+	}
+}
+
 // list writes a list of strings; nil (any) and empty differ.
 func (e *enc) list(l []string) {
 	if l == nil {
@@ -103,6 +141,23 @@ func (e *enc) list(l []string) {
 	for _, s := range l {
 		e.str(s)
 	}
+}
+
+// envelope reads a message's version and kind. ok is false when the
+// message is too short or its version is not within [lo, hi]; version is
+// then what it carried, 0 for a message of a release before versions.
+func envelope(data []byte, lo, hi byte) (version, kind byte, d dec, ok bool) {
+	if len(data) < 2 {
+		return 0, 0, dec{}, false
+	}
+	version = data[0]
+	if version >= 0x20 {
+		return 0, 0, dec{}, false // a kind letter: unversioned
+	}
+	if version < lo || version > hi {
+		return version, 0, dec{}, false
+	}
+	return version, data[1], dec{b: data[2:]}, true
 }
 
 var errMalformed = errors.New("cluster: malformed message")
@@ -141,6 +196,8 @@ func (d *dec) bytes() []byte {
 }
 
 func (d *dec) str() string { return string(d.bytes()) }
+
+func (d *dec) flag() bool { return d.num() == 1 }
 
 func (d *dec) list() []string {
 	n := d.num()

@@ -49,11 +49,14 @@ func TestCodecRoundTrip(t *testing.T) {
 		{UID: "c@d", Homes: []string{}, Addr: "[::1]:9", Conns: 300},
 	}
 	for _, m := range members {
-		e := newEnc(kindDelta, 0)
+		e := newEnc(wireMax, kindDelta, 0)
 		e.str("node")
 		e.num(42)
 		putMember(e, m)
-		d := dec{b: e.b[1:]}
+		_, kind, d, ok := envelope(e.b, wireMin, wireMax)
+		if !ok || kind != kindDelta {
+			t.Fatal("envelope")
+		}
 		if d.str() != "node" || d.num() != 42 {
 			t.Fatal("header")
 		}
@@ -64,42 +67,24 @@ func TestCodecRoundTrip(t *testing.T) {
 	}
 }
 
-// FuzzDecode: no message, however malformed, makes a decoder panic or
-// allocate beyond its size.
-func FuzzDecode(f *testing.F) {
-	e := newEnc(kindSnapshot, 0)
-	e.str("node")
-	e.num(1)
-	e.num(0)
-	e.num(1)
-	e.num(1)
-	putMember(e, hub.Member{UID: "u", Homes: []string{"c"}, Conns: 1})
-	f.Add(e.b)
-	f.Add([]byte{kindDelta, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		d := dec{b: data}
-		for d.err == nil && len(d.b) > 0 {
-			_ = getMember(&d)
-		}
-		d = dec{b: data}
-		_ = d.list()
-	})
-}
-
 func TestTableSequence(t *testing.T) {
 	now := time.Unix(1000, 0)
 	var tb table
-	tb.init()
+	tb.init(wireMin, wireMax)
+	hb := func(id string, seq uint64, now time.Time) bool {
+		return tb.heartbeat(id, seq, wireMin, wireMax, now).ask
+	}
+	delta := func(id string, seq uint64, m hub.Member, now time.Time) bool { return tb.delta(id, seq, m, now).ask }
 	m := func(uid string, conns int) hub.Member {
 		return hub.Member{UID: uid, Homes: []string{"c"}, Conns: conns}
 	}
 
 	// A new peer is asked for its membership; changes before the answer
 	// are ignored.
-	if !tb.heartbeat("p", 3, now) {
+	if !hb("p", 3, now) {
 		t.Fatal("a new peer must be asked")
 	}
-	if tb.delta("p", 4, m("x", 1), now) {
+	if delta("p", 4, m("x", 1), now) {
 		t.Fatal("asked again within askAgain")
 	}
 	tb.snapshot("p", 4, 0, true, []hub.Member{m("x", 1), m("y", 2)}, now)
@@ -107,13 +92,13 @@ func TestTableSequence(t *testing.T) {
 		t.Fatalf("after the snapshot: %v", tb.conns)
 	}
 	// In-order changes apply; a gap makes it ask.
-	tb.delta("p", 5, m("x", 3), now)
-	tb.delta("p", 6, hub.Member{UID: "y"}, now)
+	delta("p", 5, m("x", 3), now)
+	delta("p", 6, hub.Member{UID: "y"}, now)
 	if tb.conns["x"] != 3 || tb.conns["y"] != 0 {
 		t.Fatalf("after changes: %v", tb.conns)
 	}
 	later := now.Add(askAgain)
-	if !tb.delta("p", 8, m("z", 1), later) {
+	if !delta("p", 8, m("z", 1), later) {
 		t.Fatal("a gap must make it ask")
 	}
 	if tb.conns["z"] != 0 {
@@ -125,13 +110,13 @@ func TestTableSequence(t *testing.T) {
 	if tb.conns["x"] != 1 || tb.conns["z"] != 1 || len(tb.conns) != 2 {
 		t.Fatalf("after the second snapshot: %v", tb.conns)
 	}
-	if tb.heartbeat("p", 8, later) {
+	if hb("p", 8, later) {
 		t.Fatal("in step, yet asked")
 	}
 	// Another peer shares x; when p dies only z is gone.
-	tb.heartbeat("q", 0, later)
+	hb("q", 0, later)
 	tb.snapshot("q", 0, 0, true, []hub.Member{m("x", 1)}, later)
-	dead, members, gone := tb.expire(later.Add(2*time.Second), time.Second)
+	dead, members, gone, _ := tb.expire(later.Add(2*time.Second), time.Second, "self")
 	if len(dead) != 2 {
 		t.Fatalf("dead %v", dead)
 	}
@@ -139,12 +124,12 @@ func TestTableSequence(t *testing.T) {
 	if !gone["z"] || !gone["x"] {
 		t.Fatalf("gone %v (both peers died)", gone)
 	}
-	tb.heartbeat("q", 0, later)
+	hb("q", 0, later)
 	tb.snapshot("q", 0, 0, true, []hub.Member{m("x", 1)}, later)
-	tb.heartbeat("p", 9, later)
+	hb("p", 9, later)
 	tb.snapshot("p", 9, 0, true, []hub.Member{m("x", 1), m("z", 1)}, later)
-	tb.heartbeat("q", 0, later.Add(2*time.Second))
-	dead, _, gone = tb.expire(later.Add(2*time.Second), time.Second)
+	hb("q", 0, later.Add(2*time.Second))
+	dead, _, gone, _ = tb.expire(later.Add(2*time.Second), time.Second, "self")
 	if len(dead) != 1 || dead[0] != "p" || gone["x"] || !gone["z"] {
 		t.Fatalf("dead %v gone %v: x is still on q", dead, gone)
 	}
@@ -154,5 +139,94 @@ func TestRedact(t *testing.T) {
 	got := Redact("nats://channels:s3cret@a:4222,tls://b:4222,nats://tok3n@c:4222")
 	if strings.Contains(got, "s3cret") || strings.Contains(got, "tok3n") || !strings.Contains(got, "b:4222") {
 		t.Errorf("Redact: %q", got)
+	}
+}
+
+// TestTableRevive: a peer taken for dead that is heard again is asked to
+// give its members back (not more often than askAgain, at most maxAsks
+// times); of those it gives, the ones taken for gone with it and not on
+// another peer now are back, once.
+func TestTableRevive(t *testing.T) {
+	now := time.Unix(1000, 0)
+	var tb table
+	tb.init(wireMin, wireMax)
+	m := func(uid string) hub.Member { return hub.Member{UID: uid, Homes: []string{"c"}, Conns: 1} }
+	tb.heartbeat("p", 1, wireMin, wireMax, now)
+	tb.snapshot("p", 1, 0, true, []hub.Member{m("x"), m("y"), m("z")}, now)
+	tb.heartbeat("q", 0, wireMin, wireMax, now)
+	tb.snapshot("q", 0, 0, true, []hub.Member{m("y")}, now)
+	later := now.Add(5 * time.Second)
+	tb.heartbeat("q", 0, wireMin, wireMax, later)
+	dead, _, gone, leader := tb.expire(later, 3*time.Second, "a")
+	if len(dead) != 1 || !gone["x"] || gone["y"] || !leader {
+		t.Fatalf("dead %v gone %v leader %v", dead, gone, leader)
+	}
+	// x reconnects to q meanwhile.
+	tb.delta("q", 1, m("x"), later)
+	h := tb.heartbeat("p", 2, wireMin, wireMax, later.Add(time.Second))
+	if !h.revive || !h.reported || !h.first || !h.ask {
+		t.Fatalf("heard again: %+v", h)
+	}
+	if h := tb.heartbeat("p", 2, wireMin, wireMax, later.Add(1500*time.Millisecond)); h.revive {
+		t.Fatal("asked again within askAgain")
+	}
+	back, reported := tb.replayed("p", []hub.Member{m("x"), m("z")}, false)
+	if len(back) != 1 || back[0].UID != "z" || !reported {
+		t.Fatalf("back %v reported %v: z only (x is on q, y was never gone)", back, reported)
+	}
+	if back, _ := tb.replayed("p", []hub.Member{m("z")}, true); len(back) != 0 {
+		t.Fatalf("z back twice: %v", back)
+	}
+	if back, _ := tb.replayed("p", []hub.Member{m("z")}, true); back != nil {
+		t.Fatal("a replay after the last part")
+	}
+	// A peer that never answers is asked maxAsks times.
+	tb.heartbeat("r", 0, wireMin, wireMax, later)
+	tb.expire(later.Add(10*time.Second), 3*time.Second, "a")
+	asks := 0
+	for i := range 20 {
+		if tb.heartbeat("r", 0, wireMin, wireMax, later.Add(time.Duration(11+3*i)*time.Second)).revive {
+			asks++
+		}
+	}
+	if asks != maxAsks {
+		t.Errorf("asked %d times, want %d", asks, maxAsks)
+	}
+}
+
+// TestTableBusyAndVersions: busy notes by peer and their expiry; the wire
+// version spoken is the newest every live peer reads.
+func TestTableBusyAndVersions(t *testing.T) {
+	now := time.Now()
+	var tb table
+	tb.init(1, 3)
+	if _, busy := tb.busyAt("u"); busy {
+		t.Fatal("busy with no note")
+	}
+	tb.setBusy("p", "u", true, []string{"c"}, now.Add(time.Hour))
+	tb.setBusy("q", "u", true, nil, now.Add(-time.Second)) // expired
+	if homes, busy := tb.busyAt("u"); !busy || len(homes) != 1 || homes[0] != "c" {
+		t.Fatalf("busy %v in %v", busy, homes)
+	}
+	tb.setBusy("p", "u", false, nil, now)
+	if _, busy := tb.busyAt("u"); busy {
+		t.Fatal("busy after the free note")
+	}
+	tb.sweepBusy(now)
+	if n := tb.nbusy.Load(); n != 0 || len(tb.busy) != 0 {
+		t.Fatalf("%d notes left after the sweep", n)
+	}
+
+	if v := tb.speak.Load(); v != 1 {
+		t.Fatalf("alone: version %d, want the oldest read, 1", v)
+	}
+	tb.heartbeat("p", 0, 1, 2, now)
+	tb.heartbeat("q", 0, 2, 5, now)
+	if v := tb.speak.Load(); v != 2 {
+		t.Fatalf("peers reading up to 2 and 5: version %d, want 2", v)
+	}
+	tb.bye("p")
+	if v := tb.speak.Load(); v != 3 {
+		t.Fatalf("a peer reading up to 5: version %d, want this node's newest, 3", v)
 	}
 }

@@ -7,12 +7,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,6 +45,10 @@ var (
 func channelsBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
+		if bin := os.Getenv("CHANNELS_TEST_BINARY"); bin != "" {
+			binPath = bin // a binary built beforehand (measurements)
+			return
+		}
 		dir, err := os.MkdirTemp("", "channels-cluster-")
 		if err != nil {
 			buildErr = err
@@ -117,11 +123,12 @@ func newSite(t *testing.T, natsURL string, env ...string) *site {
 
 // node is one `channels serve` process.
 type node struct {
-	t    *testing.T
-	addr string
-	cmd  *exec.Cmd
-	logs *syncBuffer
-	done chan struct{}
+	t       *testing.T
+	addr    string
+	metrics string // its metrics listener
+	cmd     *exec.Cmd
+	logs    *syncBuffer
+	done    chan struct{}
 }
 
 type syncBuffer struct {
@@ -150,26 +157,79 @@ func freeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
-// start starts n processes and waits until each serves and has heard the
-// others.
+// start starts n processes and waits until each serves and knows the
+// others (its metrics count them).
 func (s *site) start(n int) []*node {
 	s.t.Helper()
 	var out []*node
 	for range n {
 		out = append(out, s.startNode(s.nats))
 	}
-	// Heartbeats go every second: by then every node knows the others.
-	time.Sleep(1500 * time.Millisecond)
+	waitPeers(s.t, out...)
 	return out
+}
+
+// waitPeers waits until each of nodes knows all the others.
+func waitPeers(t *testing.T, nodes ...*node) {
+	t.Helper()
+	for _, n := range nodes {
+		n.waitMetric("channels_cluster_peers", func(v float64) bool { return int(v) == len(nodes)-1 })
+	}
+}
+
+// metric reads one of the process's metrics (the sum of its series).
+func (n *node) metric(name string) (float64, error) {
+	resp, err := http.Get("http://" + n.metrics + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	sum, found := 0.0, false
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			return 0, fmt.Errorf("metric line %q: %w", line, err)
+		}
+		sum, found = sum+v, true
+	}
+	if !found {
+		return 0, fmt.Errorf("no metric %s", name)
+	}
+	return sum, nil
+}
+
+// waitMetric polls a metric of the process until ok holds, for up to 20 s.
+func (n *node) waitMetric(name string, ok func(float64) bool) float64 {
+	n.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		v, err := n.metric(name)
+		if err == nil && ok(v) {
+			return v
+		}
+		if time.Now().After(deadline) {
+			n.t.Fatalf("%s: metric %s is %v (%v)", n.addr, name, v, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (s *site) startNode(natsURL string, extra ...string) *node {
 	t := s.t
 	t.Helper()
-	addr := freeAddr(t)
+	addr, metrics := freeAddr(t), freeAddr(t)
 	cmd := exec.Command(channelsBinary(t), "serve")
 	cmd.Env = append(os.Environ(),
 		"CHANNELS_LISTEN="+addr,
+		"CHANNELS_METRICS_LISTEN="+metrics,
+		"CHANNELS_DATABASE_POOL=8", // several processes and tests share one PostgreSQL
 		"CHANNELS_BASE_URL=http://"+addr,
 		"CHANNELS_DATABASE_URL="+s.db,
 		"CHANNELS_DOMAIN="+domain,
@@ -184,7 +244,7 @@ func (s *site) startNode(natsURL string, extra ...string) *node {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	nd := &node{t: t, addr: addr, cmd: cmd, logs: logs, done: make(chan struct{})}
+	nd := &node{t: t, addr: addr, metrics: metrics, cmd: cmd, logs: logs, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(nd.done) }()
 	s.nodes = append(s.nodes, nd)
 	deadline := time.Now().Add(20 * time.Second)
@@ -384,17 +444,6 @@ func (c *client) waitFor(d time.Duration, what string, ok func(map[string]any) b
 		}
 		if f := c.next(left); f != nil && ok(f) {
 			return f
-		}
-	}
-}
-
-// quiet fails if a request for which ok holds arrives within d.
-func (c *client) quiet(d time.Duration, what string, ok func(map[string]any) bool) {
-	c.t.Helper()
-	deadline := time.Now().Add(d)
-	for left := d; left > 0; left = time.Until(deadline) {
-		if f := c.next(left); f != nil && ok(f) {
-			c.t.Fatalf("%s: unexpected %s: %v", c.name, what, f)
 		}
 	}
 }

@@ -75,7 +75,8 @@ func TestClusterNATSOutage(t *testing.T) {
 	ns := &natsServer{t: t, addr: freeAddr(t), dir: t.TempDir()}
 	t.Cleanup(ns.kill)
 	url := "nats://" + ns.addr
-	s := newSite(t, url)
+	const expiry = 2 * time.Second
+	s := newSite(t, url, "CHANNELS_CLUSTER_EXPIRY="+expiry.String())
 	a, b := s.startNode(url), s.startNode(url)
 	for _, n := range []*node{a, b} {
 		if !strings.Contains(n.logs.String(), "NATS not reachable") {
@@ -109,8 +110,11 @@ func TestClusterNATSOutage(t *testing.T) {
 	}
 	crosses("after start")
 
+	waitPeers(t, a, b)
 	ns.kill()
-	time.Sleep(5 * time.Second) // longer than a node's expiry
+	// The outage lasts longer than the expiry (the fault itself, not a
+	// wait for something to happen).
+	time.Sleep(expiry + time.Second)
 	for _, c := range []*client{ca, cb} {
 		if r := c.call("echo", map[string]any{"alive": true}); r["result"] == nil {
 			t.Fatalf("%s: local connection lost with NATS: %v", c.name, r)
@@ -118,11 +122,23 @@ func TestClusterNATSOutage(t *testing.T) {
 	}
 	ns.start()
 	crosses("after the outage")
-	// Nobody was taken for gone meanwhile.
+	// Nobody was taken for gone meanwhile: once each process has heard the
+	// other again, none can have found it silent (no leave events, no
+	// deaths counted).
+	waitPeers(t, a, b)
+	for _, n := range []*node{a, b} {
+		if v, err := n.metric("channels_cluster_peers_dead_total"); err != nil || v != 0 {
+			t.Fatalf("%s took %v peers for dead during the outage (%v)", n.addr, v, err)
+		}
+	}
+	ca.broadcast(ch, "marker")
+	cb.broadcast(ch, "marker")
 	for _, c := range []*client{ca, cb} {
-		c.quiet(200*time.Millisecond, "leave event", func(f map[string]any) bool {
-			return f["method"] == "verto.event" && params(f)["eventData"] == leaveData
-		})
+		if f := c.waitFor(5*time.Second, "marker", func(f map[string]any) bool {
+			return f["method"] == "verto.event" && (params(f)["eventData"] == leaveData || params(f)["eventData"] == "marker")
+		}); params(f)["eventData"] == leaveData {
+			t.Fatalf("%s: leave event after a NATS outage: %v", c.name, f)
+		}
 	}
 	for _, n := range []*node{a, b} {
 		l := n.logs.String()

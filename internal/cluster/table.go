@@ -11,18 +11,57 @@ import (
 // table is what a node knows of the others: each live peer's members, and
 // every user's connections on them all.
 type table struct {
-	mu    sync.RWMutex // read-locked on the hub's hot paths (RemoteConns)
+	mu    sync.RWMutex // read-locked on the hub's hot paths (RemoteConns, Busy)
 	peers map[string]*peer
 	conns map[string]int // uid → live connections on the peers
 	// npeers is len(peers), written under mu, so that a node alone skips
 	// the lock: with no peer, conns is empty.
 	npeers atomic.Int32
+
+	// The wire versions this node reads, and the one it speaks: the
+	// newest every live peer reads (see codec.go).
+	vmin, vmax byte
+	speak      atomic.Uint32
+	// dead are the peers this node took for dead lately, with what it
+	// did about their members, until they are heard again or deadKeep
+	// passes.
+	dead map[string]*deadPeer
+	// busy: users whose connections on a peer said their queues are a
+	// quarter full, by peer, until the note's expiry; nbusy counts the
+	// entries, so that the hub's hot path skips the lock when there is
+	// none.
+	busy  map[string]map[string]busyNote
+	nbusy atomic.Int32
 }
+
+// deadPeer is what a node did when it took a peer for dead.
+type deadPeer struct {
+	at       time.Time
+	gone     map[string]bool // members it delivered leaves for
+	reported bool            // and whose disconnects it reported
+	asked    time.Time       // when it last asked the peer to give them back
+	asks     int             // how many times
+}
+
+// maxAsks bounds the requests to give members back: a peer of a release
+// that does not know them never answers.
+const maxAsks = 5
+
+type busyNote struct {
+	until time.Time
+	homes []string
+}
+
+// deadKeep is how long a node remembers a peer it took for dead, in
+// case it was only silent.
+const deadKeep = 10 * time.Minute
 
 // peer is another node. Its members are known up to seq when synced;
 // after a missed change, until its whole membership arrives again, it is
 // not synced and changes are ignored.
 type peer struct {
+	vmin   byte // the wire versions it reads (0: not yet heard in a heartbeat)
+	vmax   byte
 	seq    uint64
 	synced bool
 	heard  time.Time // any message from it
@@ -38,21 +77,59 @@ type peer struct {
 // asks again.
 const askAgain = 2 * time.Second
 
-func (t *table) init() {
+func (t *table) init(vmin, vmax byte) {
 	t.peers = make(map[string]*peer)
 	t.conns = make(map[string]int)
+	t.dead = make(map[string]*deadPeer)
+	t.busy = make(map[string]map[string]busyNote)
+	t.vmin, t.vmax = vmin, vmax
+	t.speak.Store(uint32(vmin))
+}
+
+// heard says what a message from a peer asks of this node.
+type heard struct {
+	ask      bool // ask it for its whole membership
+	revive   bool // it was taken for dead: ask it to give its members back
+	reported bool // …whose disconnects this node reported
+	first    bool // the first time it is asked
 }
 
 // peerLocked returns the peer id, created unsynced if new.
-func (t *table) peerLocked(id string, now time.Time) *peer {
+func (t *table) peerLocked(id string, now time.Time, h *heard) *peer {
 	p := t.peers[id]
 	if p == nil {
 		p = &peer{users: make(map[string]hub.Member)}
 		t.peers[id] = p
 		t.npeers.Store(int32(len(t.peers)))
+		t.speakLocked()
 	}
 	p.heard = now
+	if d := t.dead[id]; d != nil && h != nil && now.Sub(d.asked) >= askAgain {
+		d.asked = now
+		d.asks++
+		h.revive, h.reported, h.first = true, d.reported, d.asks == 1
+		if d.asks >= maxAsks {
+			delete(t.dead, id)
+		}
+	}
 	return p
+}
+
+// speakLocked sets the version to speak: the newest that this node and
+// every live peer read; this node's oldest while no peer's versions are
+// known.
+func (t *table) speakLocked() {
+	v, known := t.vmax, false
+	for _, p := range t.peers {
+		if p.vmax != 0 {
+			known = true
+			v = min(v, p.vmax)
+		}
+	}
+	if !known || v < t.vmin {
+		v = t.vmin // no peer known, or one this node cannot speak to at all
+	}
+	t.speak.Store(uint32(v))
 }
 
 // askLocked reports whether to ask p for its membership now.
@@ -64,36 +141,44 @@ func (p *peer) askLocked(now time.Time) bool {
 	return true
 }
 
-// heartbeat records a heartbeat; true: ask the peer for its membership.
-func (t *table) heartbeat(id string, seq uint64, now time.Time) bool {
+// heartbeat records a heartbeat of a peer that reads the wire versions
+// vmin to vmax.
+func (t *table) heartbeat(id string, seq uint64, vmin, vmax byte, now time.Time) (h heard) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	p := t.peerLocked(id, now)
+	p := t.peerLocked(id, now, &h)
+	if p.vmin != vmin || p.vmax != vmax {
+		p.vmin, p.vmax = vmin, vmax
+		t.speakLocked()
+	}
 	if p.synced && seq == p.seq {
-		return false
+		return h
 	}
 	p.synced = false // a change went missing (or we never had its state)
-	return p.askLocked(now)
+	h.ask = p.askLocked(now)
+	return h
 }
 
-// delta applies a membership change; true: ask for the whole membership.
-func (t *table) delta(id string, seq uint64, m hub.Member, now time.Time) bool {
+// delta applies a membership change.
+func (t *table) delta(id string, seq uint64, m hub.Member, now time.Time) (h heard) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	p := t.peerLocked(id, now)
+	p := t.peerLocked(id, now, &h)
 	if !p.synced {
-		return p.askLocked(now)
+		h.ask = p.askLocked(now)
+		return h
 	}
 	if seq <= p.seq {
-		return false
+		return h
 	}
 	if seq != p.seq+1 {
 		p.synced = false
-		return p.askLocked(now)
+		h.ask = p.askLocked(now)
+		return h
 	}
 	p.seq = seq
 	t.setLocked(p, m)
-	return false
+	return h
 }
 
 // setLocked replaces (Conns > 0) or removes a member of p.
@@ -122,7 +207,7 @@ func (t *table) addConnsLocked(uid string, d int) {
 func (t *table) snapshot(id string, seq, part uint64, last bool, members []hub.Member, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	p := t.peerLocked(id, now)
+	p := t.peerLocked(id, now, nil) // its members are asked for on its heartbeats
 	if part == 0 {
 		p.partSeq, p.nextPart, p.parts = seq, 0, p.parts[:0]
 	}
@@ -151,6 +236,7 @@ func (t *table) bye(id string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.dropLocked(id)
+	delete(t.dead, id)
 }
 
 func (t *table) dropLocked(id string) []hub.Member {
@@ -160,6 +246,7 @@ func (t *table) dropLocked(id string) []hub.Member {
 	}
 	delete(t.peers, id)
 	t.npeers.Store(int32(len(t.peers)))
+	t.speakLocked()
 	out := make([]hub.Member, 0, len(p.users))
 	for uid, m := range p.users {
 		t.addConnsLocked(uid, -m.Conns)
@@ -170,29 +257,148 @@ func (t *table) dropLocked(id string) []hub.Member {
 
 // expire drops the peers silent for longer than expiry and returns them
 // with all their members, and the set of those members who have no
-// connection on any other peer.
-func (t *table) expire(now time.Time, expiry time.Duration) (dead []string, members map[string][]hub.Member, gone map[string]bool) {
+// connection on any other peer. It remembers the dead and their gone
+// members, and whether this node reports their disconnects, for deadKeep:
+// a peer that was only silent is asked to give them back when heard again.
+func (t *table) expire(now time.Time, expiry time.Duration, self string) (dead []string, members map[string][]hub.Member, gone map[string]bool, leader bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	for id, d := range t.dead {
+		if now.Sub(d.at) > deadKeep {
+			delete(t.dead, id)
+		}
+	}
 	for id, p := range t.peers {
 		if now.Sub(p.heard) > expiry {
 			dead = append(dead, id)
 		}
 	}
 	if len(dead) == 0 {
-		return nil, nil, nil
+		return nil, nil, nil, false
 	}
 	members = make(map[string][]hub.Member, len(dead))
 	for _, id := range dead {
 		members[id] = t.dropLocked(id)
 	}
+	leader = t.leaderLocked(self)
 	gone = make(map[string]bool)
 	for _, id := range dead {
+		d := &deadPeer{at: now, gone: make(map[string]bool), reported: leader}
 		for _, m := range members[id] {
 			if t.conns[m.UID] == 0 {
 				gone[m.UID] = true
+				d.gone[m.UID] = true
 			}
 		}
+		t.dead[id] = d
 	}
-	return dead, members, gone
+	return dead, members, gone, leader
+}
+
+// leaderLocked reports whether self has the smallest id among the live
+// nodes.
+func (t *table) leaderLocked(self string) bool {
+	for id := range t.peers {
+		if id < self {
+			return false
+		}
+	}
+	return true
+}
+
+// replayed takes part of a peer's replay: it returns the members of it
+// this node took for gone when it took the peer for dead (and still
+// does: no other peer has them now), and whether it reported their
+// disconnects. The last part ends the peer's record.
+func (t *table) replayed(id string, members []hub.Member, last bool) (back []hub.Member, reported bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	d := t.dead[id]
+	if d == nil {
+		return nil, false
+	}
+	for _, m := range members {
+		others := t.conns[m.UID]
+		if p := t.peers[id]; p != nil {
+			others -= p.users[m.UID].Conns
+		}
+		if d.gone[m.UID] && others <= 0 {
+			back = append(back, m)
+			delete(d.gone, m.UID)
+		}
+	}
+	if last {
+		delete(t.dead, id)
+	}
+	return back, d.reported
+}
+
+// setBusy records a peer's note that uid's connections there are (or no
+// longer are) a quarter full.
+func (t *table) setBusy(id, uid string, busy bool, homes []string, until time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	notes := t.busy[uid]
+	if !busy {
+		if _, ok := notes[id]; ok {
+			delete(notes, id)
+			t.nbusy.Add(-1)
+			if len(notes) == 0 {
+				delete(t.busy, uid)
+			}
+		}
+		return
+	}
+	if notes == nil {
+		notes = make(map[string]busyNote)
+		t.busy[uid] = notes
+	}
+	if _, ok := notes[id]; !ok {
+		t.nbusy.Add(1)
+	}
+	notes[id] = busyNote{until: until, homes: homes}
+}
+
+// busyAt reports whether a peer said lately that uid's connections there
+// are a quarter full, and the channels those connections are allowed
+// (nil: any).
+func (t *table) busyAt(uid string) (homes []string, busy bool) {
+	if t.nbusy.Load() == 0 {
+		return nil, false
+	}
+	now := time.Now()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for _, n := range t.busy[uid] {
+		if now.Before(n.until) {
+			if n.homes == nil {
+				return nil, true
+			}
+			homes, busy = append(homes, n.homes...), true
+		}
+	}
+	if busy && homes == nil {
+		homes = []string{} // busy, but in no channel
+	}
+	return homes, busy
+}
+
+// sweepBusy forgets expired busy notes.
+func (t *table) sweepBusy(now time.Time) {
+	if t.nbusy.Load() == 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for uid, notes := range t.busy {
+		for id, n := range notes {
+			if !now.Before(n.until) {
+				delete(notes, id)
+				t.nbusy.Add(-1)
+			}
+		}
+		if len(notes) == 0 {
+			delete(t.busy, uid)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestClusterSettings(t *testing.T) {
@@ -44,5 +45,25 @@ func TestClusterSettings(t *testing.T) {
 				t.Errorf("got %q %q, want %q %q", c.ClusterURL, c.ClusterPrefix, tt.url, tt.prefix)
 			}
 		})
+	}
+}
+
+func TestPoolAndExpirySettings(t *testing.T) {
+	c, _, err := Load("channels", nil, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DatabasePool != DefaultDatabasePool || c.ClusterExpiry != DefaultClusterExpiry {
+		t.Errorf("defaults: pool %d, expiry %v", c.DatabasePool, c.ClusterExpiry)
+	}
+	env := map[string]string{"CHANNELS_DATABASE_POOL": "6", "CHANNELS_CLUSTER_EXPIRY": "30s"}
+	c, _, err = Load("channels", nil, func(k string) string { return env[k] })
+	if err != nil || c.DatabasePool != 6 || c.ClusterExpiry != 30*time.Second {
+		t.Errorf("from the environment: pool %d, expiry %v, %v", c.DatabasePool, c.ClusterExpiry, err)
+	}
+	for _, args := range [][]string{{"-database-pool", "0"}, {"-cluster-expiry", "1s"}} {
+		if _, _, err := Load("channels", args, func(string) string { return "" }); err == nil {
+			t.Errorf("%v accepted", args)
+		}
 	}
 }

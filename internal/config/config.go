@@ -31,6 +31,11 @@ type Config struct {
 	// DatabaseURL selects the database: "postgres://…" for PostgreSQL,
 	// otherwise a SQLite file path (default: DataDir/channels.db).
 	DatabaseURL string
+	// DatabasePool bounds the PostgreSQL connections this process opens
+	// (SQLite keeps its own small pool). Every process of a cluster opens
+	// up to this many, so processes × DatabasePool must stay below the
+	// server's max_connections (100 by default, 3 of them reserved).
+	DatabasePool int
 	// SessionLifetime is how long a browser session lives.
 	SessionLifetime time.Duration
 	// LogFormat is "text" or "json".
@@ -80,6 +85,9 @@ type Config struct {
 	ClusterURL string
 	// ClusterPrefix is the root of the cluster's NATS subjects.
 	ClusterPrefix string
+	// ClusterExpiry is how long a process may stay silent on NATS before
+	// the others take it for dead.
+	ClusterExpiry time.Duration
 
 	// AllowedOrigins lists the Origins allowed to open /verto, besides
 	// BaseURL's own.
@@ -113,9 +121,23 @@ func Default() Config {
 		FSAPINetworks:   []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
 		VertoBind:       "127.0.0.1:8081",
 		ClusterPrefix:   "channels",
+		ClusterExpiry:   DefaultClusterExpiry,
+		DatabasePool:    DefaultDatabasePool,
 		TURNTTL:         24 * time.Hour,
 	}
 }
+
+// DefaultDatabasePool is the default of -database-pool: PostgreSQL
+// connections per process. On the 2-core development machine the channel
+// page (two queries a view, 64 connections) served as many requests with
+// 4 connections as with 16 or 32 (docs/HUB.md); 16 leave room for bursts
+// and slow queries while six processes stay within PostgreSQL's default
+// of 100 connections (it was 32: three processes nearly filled it).
+const DefaultDatabasePool = 16
+
+// DefaultClusterExpiry is the default of -cluster-expiry (see
+// cluster.DefaultExpiry, which it equals, for the measurement behind it).
+const DefaultClusterExpiry = 10 * time.Second
 
 // Secure reports whether the site is served over HTTPS, which decides the
 // Secure attribute of cookies.
@@ -150,6 +172,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.BaseURL, "base-url", c.BaseURL, "public base URL of the site (CHANNELS_BASE_URL)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the SQLite database (CHANNELS_DATA_DIR)")
 	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "postgres:// URL or SQLite file; default DATA_DIR/channels.db (CHANNELS_DATABASE_URL)")
+	fs.IntVar(&c.DatabasePool, "database-pool", c.DatabasePool, "PostgreSQL connections this process may open; keep processes × pool below the server's max_connections (CHANNELS_DATABASE_POOL)")
 	fs.DurationVar(&c.SessionLifetime, "session-lifetime", c.SessionLifetime, "lifetime of browser sessions (CHANNELS_SESSION_LIFETIME)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json (CHANNELS_LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error (CHANNELS_LOG_LEVEL)")
@@ -185,6 +208,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.IntVar(&c.MaxClientsPerChannel, "max-clients-per-channel", c.MaxClientsPerChannel, "connected clients allowed per channel, 0 for no limit (CHANNELS_MAX_CLIENTS_PER_CHANNEL)")
 	fs.StringVar(&c.ClusterURL, "cluster-url", c.ClusterURL, "NATS server(s) joining the embedded hubs of several processes, nats://[user:pass@]host:4222 or tls://…; empty: one process (CHANNELS_CLUSTER_URL)")
 	fs.StringVar(&c.ClusterPrefix, "cluster-prefix", c.ClusterPrefix, "root of the cluster's NATS subjects (CHANNELS_CLUSTER_PREFIX)")
+	fs.DurationVar(&c.ClusterExpiry, "cluster-expiry", c.ClusterExpiry, "how long a process may stay silent on NATS before the others take it for dead (CHANNELS_CLUSTER_EXPIRY)")
 	fs.Func("allowed-origins", "comma-separated extra Origins allowed to open /verto (CHANNELS_ALLOWED_ORIGINS)", func(s string) error {
 		c.AllowedOrigins = splitList(s)
 		return nil
@@ -299,6 +323,12 @@ func (c Config) Validate() error {
 	}
 	if err := validCluster(c.ClusterURL, c.ClusterPrefix); err != nil {
 		return err
+	}
+	if c.ClusterExpiry < 2*time.Second {
+		return fmt.Errorf("cluster expiry %v: want at least 2s (heartbeats go every second)", c.ClusterExpiry)
+	}
+	if c.DatabasePool < 1 {
+		return fmt.Errorf("database pool %d: want at least 1 connection", c.DatabasePool)
 	}
 	if c.MaxClientsPerChannel < 0 {
 		return errors.New("max clients per channel must not be negative")

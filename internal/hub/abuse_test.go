@@ -400,10 +400,8 @@ func TestChannelLimit(t *testing.T) {
 			t.Fatalf("z not closed: %+v", f)
 		}
 		waitRegistered(t, th, 2)
-		time.Sleep(20 * time.Millisecond) // let a (wrong) report land before counting
-		if n := gw.reportCount("verto_client_disconnect"); n != 0 {
-			t.Fatalf("%d disconnect reports while x still has a live connection", n)
-		}
+		// (No disconnect report for x1: counted once every report is in,
+		// below.)
 
 		_ = x2.ws.CloseNow()
 		waitRegistered(t, th, 1) // y
@@ -416,6 +414,24 @@ func TestChannelLimit(t *testing.T) {
 		}
 		z2 := dial(t, th, "z2", nil)
 		z2.login("z", "pw", "s")
+		// Shutdown waits for every report: x's first socket closing while
+		// its second was live reported nothing.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := th.h.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		gw.mu.Lock()
+		defer gw.mu.Unlock()
+		xs := 0
+		for _, r := range gw.reports {
+			if r.Get("action") == "verto_client_disconnect" && strings.HasPrefix(r.Get("login"), "x@") {
+				xs++
+			}
+		}
+		if xs != 1 {
+			t.Fatalf("%d disconnect reports for x, want 1: its last socket's", xs)
+		}
 	})
 }
 

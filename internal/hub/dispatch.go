@@ -209,6 +209,9 @@ func (c *conn) authenticate(req *request) (code int, msg string, ok bool) {
 			return verto.CodeAuthFailed, verto.MsgOtherUser, false
 		}
 		h.reg.relogin(c, l)
+		if h.opts.Fabric != nil {
+			h.fabricReady(c.ctx)
+		}
 		c.perms = perms
 		h.opts.Metrics.Login()
 		return 0, "", true
@@ -242,8 +245,15 @@ func (c *conn) authenticate(req *request) (code int, msg string, ok bool) {
 		prev.enqueue(verto.Request(h.nextID(), verto.MethodPunt, nil))
 		prev.stop(websocket.StatusNormalClosure)
 	}
-	if h.opts.Fabric != nil && chosen {
-		h.opts.Fabric.Punt(uid, l.sessid, time.Unix(0, l.at))
+	if h.opts.Fabric != nil {
+		// The reply means every message sent after it arrives, from any
+		// hub: the interest it implies must be in effect first. Only then
+		// is a takeover told to the others, so that of two logins of one
+		// session on two hubs at once, one hears the other's (fabric.go).
+		h.fabricReady(c.ctx)
+		if chosen {
+			h.opts.Fabric.Punt(uid, l.sessid, l.at)
+		}
 	}
 	c.authed = true
 	c.id, c.uid, c.sessid, c.perms = login, uid, l.sessid, perms
@@ -326,6 +336,10 @@ func (c *conn) subscribe(req *request) ([]byte, bool) {
 		case tooManySubs:
 			errs = append(errs, ch) // refused like a channel the user may not join
 		}
+	}
+	if len(subs) > 0 && c.h.opts.Fabric != nil {
+		// The reply means every event sent after it arrives, from any hub.
+		c.h.fabricReady(c.ctx)
 	}
 	resp := listObject("subscribedChannels", subs, "unauthorizedChannels", errs, "alreadySubscribedChannels", exist)
 	return resp, subs != nil
@@ -515,14 +529,24 @@ func (h *Hub) relayArgs(fromUser, to, body string) (from, target, text string, o
 func (h *Hub) recipientBusy(fromHomes permSet, target string) bool {
 	busy := false
 	h.reg.eachUserConn(target, func(t *conn, homes []string) {
-		if !sharesChannel(fromHomes, homes) {
-			return
-		}
-		if frames, bytes := t.out.backlog(); frames > h.opts.QueueSize/4 || bytes > h.opts.QueueBytes/4 {
+		if sharesChannel(fromHomes, homes) && h.backlogged(t) {
 			busy = true
 		}
 	})
+	if !busy && h.opts.Fabric != nil {
+		// A connection of the target on another hub that said so lately.
+		if homes, remote := h.opts.Fabric.Busy(target); remote && sharesChannel(fromHomes, homes) {
+			busy = true
+		}
+	}
 	return busy
+}
+
+// backlogged reports whether t has a quarter of its queue's frames or
+// bytes waiting: direct messages to it are refused.
+func (h *Hub) backlogged(t *conn) bool {
+	frames, bytes := t.out.backlog()
+	return frames > h.opts.QueueSize/4 || bytes > h.opts.QueueBytes/4
 }
 
 // relay delivers a direct message as the chat API and mod_verto's
@@ -531,19 +555,20 @@ func (h *Hub) recipientBusy(fromHomes permSet, target string) bool {
 // event channel with the sender (mod_verto relays to anyone; the hub
 // keeps messages inside a channel).
 func (h *Hub) relay(from string, fromHomes permSet, target, body string) {
-	if h.relayLocal(from, fromHomes, target, body) && h.opts.Fabric != nil {
+	h.relayLocal(from, fromHomes, target, body)
+	if h.opts.Fabric != nil {
+		// Whatever this hub knows of the target elsewhere: a connection of
+		// it on another hub may be newer than the news of it, and its
+		// login's reply promised it every message sent after it.
 		h.relayRemote(from, fromHomes, target, body)
 	}
 }
 
-// relayLocal is relay to the target's connections on this hub. It reports
-// whether the target may also have connections on other hubs: it has
-// none here, or some elsewhere.
-func (h *Hub) relayLocal(from string, fromHomes permSet, target, body string) (elsewhere bool) {
+// relayLocal is relay to the target's connections on this hub.
+func (h *Hub) relayLocal(from string, fromHomes permSet, target, body string) {
 	var to [4]*conn
-	recipients, here := to[:0], 0
+	recipients := to[:0]
 	h.reg.eachUserConn(target, func(t *conn, homes []string) {
-		here++
 		if sharesChannel(fromHomes, homes) {
 			recipients = append(recipients, t)
 		}
@@ -567,7 +592,6 @@ func (h *Hub) relayLocal(from string, fromHomes permSet, target, body string) (e
 			t.deliver(f)
 		}
 	}
-	return here == 0 || h.reg.fab != nil && h.reg.fab.RemoteConns(target) > 0
 }
 
 // sharesChannel reports whether a sender allowed the channels in from may

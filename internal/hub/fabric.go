@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,15 +23,32 @@ type Fabric interface {
 	// Start hands the fabric the hub's receiving side, once, from New.
 	Start(Local)
 
+	// Ready returns once what the hub reported so far (connections,
+	// subscriptions) is in effect between the hubs: whatever another hub
+	// sends after Ready returns reaches them. The hub awaits it before it
+	// answers a login or a subscription, so that the answer means every
+	// message sent after it is delivered. An error (the fabric cannot
+	// reach the others now) does not hold the answer up.
+	Ready(ctx context.Context) error
+	// Stamp orders a login that attaches now among all logins of the
+	// cluster, for takeovers: above every stamp this hub has given or
+	// heard of. Wall clocks of different hosts are never compared.
+	Stamp() int64
+
 	// Broadcast sends a local broadcast's params (a JSON object, stamped
 	// with userid and sessid) by sender (id@domain) to the other hubs.
 	Broadcast(sender, channel string, params []byte)
 	// Relay sends a direct message to the target's connections on the
-	// other hubs.
+	// other hubs, whatever this hub knows of them.
 	Relay(m Message)
 	// Punt asks the other hubs to punt the session (uid, sessid) that a
-	// login at time at has just taken over.
-	Punt(uid, sessid string, at time.Time)
+	// login stamped at (Stamp) has just taken over, if theirs is older.
+	Punt(uid, sessid string, at int64)
+	// Busy reports whether a connection of uid on another hub said lately
+	// that a quarter of its queue is waiting, and the channels such
+	// connections are allowed (nil: any): direct messages to it are then
+	// refused with "Recipient is busy", as for one here.
+	Busy(uid string) (homes []string, busy bool)
 
 	// UserChanged says that uid's local connections, allowed channels or
 	// latest login address changed (under the registry lock); UserLeft
@@ -93,8 +111,15 @@ type Local interface {
 	// Message delivers another hub's direct message to the target's local
 	// connections that share a channel with the sender.
 	Message(m Message)
-	// Punt punts the local session (uid, sessid) if it is older than at.
-	Punt(uid, sessid string, at time.Time)
+	// Busy reports whether a local connection of uid has a quarter of its
+	// queue waiting, and the channels those connections are allowed (nil:
+	// any).
+	Busy(uid string) (homes []string, busy bool)
+	// Punt punts the local session (uid, sessid) if older says its login's
+	// stamp is older than the takeover's. A session it keeps because it is
+	// the newer one is reported with its stamp (held), so that the fabric
+	// can tell the other hub to give way.
+	Punt(uid, sessid string, older func(at int64) bool) (kept int64, held bool)
 	// Charge counts a broadcast (or direct message) of n bytes that a
 	// local member sent through another hub against its budget.
 	Charge(uid string, broadcast bool, n int)
@@ -102,6 +127,12 @@ type Local interface {
 	// the local subscribers of its channels get the leave event it could
 	// not send, and when report is set this hub reports its disconnect.
 	Gone(m Member, report bool)
+	// Back undoes Gone for a member whose hub was only silent: unless the
+	// member is here now, the local subscribers get again the broadcasts
+	// that announced its presence (params by channel, as stamped), and
+	// when report is set this hub reports its login again, restoring what
+	// the disconnect report cleared.
+	Back(m Member, announcements map[string][]byte, report bool)
 }
 
 // local is the hub's Local.
@@ -123,11 +154,32 @@ func (l local) Message(m Message) {
 	l.h.relayLocal(m.From, newPermList(m.FromHomes), m.Target, m.Body)
 }
 
-func (l local) Punt(uid, sessid string, at time.Time) {
-	if c := l.h.reg.takeSession(uid, sessid, at); c != nil {
+func (l local) Busy(uid string) (homes []string, busy bool) {
+	h := l.h
+	h.reg.eachUserConn(uid, func(t *conn, hs []string) {
+		if !h.backlogged(t) {
+			return
+		}
+		switch {
+		case !busy:
+			homes = slices.Clone(hs)
+		case hs == nil || homes == nil:
+			homes = nil // any
+		default:
+			homes = append(homes, hs...)
+		}
+		busy = true
+	})
+	return homes, busy
+}
+
+func (l local) Punt(uid, sessid string, older func(at int64) bool) (kept int64, held bool) {
+	c, kept, held := l.h.reg.takeSession(uid, sessid, older)
+	if c != nil {
 		c.enqueue(verto.Request(l.h.nextID(), verto.MethodPunt, nil))
 		c.stop(websocket.StatusNormalClosure)
 	}
+	return kept, held
 }
 
 func (l local) Charge(uid string, broadcast bool, n int) {
@@ -163,6 +215,41 @@ func (l local) Gone(m Member, report bool) {
 	}
 	if report {
 		h.disconnectReport(m.UID, m.Addr)
+	}
+}
+
+func (l local) Back(m Member, announcements map[string][]byte, report bool) {
+	h := l.h
+	// Like a connection, so that Shutdown waits for the report it may post.
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	h.wg.Add(1)
+	h.mu.Unlock()
+	defer h.wg.Done()
+	if h.reg.isMember(m.UID) {
+		return // it is here now, and said so itself
+	}
+	for ch, params := range announcements {
+		if len(params) < 2 || params[0] != '{' || params[len(params)-1] != '}' {
+			continue
+		}
+		h.deliverEvent(ch, params[:len(params)-1])
+	}
+	if report {
+		id, _, _ := strings.Cut(m.UID, "@")
+		h.loginReport(id, "", true, m.Addr)
+	}
+}
+
+// fabricReady waits until the fabric has put into effect what this hub
+// reported so far (Fabric.Ready). A fabric that cannot (NATS unreachable)
+// does not hold the reply up: each hub then serves its own.
+func (h *Hub) fabricReady(ctx context.Context) {
+	if err := h.opts.Fabric.Ready(ctx); err != nil {
+		h.log.Debug("verto: cluster not ready before a reply", "err", err)
 	}
 }
 
@@ -204,16 +291,21 @@ func (r *registry) isMember(uid string) bool {
 }
 
 // takeSession unregisters the connection holding the session (uid,
-// sessid) if it was attached before at, and returns it for punting.
-func (r *registry) takeSession(uid, sessid string, at time.Time) *conn {
+// sessid) if older says its login's stamp is older than a takeover's, and
+// returns it for punting. A connection it leaves because it is newer is
+// reported with its stamp (held).
+func (r *registry) takeSession(uid, sessid string, older func(at int64) bool) (c *conn, kept int64, held bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c := r.sessions[sessionKey{uid, sessid}]
-	if c == nil || c.rs.at > at.UnixNano() {
-		return nil
+	c = r.sessions[sessionKey{uid, sessid}]
+	if c == nil {
+		return nil, 0, false
+	}
+	if !older(c.rs.at) {
+		return nil, c.rs.at, true
 	}
 	r.unregisterLocked(c)
-	return c
+	return c, 0, false
 }
 
 // presentElsewhere reports whether uid has connections on another hub.
@@ -227,8 +319,11 @@ func (h *Hub) presentElsewhere(uid string) bool {
 // admitted l) and whether a channel is full.
 func (h *Hub) admit(ctx context.Context, l *login) (maxUsers int, full bool) {
 	maxUsers = h.opts.MaxClientsPerChannel
-	l.at = time.Now().UnixNano()
-	if h.opts.Fabric == nil || maxUsers <= 0 || l.homes == nil {
+	if h.opts.Fabric == nil {
+		return maxUsers, false
+	}
+	l.at = h.opts.Fabric.Stamp()
+	if maxUsers <= 0 || l.homes == nil {
 		return maxUsers, false
 	}
 	switch h.opts.Fabric.Admit(ctx, l.uid, l.homes, maxUsers) {

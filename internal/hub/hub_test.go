@@ -305,7 +305,7 @@ func TestSlowReaderDropped(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(100 * time.Millisecond)
+	waitSubscribers(t, th, "room", 2) // the slow reader's subscription too
 
 	data := strings.Repeat("x", 64<<10)
 	const n = 200 // 12.5 MiB for the slow reader: far beyond socket buffers

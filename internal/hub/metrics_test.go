@@ -157,7 +157,7 @@ func TestMetricsSlowReader(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(100 * time.Millisecond)
+	waitSubscribers(t, th, "room", 2) // the slow reader's subscription too
 	data := strings.Repeat("x", 64<<10)
 	for i := range 200 { // 12.5 MiB for the slow reader: far beyond socket buffers
 		fast.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"verto.broadcast","params":{"eventChannel":"room","eventData":"%s","localBroadcast":true}}`, 100+i, data))

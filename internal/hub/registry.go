@@ -49,7 +49,7 @@ type regState struct {
 	homes       []string // the event channels the user is allowed (nil: any)
 	subs        map[string]*sub
 	gone        bool  // unregistered (punted or closed)
-	at          int64 // UnixNano of the attach, which decides takeovers between hubs
+	at          int64 // the login's stamp (Fabric.Stamp), which orders takeovers between hubs
 	placed      bool  // holds a place the fabric admitted (released on unregister)
 }
 
@@ -132,7 +132,7 @@ const (
 type login struct {
 	uid, sessid, addr string
 	homes             []string // allowed event channels; nil: any
-	at                int64    // UnixNano of the login
+	at                int64    // its stamp (Fabric.Stamp); 0 without a fabric
 	placed            bool     // the fabric admitted it (Fabric.Admit)
 }
 

@@ -107,8 +107,8 @@ func open(databaseURL string) (*Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
-		db.SetMaxOpenConns(32)
-		db.SetMaxIdleConns(32)
+		db.SetMaxOpenConns(DefaultPoolSize)
+		db.SetMaxIdleConns(DefaultPoolSize)
 		db.SetConnMaxIdleTime(5 * time.Minute)
 		return &Store{db: db, dialect: Postgres, now: time.Now, stmts: map[string]*sql.Stmt{}}, nil
 	}
@@ -139,6 +139,21 @@ func open(databaseURL string) (*Store, error) {
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)
 	return &Store{db: db, dialect: SQLite, now: time.Now, stmts: map[string]*sql.Stmt{}}, nil
+}
+
+// DefaultPoolSize is how many PostgreSQL connections a Store opens at
+// most until SetPoolSize says otherwise.
+const DefaultPoolSize = 16
+
+// SetPoolSize bounds the PostgreSQL connections the store opens (and
+// keeps idle) to n; several processes on one server share its
+// max_connections. SQLite keeps its own pool: it does nothing there.
+func (s *Store) SetPoolSize(n int) {
+	if s.dialect != Postgres || n < 1 {
+		return
+	}
+	s.db.SetMaxOpenConns(n)
+	s.db.SetMaxIdleConns(n)
 }
 
 // SetClock makes the store read the time from now: when it stamps rows
