@@ -441,12 +441,12 @@ export function controller(o) {
   }
 
   return {
-    /** Goes online, keeps announcing, and says goodbye when the page goes. */
+    /** Goes online, keeps announcing, and hangs up when the page goes. */
     start() {
-      o.win?.addEventListener('pagehide', () => {
-        call?.hangup();
-        if (verto.state === 'ready') verto.broadcast(channelId, encodeBody({ t: 'unavailable' })).catch((e) => warn('goodbye', e));
-      });
+      // No goodbye on the channel: the server says we left when our
+      // socket closes (the hub a second later, unless a reload is back by
+      // then, so a reload does not flicker; the FreeSWITCH pack at once).
+      o.win?.addEventListener('pagehide', () => call?.hangup());
       o.win?.addEventListener('online', () => verto.reconnectNow());
       every(heartbeat, HEARTBEAT_MS * (0.85 + 0.3 * (o.random || Math.random)()));
       verto.start();

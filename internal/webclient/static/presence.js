@@ -21,9 +21,9 @@ export const ANSWER_BURST = 3;
 /** And all answers of a page together: PAGE_BURST, then one per
  * PAGE_GAP_MS (first come, first answered), so many identities saying
  * hello cannot spend the page's direct-message budget, which its calls
- * need (the hub's: 25 a second). */
-export const PAGE_BURST = 20;
-export const PAGE_GAP_MS = 200;
+ * need (the hub's: 100, then 25 a second). */
+export const PAGE_BURST = 50;
+export const PAGE_GAP_MS = 100;
 /** After a reconnect, peers not heard from again within this long are
  * dropped: they left while we were away. */
 export const CONFIRM_MS = 5000;
