@@ -22,20 +22,27 @@ func startClusterApp(t testing.TB, dbURL, natsURL, prefix string) *app {
 	})
 }
 
+// startClusterPair starts two processes of one cluster: a throw-away
+// PostgreSQL database, the local NATS, a subject prefix of their own.
+func startClusterPair(t testing.TB) (one, two *app) {
+	t.Helper()
+	natsURL := clustertest.NATS(t)
+	db := storetest.PostgresURL(t)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	prefix := "e2e" + hex.EncodeToString(b[:])
+	return startClusterApp(t, db, natsURL, prefix), startClusterApp(t, db, natsURL, prefix)
+}
+
 // TestClusterCall: two browsers, each on a different Channels process of
 // one cluster (shared PostgreSQL, NATS between the hubs), see each other,
 // call, and receive each other's video; a third process's browser in
 // another channel sees neither.
 func TestClusterCall(t *testing.T) {
 	exe := chromiumPath(t)
-	natsURL := clustertest.NATS(t)
-	db := storetest.PostgresURL(t)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	prefix := "e2e" + hex.EncodeToString(b[:])
-	one := startClusterApp(t, db, natsURL, prefix)
-	two := startClusterApp(t, db, natsURL, prefix)
-	time.Sleep(1200 * time.Millisecond) // the processes hear each other's heartbeats
+	// No wait for the processes to hear of each other: a login's and a
+	// subscription's replies mean the cluster carries what follows.
+	one, two := startClusterPair(t)
 	room, err := one.store.CreateChannel(t.Context(), "Across processes", true, 0)
 	if err != nil {
 		t.Fatal(err)

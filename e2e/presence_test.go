@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -11,9 +9,6 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
-
-	"channels/internal/cluster/clustertest"
-	"channels/internal/store/storetest"
 )
 
 // Presence deadlines a person would notice, with room for a loaded 2-core
@@ -44,14 +39,7 @@ func presenceSites() []presenceSite {
 			a := startApp(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "channels.db"))
 			return a, a
 		}},
-		{"two processes", func(t testing.TB) (*app, *app) {
-			natsURL := clustertest.NATS(t)
-			db := storetest.PostgresURL(t)
-			var b [6]byte
-			_, _ = rand.Read(b[:])
-			prefix := "e2e" + hex.EncodeToString(b[:])
-			return startClusterApp(t, db, natsURL, prefix), startClusterApp(t, db, natsURL, prefix)
-		}},
+		{"two processes", startClusterPair},
 	}
 }
 

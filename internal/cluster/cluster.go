@@ -761,33 +761,12 @@ const (
 func (n *Node) sendSnapshot(reply string) {
 	n.pubMu.Lock()
 	defer n.pubMu.Unlock()
-	part := uint64(0)
-	start := func() *enc {
+	n.sendParts(reply, func(part uint64) *enc {
 		e := n.plain(kindSnapshot)
 		e.num(n.seq)
 		e.num(part)
 		return e
-	}
-	e := start()
-	var body enc
-	count := 0
-	emit := func(last bool) {
-		e.flag(last)
-		e.num(uint64(count))
-		e.b = append(e.b, body.b...)
-		n.publish(reply, e.b)
-		part++
-		body.b, count = body.b[:0], 0
-		e = start()
-	}
-	for _, m := range n.members {
-		putMember(&body, m)
-		count++
-		if len(body.b) > snapshotBytes {
-			emit(false)
-		}
-	}
-	emit(true)
+	}, func(_ string, m hub.Member, body *enc) { putMember(body, m) })
 }
 
 // replay answers a node that took this one for dead and hears it again:
@@ -802,34 +781,42 @@ func (n *Node) replay(req request) {
 	if n.places != nil {
 		n.places.spawn(func() { n.places.sweep(false, true) })
 	}
-	part := uint64(0)
-	start := func() *enc {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.sendParts(req.reply, func(part uint64) *enc {
 		e := n.plain(kindReplay)
 		e.num(part)
 		return e
-	}
-	e := start()
-	var body enc
-	count := 0
-	emit := func(last bool) {
-		e.flag(last)
-		e.num(uint64(count))
-		e.b = append(e.b, body.b...)
-		n.publish(req.reply, e.b)
-		part++
-		body.b, count = body.b[:0], 0
-		e = start()
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for uid, m := range n.members {
-		putMember(&body, m)
+	}, func(uid string, m hub.Member, body *enc) {
+		putMember(body, m)
 		anns := n.presence[uid]
 		body.num(uint64(len(anns)))
 		for ch, p := range anns {
 			body.str(ch)
 			body.bytes(p)
 		}
+	})
+}
+
+// sendParts publishes every local member to reply, put by put, in parts
+// of about snapshotBytes: each part is its header (made by start for its
+// number), a flag saying whether it is the last, and its count of
+// members. The caller holds pubMu.
+func (n *Node) sendParts(reply string, start func(part uint64) *enc, put func(uid string, m hub.Member, body *enc)) {
+	part := uint64(0)
+	var body enc
+	count := 0
+	emit := func(last bool) {
+		e := start(part)
+		e.flag(last)
+		e.num(uint64(count))
+		e.b = append(e.b, body.b...)
+		n.publish(reply, e.b)
+		part++
+		body.b, count = body.b[:0], 0
+	}
+	for uid, m := range n.members {
+		put(uid, m, &body)
 		count++
 		if len(body.b) > snapshotBytes {
 			emit(false)

@@ -188,27 +188,29 @@ func (l local) Charge(uid string, broadcast bool, n int) {
 	}
 }
 
-func (l local) Gone(m Member, report bool) {
-	h := l.h
-	// Like a connection, so that Shutdown waits for the report it may post.
+// hold counts work done for the fabric like a connection, so that
+// Shutdown waits for the reports it may post; false once shutting down.
+func (h *Hub) hold() bool {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.closed {
-		h.mu.Unlock()
-		return
+		return false
 	}
 	h.wg.Add(1)
-	h.mu.Unlock()
+	return true
+}
+
+func (l local) Gone(m Member, report bool) {
+	h := l.h
+	if !h.hold() {
+		return
+	}
 	defer h.wg.Done()
 	if h.reg.isMember(m.UID) {
 		return // it is here now: nobody left
 	}
-	if h.opts.LeaveParams != nil {
-		for _, ch := range m.Homes {
-			p, ok := verto.ParseParams(h.opts.LeaveParams(ch))
-			if !ok {
-				continue
-			}
-			p.Set("userid", verto.Quote(m.UID))
+	for _, ch := range m.Homes {
+		if p, ok := h.leaveParams(m.UID, ch); ok {
 			common := p.Marshal()
 			h.deliverEvent(ch, common[:len(common)-1])
 		}
@@ -220,14 +222,9 @@ func (l local) Gone(m Member, report bool) {
 
 func (l local) Back(m Member, announcements map[string][]byte, report bool) {
 	h := l.h
-	// Like a connection, so that Shutdown waits for the report it may post.
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
+	if !h.hold() {
 		return
 	}
-	h.wg.Add(1)
-	h.mu.Unlock()
 	defer h.wg.Done()
 	if h.reg.isMember(m.UID) {
 		return // it is here now, and said so itself

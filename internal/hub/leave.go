@@ -65,11 +65,10 @@ func (h *Hub) leave(uid string, homes []string) {
 	}
 	now := time.Now()
 	for _, ch := range homes {
-		p, ok := verto.ParseParams(h.opts.LeaveParams(ch))
+		p, ok := h.leaveParams(uid, ch)
 		if !ok {
 			continue
 		}
-		p.Set("userid", verto.Quote(uid))
 		// Paid like the goodbye it stands for, so that a reconnect loop
 		// buys no free broadcasts.
 		h.budgets.charge(uid, true, len(p.Marshal()), now)
@@ -90,4 +89,17 @@ func (h *Hub) stopLeaves() {
 		}
 		delete(l.pending, uid)
 	}
+}
+
+// leaveParams are the params of uid's leave from channel, stamped with its
+// userid; false without Options.LeaveParams or when they do not parse.
+func (h *Hub) leaveParams(uid, channel string) (verto.Params, bool) {
+	if h.opts.LeaveParams == nil {
+		return nil, false
+	}
+	p, ok := verto.ParseParams(h.opts.LeaveParams(channel))
+	if ok {
+		p.Set("userid", verto.Quote(uid))
+	}
+	return p, ok
 }
