@@ -13,7 +13,7 @@ import (
 
 // Presence deadlines a person would notice, with room for a loaded 2-core
 // machine: the aims are 1 s (listed after coming online) and 3 s (gone
-// after leaving without goodbye); the figures are logged.
+// after the last socket closed); the figures are logged.
 const (
 	listedWithin = 3 * time.Second
 	goneWithin   = 5 * time.Second
