@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"regexp"
 	"slices"
@@ -140,6 +141,8 @@ type Stats struct {
 	Revived     uint64 // nodes taken for dead heard again, their members given back
 	Unreadable  uint64 // messages in a wire version this node does not read
 	Stalls      uint64 // times this node's own loop stalled longer than a heartbeat
+	ReadyLate   uint64 // replies to logins or subscriptions that went out before NATS confirmed (Ready's deadline passed)
+	ClockJumps  uint64 // clock values heard that were implausibly far ahead, ignored
 }
 
 // Node is one process's member of the cluster. It implements hub.Fabric.
@@ -172,11 +175,26 @@ type Node struct {
 	userIdle map[string]time.Time // users gone from here whose subject we still hear
 	members  map[string]hub.Member
 	seq      uint64
-	buf      enc  // membership changes are encoded here
-	unsure   bool // a subscription was sent that no round trip has confirmed yet
+	buf      enc // membership changes are encoded here
+	// unsure: a subscription was sent that no round trip has confirmed
+	// yet. Atomic, so that nats.go's reconnect handler never waits for
+	// pubMu (a publish stalled under it would hold up every handler).
+	unsure atomic.Bool
 
-	bar   barrier       // Ready's rounds
-	clock atomic.Uint64 // logical clock of logins (Stamp), never below any heard
+	// connected is whether NATS is connected, as nats.go's connection
+	// handlers last said: the reply path reads it instead of
+	// nc.IsConnected, which takes the connection's lock, held by a
+	// Publish writing to a stalled socket. connMu orders the first value
+	// with the handlers (connSeen: a handler has run).
+	connMu    sync.Mutex
+	connSeen  bool
+	connected atomic.Bool
+
+	bar        barrier       // Ready's rounds
+	readyLate  atomic.Uint64 // Ready calls whose deadline passed
+	lateWarned atomic.Bool   // one warning per stretch of late rounds
+	clock      atomic.Uint64 // hybrid logical clock of logins (Stamp), never below any plausible value heard
+	clockJumps atomic.Uint64
 
 	busyMu    sync.Mutex
 	busyLocal map[string]time.Time // local users said to be busy, when last said
@@ -270,6 +288,8 @@ func newNode(opts Options, vmin, vmax byte) (*Node, error) {
 		done:        make(chan struct{}),
 	}
 	n.tbl.init(vmin, vmax)
+	n.tbl.settle(n.started.Add(opts.Expiry), opts.Expiry)
+	n.clock.Store(wallClock())
 	n.log = n.log.With("node", n.id)
 	where := Redact(opts.URL)
 	nc, err := nats.Connect(opts.URL,
@@ -283,11 +303,18 @@ func newNode(opts Options, vmin, vmax byte) (*Node, error) {
 		nats.PingInterval(5*time.Second),
 		nats.MaxPingsOutstanding(3),
 		nats.ReconnectBufSize(4<<20),
+		// A write to a socket NATS stopped reading fails after this
+		// (nats.go's default is a minute, during which every publish and
+		// subscription waits for the connection's lock), and the
+		// connection is made again.
+		nats.FlusherTimeout(flusherTimeout),
 		nats.ConnectHandler(func(*nats.Conn) {
+			n.setConnected(true)
 			n.log.Info("cluster: connected to NATS", "url", where)
 			n.signalReconnect()
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			n.setConnected(false)
 			if n.ctx.Err() != nil {
 				return // Close
 			}
@@ -295,10 +322,9 @@ func newNode(opts Options, vmin, vmax byte) (*Node, error) {
 			n.log.Warn("cluster: lost the connection to NATS; cross-process traffic waits", "url", where, "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			n.setConnected(true)
 			n.reconnects.Add(1)
-			n.pubMu.Lock()
-			n.unsure = true // every subscription is sent again
-			n.pubMu.Unlock()
+			n.unsure.Store(true) // every subscription is sent again
 			n.log.Info("cluster: reconnected to NATS", "url", Redact(nc.ConnectedUrlRedacted()))
 			n.signalReconnect()
 		}),
@@ -319,13 +345,21 @@ func newNode(opts Options, vmin, vmax byte) (*Node, error) {
 			}
 			n.log.Warn("cluster: NATS error", "subject", subj, "err", err)
 		}),
-		nats.ClosedHandler(func(*nats.Conn) { n.log.Debug("cluster: NATS connection closed") }),
+		nats.ClosedHandler(func(*nats.Conn) {
+			n.setConnected(false)
+			n.log.Debug("cluster: NATS connection closed")
+		}),
 	)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("cluster: connect to %s: %w", where, err)
 	}
 	n.nc = nc
+	n.connMu.Lock()
+	if !n.connSeen { // no handler has said anything yet
+		n.connected.Store(nc.IsConnected())
+	}
+	n.connMu.Unlock()
 	if !nc.IsConnected() {
 		n.log.Warn("cluster: NATS not reachable; retrying every second, each process serves its own connections meanwhile", "url", where)
 	}
@@ -333,6 +367,16 @@ func newNode(opts Options, vmin, vmax byte) (*Node, error) {
 		n.places = newPlaces(n)
 	}
 	return n, nil
+}
+
+// setConnected records what a connection handler says. nats.go calls
+// the handlers one at a time, in the order of the events, so the last one
+// is the state.
+func (n *Node) setConnected(c bool) {
+	n.connMu.Lock()
+	n.connSeen = true
+	n.connected.Store(c)
+	n.connMu.Unlock()
 }
 
 // ID is the node's id.
@@ -343,7 +387,7 @@ func (n *Node) Stats() Stats {
 	s := n.nc.Stats()
 	peers := int(n.tbl.npeers.Load())
 	return Stats{
-		Connected:   n.nc.IsConnected(),
+		Connected:   n.connected.Load(),
 		Disconnects: n.disconnects.Load(),
 		Reconnects:  n.reconnects.Load(),
 		InMsgs:      s.InMsgs,
@@ -353,6 +397,8 @@ func (n *Node) Stats() Stats {
 		Revived:     n.revived.Load(),
 		Unreadable:  n.unreadable.Load(),
 		Stalls:      n.stalls.Load(),
+		ReadyLate:   n.readyLate.Load(),
+		ClockJumps:  n.clockJumps.Load(),
 	}
 }
 
@@ -443,7 +489,7 @@ func (n *Node) Close(ctx context.Context) error {
 		if n.places != nil {
 			n.places.wait(ctx)
 		}
-		if n.nc.IsConnected() {
+		if n.connected.Load() {
 			_ = n.nc.FlushTimeout(2 * time.Second)
 		}
 		n.nc.Close()
@@ -521,6 +567,7 @@ func (n *Node) loop() {
 			}
 			n.pubMu.Unlock()
 		case <-check.C:
+			n.tbl.respeak(time.Now())
 			// A check that comes late means this process stalled (a GC
 			// pause, a starved CPU, SIGSTOP): the others' heartbeats may
 			// still wait unread, so their silence proves nothing yet. (A
@@ -711,7 +758,7 @@ func (n *Node) follow(subs map[string]*nats.Subscription, key, subject string, w
 			n.log.Warn("cluster: subscribe", "subject", subject, "err", err)
 			return
 		}
-		n.unsure = true
+		n.unsure.Store(true)
 		// Generous limits: a burst into a busy channel is delivered late
 		// rather than dropped.
 		_ = s.SetPendingLimits(1<<16, 64<<20)
@@ -729,8 +776,67 @@ func putMember(e *enc, m hub.Member) {
 	e.num(uint64(m.Conns))
 }
 
+// getMember reads a member; one without a uid is malformed.
 func getMember(d *dec) hub.Member {
-	return hub.Member{UID: d.str(), Homes: d.list(), Addr: d.str(), Conns: int(d.num())}
+	m := hub.Member{UID: d.str(), Homes: d.list(), Addr: d.str(), Conns: int(d.num())}
+	if m.UID == "" && d.err == nil {
+		d.err = errMalformed
+	}
+	return m
+}
+
+// minMemberBytes is the least a member takes on the wire: two bytes for
+// its uid (never empty), one for each of its other three fields.
+const minMemberBytes = 5
+
+// skipMember reads past a member without keeping (allocating) it.
+func skipMember(d *dec) {
+	if uid := d.bytes(); len(uid) == 0 && d.err == nil {
+		d.err = errMalformed
+	}
+	if n := d.num(); n > 0 {
+		if n-1 > uint64(len(d.b)) { // each item takes a byte at least
+			d.err = errMalformed
+			return
+		}
+		for i := uint64(1); i < n && d.err == nil; i++ {
+			d.skip()
+		}
+	}
+	d.skip()
+	d.num()
+}
+
+// checkMembers reports whether count members follow. The count is what
+// the message claims: it is checked against what the bytes left can hold,
+// then the members are read past without allocating, so that nothing is
+// ever made for a count, only for the members really there.
+func checkMembers(d *dec, count uint64) bool {
+	if d.err != nil {
+		return false
+	}
+	if count > uint64(len(d.b))/minMemberBytes {
+		d.err = errMalformed
+		return false
+	}
+	probe := *d
+	for i := uint64(0); i < count && probe.err == nil; i++ {
+		skipMember(&probe)
+	}
+	d.err = probe.err
+	return d.err == nil
+}
+
+// getMembers reads count members (see checkMembers).
+func getMembers(d *dec, count uint64) []hub.Member {
+	if !checkMembers(d, count) {
+		return nil
+	}
+	members := make([]hub.Member, count)
+	for i := range members {
+		members[i] = getMember(d)
+	}
+	return members
 }
 
 const (
@@ -746,6 +852,8 @@ const (
 	snapshotBytes = 256 << 10
 	// readyTimeout bounds Ready's round trip to NATS.
 	readyTimeout = 2 * time.Second
+	// flusherTimeout bounds one write to NATS's socket.
+	flusherTimeout = 2 * time.Second
 	// busyPoll is how often a node checks whether the local users it
 	// said were busy still are; busyRepeat how often it says so again
 	// while they are; busyTTL how long the others believe it.
@@ -761,12 +869,13 @@ const (
 func (n *Node) sendSnapshot(reply string) {
 	n.pubMu.Lock()
 	defer n.pubMu.Unlock()
-	n.sendParts(reply, func(part uint64) *enc {
+	members := slices.Collect(maps.Values(n.members))
+	n.sendParts(reply, members, func(part uint64) *enc {
 		e := n.plain(kindSnapshot)
 		e.num(n.seq)
 		e.num(part)
 		return e
-	}, func(_ string, m hub.Member, body *enc) { putMember(body, m) })
+	}, func(i int, body *enc) { putMember(body, members[i]) })
 }
 
 // replay answers a node that took this one for dead and hears it again:
@@ -781,28 +890,37 @@ func (n *Node) replay(req request) {
 	if n.places != nil {
 		n.places.spawn(func() { n.places.sweep(false, true) })
 	}
+	// The announcements are copied under n.mu, which the hub takes under
+	// its registry lock, and published without it: a publish may wait
+	// for a stalled socket. (The copies share the announcements' bytes,
+	// which remember replaces and never changes.)
+	members := slices.Collect(maps.Values(n.members))
+	anns := make([]map[string][]byte, len(members))
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.sendParts(req.reply, func(part uint64) *enc {
+	for i, m := range members {
+		anns[i] = maps.Clone(n.presence[m.UID])
+	}
+	n.mu.Unlock()
+	n.sendParts(req.reply, members, func(part uint64) *enc {
 		e := n.plain(kindReplay)
 		e.num(part)
 		return e
-	}, func(uid string, m hub.Member, body *enc) {
-		putMember(body, m)
-		anns := n.presence[uid]
-		body.num(uint64(len(anns)))
-		for ch, p := range anns {
+	}, func(i int, body *enc) {
+		putMember(body, members[i])
+		body.num(uint64(len(anns[i])))
+		for ch, p := range anns[i] {
 			body.str(ch)
 			body.bytes(p)
 		}
 	})
 }
 
-// sendParts publishes every local member to reply, put by put, in parts
-// of about snapshotBytes: each part is its header (made by start for its
-// number), a flag saying whether it is the last, and its count of
-// members. The caller holds pubMu.
-func (n *Node) sendParts(reply string, start func(part uint64) *enc, put func(uid string, m hub.Member, body *enc)) {
+// sendParts publishes members (a copy: no lock of the hub's is held) to
+// reply, put(i) by put, in parts of about snapshotBytes: each part is its
+// header (made by start for its number), a flag saying whether it is the
+// last, and its count of members. The caller holds pubMu, and no other
+// lock.
+func (n *Node) sendParts(reply string, members []hub.Member, start func(part uint64) *enc, put func(i int, body *enc)) {
 	part := uint64(0)
 	var body enc
 	count := 0
@@ -815,8 +933,8 @@ func (n *Node) sendParts(reply string, start func(part uint64) *enc, put func(ui
 		part++
 		body.b, count = body.b[:0], 0
 	}
-	for uid, m := range n.members {
-		put(uid, m, &body)
+	for i := range members {
+		put(i, &body)
 		count++
 		if len(body.b) > snapshotBytes {
 			emit(false)
@@ -828,7 +946,7 @@ func (n *Node) sendParts(reply string, start func(part uint64) *enc, put func(ui
 // expire takes nodes silent for Expiry for dead, unless this node cannot
 // hear anybody itself or has just stalled.
 func (n *Node) expire(now time.Time) {
-	if !n.nc.IsConnected() || now.UnixNano() < n.graceUntil.Load() {
+	if !n.connected.Load() || now.UnixNano() < n.graceUntil.Load() {
 		return
 	}
 	dead, members, gone, leader := n.tbl.expire(now, n.opts.Expiry, n.id)
@@ -939,8 +1057,16 @@ type round struct {
 // with subscribers here already) costs no round trip. While NATS is
 // unreachable it returns at once with an error: logins must not wait for
 // the cluster.
+//
+// It returns when ctx is done, whatever the round is doing: the round
+// runs on a goroutine of its own, and nothing on the caller's path takes
+// the NATS connection's lock (which a Publish writing to a stalled socket
+// holds). A caller that comes while a round is under way waits for it and
+// for the next one, so the caller's deadline is the bound: the hub gives
+// a reply two seconds at most. A deadline that passes is counted
+// (Stats.ReadyLate) and logged once until a round succeeds again.
 func (n *Node) Ready(ctx context.Context) error {
-	if !n.nc.IsConnected() {
+	if !n.connected.Load() {
 		return errNotConnected
 	}
 	b := &n.bar
@@ -958,6 +1084,12 @@ func (n *Node) Ready(ctx context.Context) error {
 	case <-r.done:
 		return r.err
 	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			n.readyLate.Add(1)
+			if n.lateWarned.CompareAndSwap(false, true) {
+				n.log.Warn("cluster: NATS did not confirm a subscription in time; replying anyway (logged once until it does)")
+			}
+		}
 		return ctx.Err()
 	}
 }
@@ -979,32 +1111,66 @@ func (n *Node) rounds() {
 		// already confirmed is in effect, and what is published goes
 		// out in order after it anyway.
 		n.flushLocal()
-		n.pubMu.Lock()
-		unsure := n.unsure
-		n.unsure = false
-		n.pubMu.Unlock()
-		if unsure {
+		if n.unsure.Swap(false) {
 			if r.err = n.nc.FlushTimeout(readyTimeout); r.err != nil {
-				n.pubMu.Lock()
-				n.unsure = true
-				n.pubMu.Unlock()
+				n.unsure.Store(true)
 			}
+		}
+		if r.err == nil {
+			n.lateWarned.Store(false)
 		}
 		close(r.done)
 	}
 }
 
-// Stamp implements hub.Fabric: a logical clock (Lamport's), advanced by
-// every stamp and by every clock value heard in another node's
-// heartbeats, membership changes and takeovers, so a login's stamp is
-// above that of every login it could have known of.
-func (n *Node) Stamp() int64 { return int64(n.clock.Add(1)) }
+// Stamp implements hub.Fabric: a hybrid logical clock. It is Lamport's,
+// advanced by every stamp and by every clock value heard in another
+// node's heartbeats, membership changes and takeovers, so a login's stamp
+// is above that of every login it could have known of; and it is never
+// below this host's wall clock in microseconds, so that a node that has
+// heard nobody yet (just started) still stamps a login above an older one
+// elsewhere when the hosts' clocks roughly agree. Ordering never depends
+// on that agreement: the wall clock is only a floor. The clock saturates
+// at maxClock rather than wrap.
+func (n *Node) Stamp() int64 {
+	for {
+		cur := n.clock.Load()
+		next := min(max(cur+1, wallClock()), maxClock)
+		if n.clock.CompareAndSwap(cur, next) {
+			return int64(next)
+		}
+	}
+}
 
-// observe advances the clock to c, a value another node's clock had.
+// wallClock is the floor of the logical clock: microseconds since 1970.
+func wallClock() uint64 { return uint64(max(time.Now().UnixMicro(), 0)) }
+
+const (
+	// maxClock is the largest stamp: an int64, as the hub keeps it.
+	maxClock = 1<<63 - 1
+	// maxClockJump is the furthest ahead of this node's clock a value
+	// heard may be (about 142 years in microseconds: any host's clock,
+	// however wrong, since 1970); a value beyond is garbage, and taking
+	// it would leave every later stamp of the cluster near the maximum.
+	maxClockJump = 1 << 52
+)
+
+// observe advances the clock to c, a value another node's clock had,
+// unless c is implausibly far ahead (then it is ignored, counted and
+// logged once).
 func (n *Node) observe(c uint64) {
 	for {
 		cur := n.clock.Load()
-		if c <= cur || n.clock.CompareAndSwap(cur, c) {
+		if c <= cur {
+			return
+		}
+		if c > maxClock || c-cur > maxClockJump {
+			if n.clockJumps.Add(1) == 1 {
+				n.log.Warn("cluster: ignored a clock value implausibly far ahead (logged once)", "heard", c, "local", cur)
+			}
+			return
+		}
+		if n.clock.CompareAndSwap(cur, c) {
 			return
 		}
 	}
@@ -1303,19 +1469,13 @@ func (n *Node) onNodes(msg *nats.Msg) {
 		h = n.tbl.delta(from, seq, m, now)
 	case kindDeltas:
 		first, clock, count := d.num(), d.num(), d.num()
-		if d.err != nil || count > uint64(len(d.b)) { // each takes bytes
-			return
-		}
-		members := make([]hub.Member, 0, count)
-		for range count {
-			members = append(members, getMember(&d))
-		}
-		if d.err != nil {
+		if !checkMembers(&d, count) {
 			return
 		}
 		n.observe(clock)
-		for i, m := range members {
-			got := n.tbl.delta(from, first+uint64(i), m, now)
+		// Each applied as read: no slice of them all.
+		for i := range count {
+			got := n.tbl.delta(from, first+i, getMember(&d), now)
 			h.ask = h.ask || got.ask
 			h.revive = h.revive || got.revive
 			h.reported = h.reported || got.reported
@@ -1328,7 +1488,7 @@ func (n *Node) onNodes(msg *nats.Msg) {
 		}
 		return
 	case kindBye:
-		n.tbl.bye(from)
+		n.tbl.bye(from, now)
 		n.log.Info("cluster: node left", "peer", from)
 		return
 	default:
@@ -1387,28 +1547,25 @@ func (n *Node) onInbox(msg *nats.Msg) {
 	switch kind {
 	case kindSnapshot:
 		from, seq, part, last, count := d.str(), d.num(), d.num(), d.flag(), d.num()
-		if d.err != nil || count > uint64(len(d.b)) {
-			return
-		}
-		members := make([]hub.Member, 0, count)
-		for range count {
-			members = append(members, getMember(&d))
-		}
+		members := getMembers(&d, count)
 		if d.err != nil {
 			return
 		}
 		n.tbl.snapshot(from, seq, part, last, members, time.Now())
 	case kindReplay:
+		// Nothing is sized from a count the message claims: each is
+		// bounded by what the bytes left can hold, and the slice and the
+		// maps grow with what is really there.
 		from, _, last, count := d.str(), d.num(), d.flag(), d.num()
-		if d.err != nil || count > uint64(len(d.b)) {
+		if d.err != nil || count > uint64(len(d.b))/(minMemberBytes+1) {
 			return
 		}
-		members := make([]hub.Member, 0, count)
-		anns := make(map[string]map[string][]byte, count)
+		var members []hub.Member
+		anns := make(map[string]map[string][]byte)
 		for range count {
 			m := getMember(&d)
 			k := d.num()
-			if d.err != nil || k > uint64(len(d.b)) {
+			if d.err != nil || k > uint64(len(d.b))/2 { // a channel and params take a byte each at least
 				return
 			}
 			for range k {
@@ -1417,7 +1574,7 @@ func (n *Node) onInbox(msg *nats.Msg) {
 					return
 				}
 				if anns[m.UID] == nil {
-					anns[m.UID] = make(map[string][]byte, k)
+					anns[m.UID] = make(map[string][]byte)
 				}
 				anns[m.UID][ch] = bytes.Clone(p)
 			}

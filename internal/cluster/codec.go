@@ -69,9 +69,11 @@ func mainChannel(channel string) string {
 // older node does not read). Anything an older node must not miss bumps
 // the version. A node reads the versions from wireMin to wireMax and
 // announces them in every heartbeat; it speaks the newest version every
-// live peer reads (the oldest it reads while it knows no peer), so during
-// a rolling upgrade the new processes speak the old version until the
-// last old process is gone. A message in a version a node does not read
+// live peer reads, and every peer that left lately (the oldest it reads
+// while it knows no peer, and for its first expiry: see table.speakLocked),
+// so during a rolling upgrade the new processes speak the old version
+// until the last old process is gone. The release before versions
+// existed is no such peer: it and this one ignore each other. A message in a version a node does not read
 // is dropped, counted (Stats.Unreadable) and logged once per version.
 // Releases before versions existed sent the kind first: a letter, which
 // no version byte is (versions stay below 0x20), so it is told apart and
@@ -197,6 +199,9 @@ func (d *dec) bytes() []byte {
 
 func (d *dec) str() string { return string(d.bytes()) }
 
+// skip reads past a string (or bytes) without allocating.
+func (d *dec) skip() { _ = d.bytes() }
+
 func (d *dec) flag() bool { return d.num() == 1 }
 
 func (d *dec) list() []string {
@@ -209,9 +214,19 @@ func (d *dec) list() []string {
 		d.err = errMalformed
 		return nil
 	}
-	out := make([]string, 0, n)
-	for range n {
-		out = append(out, d.str())
+	// Read past the items first: the list is made for the items really
+	// there, never for the count the message claims.
+	probe := *d
+	for i := uint64(0); i < n && probe.err == nil; i++ {
+		probe.skip()
+	}
+	if probe.err != nil {
+		d.err = probe.err
+		return nil
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = d.str()
 	}
 	return out
 }

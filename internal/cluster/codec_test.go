@@ -225,8 +225,56 @@ func TestTableBusyAndVersions(t *testing.T) {
 	if v := tb.speak.Load(); v != 2 {
 		t.Fatalf("peers reading up to 2 and 5: version %d, want 2", v)
 	}
-	tb.bye("p")
+	tb.bye("p", now)
 	if v := tb.speak.Load(); v != 3 {
 		t.Fatalf("a peer reading up to 5: version %d, want this node's newest, 3", v)
 	}
+}
+
+// TestTableVersionsSettle: a node speaks its oldest version until it has
+// been up for an expiry (a live peer it has not heard yet may read no
+// newer), while a peer's versions are unknown, and while a peer that left
+// (an expiry) or died (deadKeep) read no newer; then the newest all read.
+func TestTableVersionsSettle(t *testing.T) {
+	start := time.Unix(1000, 0)
+	expiry := 10 * time.Second
+	var tb table
+	tb.init(1, 3)
+	tb.settle(start.Add(expiry), expiry)
+	speaks := func(now time.Time, want uint32, what string) {
+		t.Helper()
+		tb.respeak(now)
+		if v := tb.speak.Load(); v != want {
+			t.Fatalf("%s: version %d, want %d", what, v, want)
+		}
+	}
+	tb.heartbeat("new", 0, 1, 3, start.Add(time.Second))
+	speaks(start.Add(time.Second), 1, "a peer reading 3, before an expiry since the start")
+	speaks(start.Add(expiry), 3, "the same, an expiry after the start")
+	tb.delta("unknown", 1, hub.Member{UID: "u", Conns: 1}, start.Add(expiry))
+	speaks(start.Add(expiry), 1, "a peer whose heartbeat is not heard yet")
+	tb.heartbeat("unknown", 1, 1, 3, start.Add(expiry))
+	speaks(start.Add(expiry), 3, "its heartbeat heard")
+
+	// An old peer (reads 1-2) comes, then leaves: remembered an expiry.
+	at := start.Add(time.Minute)
+	tb.heartbeat("old", 0, 1, 2, at)
+	speaks(at, 2, "beside an old peer")
+	tb.bye("old", at)
+	speaks(at.Add(expiry-time.Millisecond), 2, "an old peer that left just now")
+	speaks(at.Add(expiry), 3, "an expiry after the old peer left")
+
+	// An old peer that dies is remembered deadKeep.
+	at = at.Add(time.Minute)
+	tb.heartbeat("old2", 0, 1, 2, at)
+	tb.heartbeat("new", 0, 1, 3, at.Add(expiry))
+	tb.heartbeat("unknown", 1, 1, 3, at.Add(expiry))
+	dead, _, _, _ := tb.expire(at.Add(expiry+time.Second), expiry, "a")
+	if len(dead) != 1 || dead[0] != "old2" {
+		t.Fatalf("dead %v, want old2", dead)
+	}
+	speaks(at.Add(expiry+2*time.Second), 2, "an old peer taken for dead just now")
+	tb.heartbeat("new", 0, 1, 3, at.Add(deadKeep))
+	tb.heartbeat("unknown", 1, 1, 3, at.Add(deadKeep))
+	speaks(at.Add(expiry+time.Second+deadKeep), 3, "deadKeep after the old peer died")
 }

@@ -41,3 +41,6 @@ const (
 	KindEvent     = kindEvent
 	KindHeartbeat = kindHeartbeat
 )
+
+// KindRevive is the kind of a request to give members back.
+const KindRevive = kindRevive

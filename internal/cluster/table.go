@@ -19,9 +19,14 @@ type table struct {
 	npeers atomic.Int32
 
 	// The wire versions this node reads, and the one it speaks: the
-	// newest every live peer reads (see codec.go).
+	// newest every live peer reads (see codec.go), and every peer that
+	// left or died within keep; its oldest until settled, when every
+	// live peer has been heard (one expiry after the start).
 	vmin, vmax byte
 	speak      atomic.Uint32
+	settled    time.Time
+	keep       time.Duration
+	left       map[string]leftPeer
 	// dead are the peers this node took for dead lately, with what it
 	// did about their members, until they are heard again or deadKeep
 	// passes.
@@ -41,6 +46,13 @@ type deadPeer struct {
 	reported bool            // and whose disconnects it reported
 	asked    time.Time       // when it last asked the peer to give them back
 	asks     int             // how many times
+}
+
+// leftPeer is what a node remembers of a peer that left or died: the
+// newest wire version it read, until when that still counts.
+type leftPeer struct {
+	vmax  byte
+	until time.Time
 }
 
 // maxAsks bounds the requests to give members back: a peer of a release
@@ -82,8 +94,27 @@ func (t *table) init(vmin, vmax byte) {
 	t.conns = make(map[string]int)
 	t.dead = make(map[string]*deadPeer)
 	t.busy = make(map[string]map[string]busyNote)
+	t.left = make(map[string]leftPeer)
 	t.vmin, t.vmax = vmin, vmax
 	t.speak.Store(uint32(vmin))
+}
+
+// settle makes the node speak its oldest version until settled, and
+// remember a peer that left for keep (one that died, for deadKeep):
+// before then, a peer not heard yet, or one that left and comes back (a
+// process restarted, a node wrongly taken for dead) may read no newer.
+func (t *table) settle(settled time.Time, keep time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.settled, t.keep = settled, keep
+	t.speakLocked(time.Now())
+}
+
+// respeak sets the version to speak again as time passes.
+func (t *table) respeak(now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.speakLocked(now)
 }
 
 // heard says what a message from a peer asks of this node.
@@ -101,7 +132,7 @@ func (t *table) peerLocked(id string, now time.Time, h *heard) *peer {
 		p = &peer{users: make(map[string]hub.Member)}
 		t.peers[id] = p
 		t.npeers.Store(int32(len(t.peers)))
-		t.speakLocked()
+		t.speakLocked(now)
 	}
 	p.heard = now
 	if d := t.dead[id]; d != nil && h != nil && now.Sub(d.asked) >= askAgain {
@@ -115,20 +146,31 @@ func (t *table) peerLocked(id string, now time.Time, h *heard) *peer {
 	return p
 }
 
-// speakLocked sets the version to speak: the newest that this node and
-// every live peer read; this node's oldest while no peer's versions are
-// known.
-func (t *table) speakLocked() {
-	v, known := t.vmax, false
+// speakLocked sets the version to speak: the newest that this node, every
+// live peer and every peer that left within keep read; this node's
+// oldest before it settled, while no peer is known, while a peer's
+// versions are not (its heartbeat not heard yet), or when a peer reads
+// none this node speaks.
+func (t *table) speakLocked(now time.Time) {
+	v := t.vmax
+	if now.Before(t.settled) || len(t.peers) == 0 {
+		v = t.vmin
+	}
 	for _, p := range t.peers {
-		if p.vmax != 0 {
-			known = true
+		if p.vmax == 0 {
+			v = t.vmin
+		} else {
 			v = min(v, p.vmax)
 		}
 	}
-	if !known || v < t.vmin {
-		v = t.vmin // no peer known, or one this node cannot speak to at all
+	for id, l := range t.left {
+		if !now.Before(l.until) {
+			delete(t.left, id)
+			continue
+		}
+		v = min(v, l.vmax)
 	}
+	v = max(v, t.vmin)
 	t.speak.Store(uint32(v))
 }
 
@@ -149,7 +191,7 @@ func (t *table) heartbeat(id string, seq uint64, vmin, vmax byte, now time.Time)
 	p := t.peerLocked(id, now, &h)
 	if p.vmin != vmin || p.vmax != vmax {
 		p.vmin, p.vmax = vmin, vmax
-		t.speakLocked()
+		t.speakLocked(now)
 	}
 	if p.synced && seq == p.seq {
 		return h
@@ -215,7 +257,11 @@ func (t *table) snapshot(id string, seq, part uint64, last bool, members []hub.M
 		return // parts of another answer, or one went missing: ask again later
 	}
 	p.nextPart++
-	p.parts = append(p.parts, members...)
+	if len(p.parts) == 0 {
+		p.parts = members // the first part: no copy
+	} else {
+		p.parts = append(p.parts, members...)
+	}
 	if !last {
 		return
 	}
@@ -232,21 +278,26 @@ func (t *table) snapshot(id string, seq, part uint64, last bool, members []hub.M
 
 // bye forgets a peer that left in good order: its members' connections
 // closed and it said so.
-func (t *table) bye(id string) {
+func (t *table) bye(id string, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.dropLocked(id)
+	t.dropLocked(id, now, now.Add(t.keep))
 	delete(t.dead, id)
 }
 
-func (t *table) dropLocked(id string) []hub.Member {
+// dropLocked forgets a peer, remembering the versions it read until
+// keepUntil, and returns its members.
+func (t *table) dropLocked(id string, now, keepUntil time.Time) []hub.Member {
 	p := t.peers[id]
 	if p == nil {
 		return nil
 	}
 	delete(t.peers, id)
 	t.npeers.Store(int32(len(t.peers)))
-	t.speakLocked()
+	if p.vmax != 0 {
+		t.left[id] = leftPeer{vmax: p.vmax, until: keepUntil}
+	}
+	t.speakLocked(now)
 	out := make([]hub.Member, 0, len(p.users))
 	for uid, m := range p.users {
 		t.addConnsLocked(uid, -m.Conns)
@@ -278,7 +329,7 @@ func (t *table) expire(now time.Time, expiry time.Duration, self string) (dead [
 	}
 	members = make(map[string][]hub.Member, len(dead))
 	for _, id := range dead {
-		members[id] = t.dropLocked(id)
+		members[id] = t.dropLocked(id, now, now.Add(deadKeep))
 	}
 	leader = t.leaderLocked(self)
 	gone = make(map[string]bool)

@@ -44,14 +44,18 @@ func (l *eventLocal) has(s string) bool {
 // alive, so each reads everything the other sends; a message in a
 // version a node does not read (version 2 at the old one, or one from a
 // release before versions existed) is dropped, counted and logged once
-// per version, never silently; the new one reads both versions; once the
-// old one has left, the new one speaks version 2.
+// per version, never silently; the new one reads both versions. Once the
+// old one has left, the new ones speak version 2, but not before the old
+// one's departure is an expiry old (it may come back), nor before each
+// has been up for an expiry (a live peer it has not heard yet may be
+// old).
 func TestWireVersions(t *testing.T) {
 	url := clustertest.NATS(t)
 	prefix := "wire" + randomHex(6)
 	var oldLogs syncBuffer
+	const expiry = 2 * time.Second
 	start := func(vmin, vmax byte, logs *syncBuffer) (*cluster.Node, *eventLocal) {
-		opts := cluster.Options{URL: url, Prefix: prefix, Heartbeat: 100 * time.Millisecond}
+		opts := cluster.Options{URL: url, Prefix: prefix, Heartbeat: 100 * time.Millisecond, Expiry: expiry}
 		if logs != nil {
 			opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
 		}
@@ -131,14 +135,31 @@ func TestWireVersions(t *testing.T) {
 		t.Errorf("the new node: events %v, %d unreadable", newHub.events, newNode.Stats().Unreadable)
 	}
 
-	// The old node leaves: the new one speaks version 2.
+	// The old node leaves, and a new one comes: both new ones speak
+	// version 2, an expiry after the old one left and the third started.
+	bye := time.Now()
 	if err := oldNode.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	waitFor("the new node alone, speaking its oldest version", func() bool { return newNode.Stats().Nodes == 0 && newNode.Speaks() == 1 })
+	started := time.Now()
 	third, thirdHub := start(1, 2, nil)
 	waitFor("the new nodes to know each other", func() bool { return third.Stats().Nodes == 1 && newNode.Stats().Nodes == 1 })
+	newSpeaks, thirdSpeaks := newNode.Speaks(), third.Speaks()
+	if time.Since(bye) < expiry*3/4 { // else too slow a machine to tell
+		if newSpeaks != 1 {
+			t.Errorf("%v after an old peer left, beside a new one, a node speaks version %d, want 1", time.Since(bye), newSpeaks)
+		}
+		if thirdSpeaks != 1 {
+			t.Errorf("%v after its start, beside a new peer, a node speaks version %d, want 1", time.Since(started), thirdSpeaks)
+		}
+	} else {
+		t.Logf("the checks within an expiry skipped: %v passed", time.Since(bye))
+	}
 	waitFor("the new nodes to speak version 2", func() bool { return third.Speaks() == 2 && newNode.Speaks() == 2 })
+	if since := time.Since(started); since < expiry {
+		t.Errorf("the third node spoke version 2 %v after its start, within an expiry", since)
+	}
 	newNode.Broadcast("n@d", "room", []byte(`{"eventData":"in version 2"}`))
 	waitFor("a version 2 broadcast between new nodes", func() bool { return thirdHub.has("in version 2") })
 }

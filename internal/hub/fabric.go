@@ -28,11 +28,14 @@ type Fabric interface {
 	// sends after Ready returns reaches them. The hub awaits it before it
 	// answers a login or a subscription, so that the answer means every
 	// message sent after it is delivered. An error (the fabric cannot
-	// reach the others now) does not hold the answer up.
+	// reach the others now) does not hold the answer up, and Ready
+	// returns when ctx is done, whatever it was waiting for (the hub
+	// waits fabricWait at most).
 	Ready(ctx context.Context) error
 	// Stamp orders a login that attaches now among all logins of the
 	// cluster, for takeovers: above every stamp this hub has given or
-	// heard of. Wall clocks of different hosts are never compared.
+	// heard of. A wall clock may serve as a floor, but the order never
+	// depends on the hosts' clocks agreeing.
 	Stamp() int64
 
 	// Broadcast sends a local broadcast's params (a JSON object, stamped
@@ -241,10 +244,17 @@ func (l local) Back(m Member, announcements map[string][]byte, report bool) {
 	}
 }
 
+// fabricWait bounds how long a reply waits for Fabric.Ready.
+const fabricWait = 2 * time.Second
+
 // fabricReady waits until the fabric has put into effect what this hub
-// reported so far (Fabric.Ready). A fabric that cannot (NATS unreachable)
-// does not hold the reply up: each hub then serves its own.
+// reported so far (Fabric.Ready), fabricWait at most. A fabric that
+// cannot (NATS unreachable) or does not answer in time does not hold the
+// reply up longer: each hub then serves its own. (The fabric counts and
+// logs a deadline that passed.)
 func (h *Hub) fabricReady(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, fabricWait)
+	defer cancel()
 	if err := h.opts.Fabric.Ready(ctx); err != nil {
 		h.log.Debug("verto: cluster not ready before a reply", "err", err)
 	}
