@@ -87,9 +87,16 @@ func TestRingAndKeyboard(t *testing.T) {
 	if _, err := chromedp.Call(alice.ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: oscCounter}); err != nil {
 		t.Fatal(err)
 	}
-	openBoth(t, srv.url("/c/"+room.ID), alice, bob)
-	aliceID, bobID := clientID(alice), clientID(bob)
+	// Alice first, then bob: only a hello is an arrival the list
+	// announces (people already there, answering ours, are not).
+	if err := alice.navigate(srv.url("/c/" + room.ID)); err != nil {
+		t.Fatal(err)
+	}
 	alice.mustWait(connReady, 10*time.Second)
+	if err := bob.navigate(srv.url("/c/" + room.ID)); err != nil {
+		t.Fatal(err)
+	}
+	aliceID, bobID := clientID(alice), clientID(bob)
 	bob.mustWait(connReady, 10*time.Second)
 	alice.mustWait(sees(bobID), 5*time.Second)
 	bob.mustWait(sees(aliceID), 5*time.Second)
