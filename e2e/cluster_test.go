@@ -34,6 +34,31 @@ func startClusterPair(t testing.TB) (one, two *app) {
 	return startClusterApp(t, db, natsURL, prefix), startClusterApp(t, db, natsURL, prefix)
 }
 
+// meetOn opens a new public channel of that topic in two fresh browsers,
+// alice's page served by one and bob's by two, and waits until both are
+// online and list each other (within listed).
+func meetOn(t testing.TB, exe string, one, two *app, topic string, listed time.Duration) (alice, bob *browser, aliceID, bobID string) {
+	t.Helper()
+	room, err := one.store.CreateChannel(t.Context(), topic, true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice = newBrowser(t, exe, "alice")
+	bob = newBrowser(t, exe, "bob")
+	if err := alice.navigate(one.url("/c/" + room.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.navigate(two.url("/c/" + room.ID)); err != nil {
+		t.Fatal(err)
+	}
+	aliceID, bobID = clientID(alice), clientID(bob)
+	alice.mustWait(connReady, 10*time.Second)
+	bob.mustWait(connReady, 10*time.Second)
+	alice.mustWait(sees(bobID), listed)
+	bob.mustWait(sees(aliceID), listed)
+	return alice, bob, aliceID, bobID
+}
+
 // TestClusterCall: two browsers, each on a different Channels process of
 // one cluster (shared PostgreSQL, NATS between the hubs), see each other,
 // call, and receive each other's video; a third process's browser in
@@ -43,24 +68,7 @@ func TestClusterCall(t *testing.T) {
 	// No wait for the processes to hear of each other: a login's and a
 	// subscription's replies mean the cluster carries what follows.
 	one, two := startClusterPair(t)
-	room, err := one.store.CreateChannel(t.Context(), "Across processes", true, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	alice := newBrowser(t, exe, "alice")
-	bob := newBrowser(t, exe, "bob")
-	if err := alice.navigate(one.url("/c/" + room.ID)); err != nil {
-		t.Fatal(err)
-	}
-	if err := bob.navigate(two.url("/c/" + room.ID)); err != nil {
-		t.Fatal(err)
-	}
-	aliceID, bobID := clientID(alice), clientID(bob)
-	alice.mustWait(connReady, 10*time.Second)
-	bob.mustWait(connReady, 10*time.Second)
-	alice.mustWait(sees(bobID), 5*time.Second)
-	bob.mustWait(sees(aliceID), 5*time.Second)
+	alice, bob, _, bobID := meetOn(t, exe, one, two, "Across processes", 5*time.Second)
 
 	alice.click(callButton(bobID))
 	bob.mustWait(ringing, 5*time.Second)

@@ -19,6 +19,12 @@ const (
 	goneWithin   = 5 * time.Second
 )
 
+// channelOf reads the page's channel id from its configuration.
+func channelOf(b *browser) string {
+	b.t.Helper()
+	return mustEval[string](b, `JSON.parse(document.getElementById('channel-config').textContent).channelId`)
+}
+
 // callable is true when the Call button next to a peer can be used.
 func callable(id string) string {
 	return `document.querySelector(` + jsString(callButton(id)) + `)?.getAttribute('aria-disabled') === 'false'`
@@ -54,23 +60,8 @@ func TestPresenceEdges(t *testing.T) {
 	for _, site := range presenceSites() {
 		t.Run(site.name, func(t *testing.T) {
 			one, two := site.start(t)
-			room, err := one.store.CreateChannel(t.Context(), "Edges", true, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			alice := newBrowser(t, exe, "alice")
-			bob := newBrowser(t, exe, "bob")
-			if err := alice.navigate(one.url("/c/" + room.ID)); err != nil {
-				t.Fatal(err)
-			}
-			if err := bob.navigate(two.url("/c/" + room.ID)); err != nil {
-				t.Fatal(err)
-			}
-			aliceID, bobID := clientID(alice), clientID(bob)
-			alice.mustWait(connReady, 10*time.Second)
-			bob.mustWait(connReady, 10*time.Second)
-			alice.mustWait(sees(bobID), listedWithin)
-			bob.mustWait(sees(aliceID), listedWithin)
+			alice, bob, aliceID, bobID := meetOn(t, exe, one, two, "Edges", listedWithin)
+			room := channelOf(bob)
 
 			// Reload: the reloaded page lists alice within a second of
 			// being online, and alice lists it again.
@@ -93,7 +84,7 @@ func TestPresenceEdges(t *testing.T) {
 			// A second tab takes the session over: it lists alice at once,
 			// alice keeps listing bob, and a call rings in the new tab.
 			tab := bob.newTab("bob's second tab")
-			if err := tab.navigate(two.url("/c/" + room.ID)); err != nil {
+			if err := tab.navigate(two.url("/c/" + room)); err != nil {
 				t.Fatal(err)
 			}
 			tab.mustWait(connReady, 10*time.Second)
