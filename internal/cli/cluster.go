@@ -111,5 +111,10 @@ func clusterStats(node *cluster.Node) metrics.ClusterStats {
 		OutMsgs:     s.OutMsgs,
 		DeadNodes:   s.DeadNodes,
 		Nodes:       s.Nodes,
+		Revived:     s.Revived,
+		Unreadable:  s.Unreadable,
+		Stalls:      s.Stalls,
+		ReadyLate:   s.ReadyLate,
+		ClockJumps:  s.ClockJumps,
 	}
 }

@@ -16,6 +16,12 @@ type ClusterStats struct {
 	OutMsgs     uint64 // messages sent to NATS
 	DeadNodes   uint64 // other processes taken for dead
 	Nodes       int    // other live processes known
+	// Faults the cluster survived, each a count since start.
+	Revived    uint64 // processes taken for dead heard again, their members given back
+	Unreadable uint64 // messages in a wire version this process does not read
+	Stalls     uint64 // times this process's own loop stalled past a heartbeat
+	ReadyLate  uint64 // login or subscribe replies sent before NATS confirmed their interest
+	ClockJumps uint64 // clock values heard implausibly far ahead, ignored
 }
 
 // clusterCollector reads the cluster member's counters at each scrape.
@@ -24,7 +30,7 @@ type clusterCollector struct {
 
 	connected, nodes                  *prometheus.Desc
 	disconnects, reconnects, deadNode *prometheus.Desc
-	messages                          *prometheus.Desc
+	messages, faults                  *prometheus.Desc
 }
 
 func newClusterCollector(stats func() ClusterStats) *clusterCollector {
@@ -39,11 +45,12 @@ func newClusterCollector(stats func() ClusterStats) *clusterCollector {
 		reconnects:  desc("nats_reconnects_total", "Connections to NATS found again after a loss."),
 		deadNode:    desc("peers_dead_total", "Other processes taken for dead after missing heartbeats."),
 		messages:    desc("nats_messages_total", "Messages exchanged with NATS.", "direction"),
+		faults:      desc("faults_total", "Faults the cluster survived: revived (a process wrongly taken for dead, healed), unreadable (a message in a wire version this process does not read: an upgrade under way), stall (this process's own loop stalled past a heartbeat), ready_late (a login or subscribe reply sent before NATS confirmed), clock_jump (an implausible clock value ignored).", "fault"),
 	}
 }
 
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.connected, c.nodes, c.disconnects, c.reconnects, c.deadNode, c.messages} {
+	for _, d := range []*prometheus.Desc{c.connected, c.nodes, c.disconnects, c.reconnects, c.deadNode, c.messages, c.faults} {
 		ch <- d
 	}
 }
@@ -61,6 +68,12 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.deadNode, prometheus.CounterValue, float64(s.DeadNodes))
 	ch <- prometheus.MustNewConstMetric(c.messages, prometheus.CounterValue, float64(s.InMsgs), "in")
 	ch <- prometheus.MustNewConstMetric(c.messages, prometheus.CounterValue, float64(s.OutMsgs), "out")
+	for _, f := range []struct {
+		name string
+		n    uint64
+	}{{"revived", s.Revived}, {"unreadable", s.Unreadable}, {"stall", s.Stalls}, {"ready_late", s.ReadyLate}, {"clock_jump", s.ClockJumps}} {
+		ch <- prometheus.MustNewConstMetric(c.faults, prometheus.CounterValue, float64(f.n), f.name)
+	}
 }
 
 // WatchCluster exports a clustered hub's NATS counters, read by stats at

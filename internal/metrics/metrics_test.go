@@ -229,7 +229,8 @@ func TestRuntime(t *testing.T) {
 // TestWatchCluster: a clustered hub's NATS counters are read at each scrape.
 func TestWatchCluster(t *testing.T) {
 	m := metrics.New()
-	stats := metrics.ClusterStats{Connected: true, Disconnects: 2, Reconnects: 1, InMsgs: 40, OutMsgs: 30, DeadNodes: 1, Nodes: 2}
+	stats := metrics.ClusterStats{Connected: true, Disconnects: 2, Reconnects: 1, InMsgs: 40, OutMsgs: 30, DeadNodes: 1, Nodes: 2,
+		Revived: 3, Unreadable: 4, Stalls: 5, ReadyLate: 6, ClockJumps: 7}
 	if err := m.WatchCluster(func() metrics.ClusterStats { return stats }); err != nil {
 		t.Fatal(err)
 	}
@@ -246,6 +247,11 @@ func TestWatchCluster(t *testing.T) {
 		{"channels_cluster_peers_dead_total", nil, 1},
 		{"channels_cluster_nats_messages_total", []string{"direction", "in"}, 40},
 		{"channels_cluster_nats_messages_total", []string{"direction", "out"}, 30},
+		{"channels_cluster_faults_total", []string{"fault", "revived"}, 3},
+		{"channels_cluster_faults_total", []string{"fault", "unreadable"}, 4},
+		{"channels_cluster_faults_total", []string{"fault", "stall"}, 5},
+		{"channels_cluster_faults_total", []string{"fault", "ready_late"}, 6},
+		{"channels_cluster_faults_total", []string{"fault", "clock_jump"}, 7},
 	} {
 		if got := s.Sum(c.name, c.labels...); got != c.want || !s.Has(c.name, c.labels...) {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
