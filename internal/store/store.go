@@ -121,6 +121,15 @@ func open(databaseURL string) (*Store, error) {
 			return nil, fmt.Errorf("open sqlite: create data directory: %w", err)
 		}
 	}
+	// The database holds password hashes and session keys: a new file is
+	// made 0600 here, before SQLite would make it 0644, and SQLite gives
+	// its -wal and -shm files the database file's mode. An existing file
+	// keeps the mode its operator gave it.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("open sqlite: create %s: %w", path, err)
+	}
 	// WAL lets readers run beside the one writer; busy_timeout makes writers
 	// wait instead of failing (it comes first: switching a new file to WAL
 	// takes a lock that processes opening it at once would otherwise fail
