@@ -74,15 +74,14 @@ func New(o Options) (*Minter, error) {
 	return &Minter{secret: []byte(o.Secret), urls: append([]string(nil), o.URLs...), ttl: o.TTL, now: o.Now}, nil
 }
 
-// Mint returns credentials for user valid for the Minter's lifetime from
-// now. user must be non-empty and hold no ':', which separates the expiry
+// Mint returns credentials for user valid for at least the Minter's
+// lifetime from now (see expiry). user must be non-empty and hold no ':', which separates the expiry
 // from it (a client id, a UUID, qualifies).
 func (m *Minter) Mint(user string) (Credentials, error) {
 	if user == "" || strings.ContainsRune(user, ':') {
 		return Credentials{}, fmt.Errorf("turn: user %q: want a non-empty name without ':'", user)
 	}
-	// Rounded up, so a credential is never valid for less than the TTL.
-	exp := m.now().Add(m.ttl + time.Second - 1).Truncate(time.Second)
+	exp := m.expiry()
 	username := strconv.FormatInt(exp.Unix(), 10) + ":" + user
 	return Credentials{
 		URLs:     append([]string(nil), m.urls...),
@@ -90,6 +89,23 @@ func (m *Minter) Mint(user string) (Credentials, error) {
 		Password: Password(m.secret, username),
 		Expires:  exp,
 	}, nil
+}
+
+// expiry is now + TTL rounded up to the next multiple of half the TTL (in
+// whole seconds, Unix time): never valid for less than the TTL, at most
+// 1.5 times it, and the same for every credential a user is given within
+// one half-TTL step, so however often a page is reloaded its client holds
+// at most three valid usernames at any time (the TURN server's quotas
+// per username then mean something).
+func (m *Minter) expiry() time.Time { return Expiry(m.now(), m.ttl) }
+
+// Expiry is when credentials minted at now with lifetime ttl expire: now
+// + ttl rounded up to the next multiple of ttl/2 (whole seconds, Unix
+// time).
+func Expiry(now time.Time, ttl time.Duration) time.Time {
+	step := max(int64(ttl/2/time.Second), 1)
+	at := now.Add(ttl + time.Second - 1).Truncate(time.Second).Unix()
+	return time.Unix((at+step-1)/step*step, 0)
 }
 
 // Password is the password a TURN server with this secret expects for

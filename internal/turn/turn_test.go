@@ -40,8 +40,9 @@ func TestMint(t *testing.T) {
 		wantPassword string // "": checked only against Password
 	}{
 		{
+			// now + a day is 1700000000, rounded up to the next half day.
 			name: "a day", now: time.Unix(1699913600, 0), ttl: 24 * time.Hour,
-			wantUsername: "1700000000:" + testUser, wantPassword: "MJFMobeDkhvzHGg1KumL5Sk4NYk=",
+			wantUsername: "1700006400:" + testUser, wantPassword: "oCyZ71F/kCrd/XxIenr2poeOlhY=",
 		},
 		{
 			// Never valid for less than the lifetime: a fraction of a
@@ -50,7 +51,8 @@ func TestMint(t *testing.T) {
 			wantUsername: "1700000000:" + testUser, wantPassword: "MJFMobeDkhvzHGg1KumL5Sk4NYk=",
 		},
 		{name: "whole second kept", now: time.Unix(1699999990, 0), ttl: 10 * time.Second, wantUsername: "1700000000:" + testUser},
-		{name: "an hour", now: time.Unix(1700000000, 0), ttl: time.Hour, wantUsername: "1700003600:" + testUser},
+		{name: "an hour, to the next half hour", now: time.Unix(1700000000, 0), ttl: time.Hour, wantUsername: "1700004600:" + testUser},
+		{name: "on a half hour", now: time.Unix(1700001000, 0), ttl: time.Hour, wantUsername: "1700004600:" + testUser},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := New(Options{Secret: testSecret, URLs: testURLs, TTL: tc.ttl, Now: func() time.Time { return tc.now }})
@@ -80,6 +82,43 @@ func TestMint(t *testing.T) {
 				t.Errorf("URLs %q, want %q", c.URLs, testURLs)
 			}
 		})
+	}
+}
+
+// TestMintBoundsUsernames: a client reloading without end (a page view a
+// second for two days) is given one username per half-TTL step, each
+// valid between 1 and 1.5 TTL, so it never holds more than three valid
+// usernames at once.
+func TestMintBoundsUsernames(t *testing.T) {
+	const ttl = 24 * time.Hour
+	now := time.Unix(1700000123, 456)
+	m, err := New(Options{Secret: testSecret, URLs: testURLs, TTL: ttl, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expiries := map[int64]bool{}
+	for range 2 * 24 * 3600 {
+		c, err := m.Mint(testUser)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if left := c.Expires.Sub(now); left < ttl || left > ttl*3/2 {
+			t.Fatalf("at %v: valid for %v, want between %v and %v", now, left, ttl, ttl*3/2)
+		}
+		expiries[c.Expires.Unix()] = true
+		valid := 0
+		for e := range expiries {
+			if e > now.Unix() {
+				valid++
+			}
+		}
+		if valid > 3 {
+			t.Fatalf("at %v: %d valid usernames", now, valid)
+		}
+		now = now.Add(time.Second)
+	}
+	if len(expiries) > 5 {
+		t.Errorf("%d usernames in two days, want one per half day", len(expiries))
 	}
 }
 

@@ -80,12 +80,12 @@ func TestChannelPageICE(t *testing.T) {
 		ch := s.channel("TURN", true, 0)
 		r := s.browser().get("/c/" + ch.ID)
 		c := parseConfig(t, r.body)
-		exp := s.clock.Add(2 * time.Hour).Unix()
+		exp := turn.Expiry(s.clock, 2*time.Hour).Unix()
 		if c.ICEExpires != exp || c.ICEURL != "/c/"+ch.ID+"/ice" || c.ICETransportPolicy != "relay" {
 			t.Errorf("iceExpires %d (want %d), iceUrl %q, policy %q", c.ICEExpires, exp, c.ICEURL, c.ICETransportPolicy)
 		}
-		if c.ICETTL != 2*3600 {
-			t.Errorf("iceTtl %d, want %d: the whole lifetime is left", c.ICETTL, 2*3600)
+		if want := exp - s.clock.Unix(); c.ICETTL != want || want < 2*3600 {
+			t.Errorf("iceTtl %d, want %d (at least the lifetime): the whole lifetime is left", c.ICETTL, want)
 		}
 		checkTURN(t, c.ICEServers, c.ClientID, exp)
 		if strings.Contains(r.body, iceTestSecret) || strings.Contains(logs.String(), iceTestSecret) {
@@ -122,13 +122,13 @@ func TestChannelICERenewal(t *testing.T) {
 	if err := dec.Decode(&got); err != nil {
 		t.Fatalf("body %q: %v", r.body, err)
 	}
-	exp := s.clock.Add(2 * time.Hour).Unix()
+	exp := turn.Expiry(s.clock, 2*time.Hour).Unix()
 	if got.ICEExpires != exp || got.ICEExpires <= page.ICEExpires {
 		t.Errorf("renewed iceExpires %d, want %d (the page's: %d)", got.ICEExpires, exp, page.ICEExpires)
 	}
 	checkTURN(t, got.ICEServers, page.ClientID, exp)
-	if got.ICETTL != 2*3600 {
-		t.Errorf("renewed iceTtl %d, want %d", got.ICETTL, 2*3600)
+	if want := exp - s.clock.Unix(); got.ICETTL != want {
+		t.Errorf("renewed iceTtl %d, want %d", got.ICETTL, want)
 	}
 
 	// Only the browser holding a client in that very channel gets any.
@@ -224,8 +224,9 @@ func TestICETTL(t *testing.T) {
 		answers time.Duration // after the whole second the credentials were minted at
 		want    int64
 	}{
-		{"answered at once", time.Hour, 0, 3600},
-		{"answered within the second", time.Hour, 999 * time.Millisecond, 3599},
+		// 03:04:05 + 1 h, rounded up to the half hour: 04:30:00.
+		{"answered at once", time.Hour, 0, 5155},
+		{"answered within the second", time.Hour, 999 * time.Millisecond, 5154},
 		{"a lifetime of a second", time.Second, 0, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -239,8 +240,8 @@ func TestICETTL(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if a.ICETTL != tc.want || a.ICEExpires != at.Add(tc.ttl).Unix() {
-				t.Errorf("iceTtl %d, iceExpires %d; want %d, %d", a.ICETTL, a.ICEExpires, tc.want, at.Add(tc.ttl).Unix())
+			if exp := turn.Expiry(at, tc.ttl).Unix(); a.ICETTL != tc.want || a.ICEExpires != exp {
+				t.Errorf("iceTtl %d, iceExpires %d; want %d, %d", a.ICETTL, a.ICEExpires, tc.want, exp)
 			}
 		})
 	}
