@@ -118,6 +118,14 @@ func TestFail2banSparesVictims(t *testing.T) {
 		return resp.StatusCode
 	}
 	embedded := map[string]string{"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"}
+	// What Chromium sends for another site's speculation rules: a visit
+	// in every header but Sec-Purpose.
+	prefetch := map[string]string{"Sec-Fetch-Site": "none", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document", "Sec-Purpose": "prefetch"}
+	for range 3 * web.DefaultNewClientBurst {
+		if got := send(victim, "GET", "/c/"+ch.ID, nil, prefetch); got != http.StatusForbidden {
+			t.Fatalf("prefetched channel page: %d, want 403", got)
+		}
+	}
 
 	// A page elsewhere makes the victim's browser load the channel page
 	// and the renewal URL as images, far past their budgets.

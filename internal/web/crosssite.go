@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"strings"
 )
 
 // errEmbedded answers a channel page another site made a browser fetch
@@ -24,10 +25,34 @@ var errEmbedded = &statusError{
 // redirect, still loads the page (mode navigate, destination document).
 // Same-site requests (another subdomain of the site) are held to the
 // same rule: nothing of the site embeds channel pages either.
+//
+// A prefetch or prerender the browser makes on its own (speculation
+// rules, <link rel=prefetch>, the address bar's preloading) is refused
+// too, from any site: Chromium sends those as Sec-Fetch-Site none, mode
+// navigate, destination document, exactly like a person's visit, and
+// only Sec-Purpose (or the older Purpose) tells them apart. Nobody is
+// looking at such a page yet; a browser that then shows it loads it
+// again, for real.
 func embeddedElsewhere(h http.Header) bool {
+	if speculative(h) {
+		return true
+	}
 	switch h.Get("Sec-Fetch-Site") {
 	case "cross-site", "same-site":
 		return h.Get("Sec-Fetch-Mode") != "navigate" || h.Get("Sec-Fetch-Dest") != "document"
+	}
+	return false
+}
+
+// speculative reports whether the browser sent r ahead of any person's
+// visit: Sec-Purpose "prefetch" (with ";prerender" and other parameters),
+// Purpose or X-Moz "prefetch", X-Purpose "preview" (Safari).
+func speculative(h http.Header) bool {
+	for _, k := range []string{"Sec-Purpose", "Purpose", "X-Moz", "X-Purpose"} {
+		v := strings.ToLower(h.Get(k))
+		if strings.HasPrefix(v, "prefetch") || strings.HasPrefix(v, "prerender") || strings.HasPrefix(v, "preview") {
+			return true
+		}
 	}
 	return false
 }
@@ -40,6 +65,7 @@ func (s *Server) refuseEmbedded(r *http.Request, channelID string) error {
 		return nil
 	}
 	s.log.DebugContext(r.Context(), "channel page embedded by another site refused", "client", clientAddr(r), "channel", channelID,
-		"site", r.Header.Get("Sec-Fetch-Site"), "mode", r.Header.Get("Sec-Fetch-Mode"), "dest", r.Header.Get("Sec-Fetch-Dest"))
+		"site", r.Header.Get("Sec-Fetch-Site"), "mode", r.Header.Get("Sec-Fetch-Mode"), "dest", r.Header.Get("Sec-Fetch-Dest"),
+		"purpose", r.Header.Get("Sec-Purpose"))
 	return errEmbedded
 }

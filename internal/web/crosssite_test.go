@@ -42,6 +42,30 @@ func TestEmbeddedElsewhere(t *testing.T) {
 			t.Errorf("site %q, mode %q, dest %q: embedded %v, want %v", tc.site, tc.mode, tc.dest, got, tc.want)
 		}
 	}
+	// Loads the browser makes ahead of a person: refused from any site,
+	// even when they look like a visit (Chromium's speculation rules send
+	// Sec-Fetch-Site none, navigate, document).
+	for _, tc := range []struct {
+		header, value string
+		want          bool
+	}{
+		{"Sec-Purpose", "prefetch", true},
+		{"Sec-Purpose", "prefetch;prerender", true},
+		{"Sec-Purpose", "prefetch;anonymous-client-ip", true},
+		{"Purpose", "prefetch", true},
+		{"X-Moz", "prefetch", true},
+		{"X-Purpose", "preview", true},
+		{"Sec-Purpose", "", false},
+		{"Sec-Purpose", "something-else", false},
+	} {
+		h := http.Header{"Sec-Fetch-Site": {"none"}, "Sec-Fetch-Mode": {"navigate"}, "Sec-Fetch-Dest": {"document"}}
+		if tc.value != "" {
+			h.Set(tc.header, tc.value)
+		}
+		if got := embeddedElsewhere(h); got != tc.want {
+			t.Errorf("%s: %q: refused %v, want %v", tc.header, tc.value, got, tc.want)
+		}
+	}
 }
 
 // TestEmbeddedChannelPage: a page elsewhere that makes its visitors'
