@@ -107,6 +107,7 @@ func assemble(ctx context.Context, cfg config.Config, st *store.Store, logger *s
 		Logger:         logger.With("component", "hub"),
 
 		MaxClientsPerChannel: hubLimit,
+		AddressBytes:         hub.Budget{Rate: float64(cfg.HubBytesPerAddress) / 4, Burst: cfg.HubBytesPerAddress}, // 4 KiB units; 4 s
 		Metrics:              m.Hub(),
 		Fabric:               fabric,
 		LeaveParams:          presenceLeave,

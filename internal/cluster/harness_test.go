@@ -229,7 +229,8 @@ func (s *site) startNode(natsURL string, extra ...string) *node {
 	cmd.Env = append(os.Environ(),
 		"CHANNELS_LISTEN="+addr,
 		"CHANNELS_METRICS_LISTEN="+metrics,
-		"CHANNELS_DATABASE_POOL=8", // several processes and tests share one PostgreSQL
+		"CHANNELS_DATABASE_POOL=8",               // several processes and tests share one PostgreSQL
+		"CHANNELS_HUB_BYTES_PER_ADDRESS=1048576", // every test client is on 127.0.0.1
 		"CHANNELS_BASE_URL=http://"+addr,
 		"CHANNELS_DATABASE_URL="+s.db,
 		"CHANNELS_DOMAIN="+domain,

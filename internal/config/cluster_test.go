@@ -25,6 +25,7 @@ func TestClusterSettings(t *testing.T) {
 		{name: "wildcard prefix", args: []string{"-cluster-prefix", "a.*"}, wantErr: "cluster prefix"},
 		{name: "empty token", args: []string{"-cluster-prefix", "a..b"}, wantErr: "cluster prefix"},
 		{name: "space", args: []string{"-cluster-prefix", "a b"}, wantErr: "cluster prefix"},
+		{name: "hub bytes below a frame", args: []string{"-hub-bytes-per-address", "63"}, wantErr: "hub bytes per address"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -77,6 +77,10 @@ type Config struct {
 	VertoTLSCert string
 	// MaxClientsPerChannel limits connected clients per channel (0: off).
 	MaxClientsPerChannel int
+	// HubBytesPerAddress bounds, in KiB a second, the frames the embedded
+	// hub's connections from one address may send together (a burst of
+	// four seconds' worth).
+	HubBytesPerAddress int
 
 	// ClusterURL, when set, joins the embedded hubs of every process
 	// given the same URL and prefix into one over NATS
@@ -111,19 +115,20 @@ type ICEServer struct {
 // Default returns the configuration used when nothing is set.
 func Default() Config {
 	return Config{
-		Listen:          "127.0.0.1:8080",
-		BaseURL:         "http://localhost:8080",
-		DataDir:         "data",
-		SessionLifetime: 14 * 24 * time.Hour,
-		LogFormat:       "text",
-		LogLevel:        "info",
-		FSAPIUser:       "freeswitch",
-		FSAPINetworks:   []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
-		VertoBind:       "127.0.0.1:8081",
-		ClusterPrefix:   "channels",
-		ClusterExpiry:   DefaultClusterExpiry,
-		DatabasePool:    DefaultDatabasePool,
-		TURNTTL:         24 * time.Hour,
+		Listen:             "127.0.0.1:8080",
+		BaseURL:            "http://localhost:8080",
+		DataDir:            "data",
+		SessionLifetime:    14 * 24 * time.Hour,
+		LogFormat:          "text",
+		LogLevel:           "info",
+		FSAPIUser:          "freeswitch",
+		FSAPINetworks:      []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		VertoBind:          "127.0.0.1:8081",
+		ClusterPrefix:      "channels",
+		ClusterExpiry:      DefaultClusterExpiry,
+		HubBytesPerAddress: DefaultHubBytesPerAddress,
+		DatabasePool:       DefaultDatabasePool,
+		TURNTTL:            24 * time.Hour,
 	}
 }
 
@@ -134,6 +139,11 @@ func Default() Config {
 // and slow queries while six processes stay within PostgreSQL's default
 // of 100 connections (it was 32: three processes nearly filled it).
 const DefaultDatabasePool = 16
+
+// DefaultHubBytesPerAddress is the default of -hub-bytes-per-address,
+// KiB a second: far above what the browser client sends (its budgets
+// keep a member under ~130 KiB/s), far below what parsing a flood costs.
+const DefaultHubBytesPerAddress = 1024
 
 // DefaultClusterExpiry is the default of -cluster-expiry (see
 // cluster.DefaultExpiry, which it equals, for the measurement behind it).
@@ -206,6 +216,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.VertoBind, "verto-bind", c.VertoBind, "address mod_verto binds, served in verto.conf (CHANNELS_VERTO_BIND)")
 	fs.StringVar(&c.VertoTLSCert, "verto-tls-cert", c.VertoTLSCert, "certificate file for mod_verto's secure listener (CHANNELS_VERTO_TLS_CERT)")
 	fs.IntVar(&c.MaxClientsPerChannel, "max-clients-per-channel", c.MaxClientsPerChannel, "connected clients allowed per channel, 0 for no limit (CHANNELS_MAX_CLIENTS_PER_CHANNEL)")
+	fs.IntVar(&c.HubBytesPerAddress, "hub-bytes-per-address", c.HubBytesPerAddress, "KiB a second the embedded hub's WebSockets from one address may send together, bursts of 4 s (CHANNELS_HUB_BYTES_PER_ADDRESS)")
 	fs.StringVar(&c.ClusterURL, "cluster-url", c.ClusterURL, "NATS server(s) joining the embedded hubs of several processes, nats://[user:pass@]host:4222 or tls://…; empty: one process (CHANNELS_CLUSTER_URL)")
 	fs.StringVar(&c.ClusterPrefix, "cluster-prefix", c.ClusterPrefix, "root of the cluster's NATS subjects (CHANNELS_CLUSTER_PREFIX)")
 	fs.DurationVar(&c.ClusterExpiry, "cluster-expiry", c.ClusterExpiry, "how long a process may stay silent on NATS before the others take it for dead (CHANNELS_CLUSTER_EXPIRY)")
@@ -323,6 +334,9 @@ func (c Config) Validate() error {
 	}
 	if err := validCluster(c.ClusterURL, c.ClusterPrefix); err != nil {
 		return err
+	}
+	if c.HubBytesPerAddress < 64 {
+		return fmt.Errorf("hub bytes per address %d KiB/s: want at least 64 (a burst must hold the largest frame, 256 KiB)", c.HubBytesPerAddress)
 	}
 	if c.ClusterExpiry < 2*time.Second {
 		return fmt.Errorf("cluster expiry %v: want at least 2s (heartbeats go every second)", c.ClusterExpiry)

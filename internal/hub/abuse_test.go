@@ -115,6 +115,7 @@ func TestSessidSquatting(t *testing.T) {
 // slowly that a slow run cannot earn tokens during the test.
 func burstOptions(o *Options) {
 	o.RequestRate, o.RequestBurst = 1e6, 1e6
+	o.AddressBytes = unlimited // every test client is on 127.0.0.1
 	o.BroadcastBudget = Budget{Rate: 1e-3, Burst: DefaultBroadcastBurst}
 	o.MessageBudget = Budget{Rate: 1e-3, Burst: DefaultMessageBurst}
 }

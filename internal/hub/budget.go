@@ -58,6 +58,12 @@ func (b *budgets) allowMessage(uid string, n int, now time.Time) bool {
 	return b.take(uid, now, func(m *memberBudget) *rate.Limiter { return m.message }, cost(n))
 }
 
+// allowBytes takes the tokens for a frame of n bytes from key's first
+// bucket, in a budgets kept per address (Hub.traffic).
+func (b *budgets) allowBytes(key string, n int, now time.Time) bool {
+	return b.allowBroadcast(key, n, now)
+}
+
 func (b *budgets) take(uid string, now time.Time, which func(*memberBudget) *rate.Limiter, n int) bool {
 	return which(b.member(uid, now)).AllowN(now, n)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
 
+	"channels/internal/forwarded"
 	"channels/internal/metrics"
 )
 
@@ -44,7 +45,8 @@ type conn struct {
 	ready  bool     // verto.clientReady sent
 	after  []func() // actions run once the current frame's reply is queued
 
-	limit *rate.Limiter // request budget; a batch item counts one
+	limit   *rate.Limiter // request budget; a batch item counts one
+	addrKey string        // the address whose byte budget its frames spend (forwarded.LimitKey)
 }
 
 func newConn(h *Hub, ws *websocket.Conn, addr string) *conn {
@@ -53,6 +55,7 @@ func newConn(h *Hub, ws *websocket.Conn, addr string) *conn {
 		h:          h,
 		ws:         ws,
 		addr:       addr,
+		addrKey:    forwarded.LimitKey(addr),
 		ctx:        ctx,
 		cancel:     cancel,
 		in:         make(chan []byte),

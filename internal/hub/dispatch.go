@@ -47,6 +47,14 @@ func methodTable() map[string]method {
 // an array of replies for a batch, then runs the actions the requests
 // left for after their replies (deliveries, reports, closing).
 func (c *conn) handleFrame(data []byte) {
+	// Bytes before anything else: parsing is what a flood of large frames
+	// costs, whether or not it comes from a login.
+	if !c.h.traffic.allowBytes(c.addrKey, len(data), time.Now()) {
+		c.h.log.Warn("verto: byte rate exceeded", "client", c.addrKey, "addr", c.addr)
+		c.h.opts.Metrics.BudgetRefused(metrics.BudgetRequestRate)
+		c.stop(websocket.StatusPolicyViolation)
+		return
+	}
 	f, err := verto.ParseFrame(data)
 	if err != nil {
 		if !c.allow(1) {

@@ -71,6 +71,14 @@ type Options struct {
 	// with status 1008. Default 50/s, burst 200.
 	RequestRate  float64
 	RequestBurst int
+	// AddressBytes bounds the bytes of frames the connections from one
+	// address (an IPv6 /64) may send together, whether or not they log
+	// in: Rate per second (in started 4 KiB units), Burst at once; a
+	// connection whose frame does not fit is closed with status 1008, and
+	// reconnecting does not refill it. Parsing is the cost it bounds (16
+	// sockets sending 48 frames of 250 KiB a second took 163 % of a core).
+	// Default 1 MiB/s, burst 4 MiB (at least MaxFrameBytes).
+	AddressBytes Budget
 	// MaxBatch bounds the requests in one JSON-RPC batch; a larger batch
 	// is answered with one error and none of it runs. Default 16 (the
 	// browser client never batches).
@@ -152,6 +160,8 @@ const (
 	DefaultMaxFrameBytes      = 256 << 10
 	DefaultRequestRate        = 50
 	DefaultRequestBurst       = 200
+	DefaultAddressByteRate    = 256     // 4 KiB units: 1 MiB/s
+	DefaultAddressByteBurst   = 1 << 10 // 4 MiB
 	DefaultMaxBatch           = 16
 	DefaultMaxEventBytes      = 16 << 10
 	DefaultMaxMessageBytes    = 64 << 10
@@ -194,6 +204,13 @@ func (o *Options) setDefaults() {
 	if o.MaxFrameBytes <= 0 {
 		o.MaxFrameBytes = DefaultMaxFrameBytes
 	}
+	if o.AddressBytes.Rate <= 0 {
+		o.AddressBytes.Rate = DefaultAddressByteRate
+	}
+	if o.AddressBytes.Burst <= 0 {
+		o.AddressBytes.Burst = DefaultAddressByteBurst
+	}
+	o.AddressBytes.Burst = max(o.AddressBytes.Burst, cost(int(o.MaxFrameBytes)))
 	if o.RequestRate <= 0 {
 		o.RequestRate = DefaultRequestRate
 	}
@@ -272,6 +289,7 @@ type Hub struct {
 	watcher chan struct{}  // closed when watchWrites returns
 	reports *reporter
 	budgets *budgets
+	traffic *budgets // per address: what its connections' frames may weigh (its first bucket)
 	leaves  leaves
 
 	mu       sync.Mutex
@@ -302,6 +320,7 @@ func New(opts Options) *Hub {
 		watcher:  make(chan struct{}),
 		stopped:  make(chan struct{}),
 		budgets:  newBudgets(opts.BroadcastBudget, opts.MessageBudget, budgetEntries),
+		traffic:  newBudgets(opts.AddressBytes, opts.AddressBytes, budgetEntries),
 	}
 	h.methods = methodTable()
 	h.reports = newReporter(h)

@@ -281,6 +281,7 @@ func TestSlowReaderDropped(t *testing.T) {
 		o.WriteTimeout = 200 * time.Millisecond
 		o.RequestRate, o.RequestBurst = 1e6, 1e6
 		o.MaxEventBytes = 1 << 20
+		o.AddressBytes = unlimited
 		o.BroadcastBudget = Budget{Rate: 1e6, Burst: 1e6}
 	})
 	gw.add("fast", "pw", "room")

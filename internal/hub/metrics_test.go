@@ -137,6 +137,7 @@ func TestMetricsSlowReader(t *testing.T) {
 		o.WriteTimeout = 200 * time.Millisecond
 		o.RequestRate, o.RequestBurst = 1e6, 1e6
 		o.MaxEventBytes = 1 << 20
+		o.AddressBytes = unlimited
 		o.BroadcastBudget = Budget{Rate: 1e6, Burst: 1e6}
 	})
 	fast := dial(t, th, "fast", nil)

@@ -34,7 +34,7 @@ func TestSoak(t *testing.T) {
 	for i := range clients {
 		gw.add(fmt.Sprintf("c%d", i), "pw", fmt.Sprintf("ch%d", i%channels))
 	}
-	h := New(Options{Gateway: gw, Domain: fixtures.Domain, MaxConnsPerAddress: 2 * parallel})
+	h := New(Options{Gateway: gw, Domain: fixtures.Domain, MaxConnsPerAddress: 2 * parallel, AddressBytes: unlimited})
 	srv := newLoopbackServer(t, h)
 	url := "ws://" + srv.addr + "/verto"
 
