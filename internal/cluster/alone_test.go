@@ -70,13 +70,7 @@ func TestAloneNodeSendsNoDeltas(t *testing.T) {
 	}
 	waitFor := func(what string, ok func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for !ok() {
-			if time.Now().After(deadline) {
-				t.Fatalf("still waiting for %s", what)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		poll(t, what, 5*time.Second, ok)
 	}
 
 	a := start()

@@ -437,16 +437,25 @@ func (c *client) next(d time.Duration) map[string]any {
 // waitFor returns the first request for which ok holds, within d.
 func (c *client) waitFor(d time.Duration, what string, ok func(map[string]any) bool) map[string]any {
 	c.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			c.t.Fatalf("%s: no %s within %v", c.name, what, d)
-		}
-		if f := c.next(left); f != nil && ok(f) {
-			return f
-		}
+	f, found := c.await(d, ok)
+	if !found {
+		c.t.Fatalf("%s: no %s within %v", c.name, what, d)
 	}
+	return f
+}
+
+// poll waits until ok holds, polling, for at most d; it returns how long
+// that took.
+func poll(t testing.TB, what string, d time.Duration, ok func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !ok() {
+		if time.Since(start) > d {
+			t.Fatalf("no %s within %v", what, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return time.Since(start)
 }
 
 func params(f map[string]any) map[string]any {

@@ -80,18 +80,7 @@ func TestClusterWrongDeath(t *testing.T) {
 		}
 		return !cl.Connected.IsZero()
 	}
-	poll := func(what string, d time.Duration, ok func() bool) time.Duration {
-		t.Helper()
-		start := time.Now()
-		for !ok() {
-			if time.Since(start) > d {
-				t.Fatalf("no %s within %v", what, d)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		return time.Since(start)
-	}
-	poll("connected time", 5*time.Second, func() bool { return connected(2) })
+	poll(t, "connected time", 5*time.Second, func() bool { return connected(2) })
 
 	// Process 3 stalls: the others take it for dead, tell their browsers
 	// its member left and clear its connected time.
@@ -108,7 +97,7 @@ func TestClusterWrongDeath(t *testing.T) {
 			t.Fatalf("c%d still lists the member of the process taken for dead", i)
 		}
 	}
-	poll("cleared connected time", 5*time.Second, func() bool { return !connected(2) })
+	poll(t, "cleared connected time", 5*time.Second, func() bool { return !connected(2) })
 
 	// It is heard again: within 2 s its member is back everywhere.
 	resumed := time.Now()
@@ -119,7 +108,7 @@ func TestClusterWrongDeath(t *testing.T) {
 		c.waitFor(5*time.Second, "the member's announcement again", seen(i, 2))
 		t.Logf("c%d lists the member again %v after the process resumed", i, time.Since(resumed).Round(time.Millisecond))
 	}
-	poll("connected time restored", 5*time.Second, func() bool { return connected(2) })
+	poll(t, "connected time restored", 5*time.Second, func() bool { return connected(2) })
 	healed := time.Since(resumed)
 	t.Logf("healed %v after the process resumed", healed.Round(time.Millisecond))
 	if healed > 2*time.Second {

@@ -74,13 +74,7 @@ func TestWireVersions(t *testing.T) {
 	}
 	waitFor := func(what string, ok func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for !ok() {
-			if time.Now().After(deadline) {
-				t.Fatalf("still waiting for %s", what)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		poll(t, what, 5*time.Second, ok)
 	}
 	oldNode, oldHub := start(1, 1, &oldLogs)
 	newNode, newHub := start(1, 2, nil)

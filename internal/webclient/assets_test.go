@@ -248,17 +248,7 @@ export const out = {
 	}
 
 	node := nodeOrSkip(t)
-	dir := t.TempDir()
-	// Only the served files are there, by their hashed names: an import
-	// left in them of anything else would fail.
-	if err := os.WriteFile(filepath.Join(dir, "package.json"), []byte(`{"type":"module"}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, as := range a.Files() {
-		if err := os.WriteFile(filepath.Join(dir, as.HashedName), as.Body, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := servedDir(t, a)
 	file := filepath.Join(dir, main.HashedName)
 	script := `import(process.argv[1]).then(m => console.log(JSON.stringify(m.out)))`
 	got, err := exec.Command(node, "--input-type=module", "-e", script, "file://"+file).CombinedOutput()
@@ -303,15 +293,7 @@ func TestBundleSharedChunk(t *testing.T) {
 	}
 
 	node := nodeOrSkip(t)
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "package.json"), []byte(`{"type":"module"}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, as := range a.Files() {
-		if err := os.WriteFile(filepath.Join(dir, as.HashedName), as.Body, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := servedDir(t, a)
 	script := `await import(process.argv[1]); console.log(JSON.stringify(globalThis.out))`
 	got, err := exec.Command(node, "--input-type=module", "-e", script, "file://"+filepath.Join(dir, page.HashedName)).CombinedOutput()
 	if err != nil {
@@ -555,6 +537,23 @@ func servedAs(as *Asset, coding string) []byte {
 
 // nodeOrSkip returns the path of node; without it the test is skipped,
 // unless it runs in CI, where it fails.
+// servedDir writes the served files, by their hashed names, into a new
+// directory Node runs as ES modules: only they are there, so an import
+// left in them of anything else fails.
+func servedDir(t *testing.T, a *Assets) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "package.json"), []byte(`{"type":"module"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, as := range a.Files() {
+		if err := os.WriteFile(filepath.Join(dir, as.HashedName), as.Body, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
 func nodeOrSkip(t *testing.T) string {
 	t.Helper()
 	node, err := exec.LookPath("node")
