@@ -191,18 +191,6 @@ func (l local) Charge(uid string, broadcast bool, n int) {
 	}
 }
 
-// hold counts work done for the fabric like a connection, so that
-// Shutdown waits for the reports it may post; false once shutting down.
-func (h *Hub) hold() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
-		return false
-	}
-	h.wg.Add(1)
-	return true
-}
-
 func (l local) Gone(m Member, report bool) {
 	h := l.h
 	if !h.hold() {

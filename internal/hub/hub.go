@@ -355,20 +355,28 @@ func (h *Hub) watchWrites() {
 	}
 }
 
+// hold counts work (a connection, or what the fabric asks of the hub)
+// in h.wg, so that Shutdown waits for it; false once shutting down.
+func (h *Hub) hold() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.wg.Add(1)
+	return true
+}
+
 // nextID returns the next server request id (1, 2, …).
 func (h *Hub) nextID() uint64 { return h.ids.Add(1) }
 
 // ServeHTTP upgrades the request to a WebSocket and serves the connection
 // until it closes.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
+	if !h.hold() {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	h.wg.Add(1)
-	h.mu.Unlock()
 	defer h.wg.Done()
 
 	if !h.origins.allowed(r) {
