@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -15,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +22,7 @@ import (
 
 	"channels/internal/cli"
 	"channels/internal/config"
+	"channels/internal/lockedbuf"
 	"channels/internal/store"
 	"channels/internal/turn"
 )
@@ -56,24 +55,8 @@ type coturn struct {
 	log                *syncBuffer
 }
 
-// syncBuffer is a bytes.Buffer for a writer and readers in other
-// goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects output written while the test reads it.
+type syncBuffer = lockedbuf.Buffer
 
 // startCoturn runs turnserver on loopback ports free at the time, with a
 // random secret, no configuration file, database, CLI, TLS or DTLS, and

@@ -51,7 +51,8 @@ func assemble(ctx context.Context, cfg config.Config, st *store.Store, logger *s
 		Static: assets.Handler(),
 		Logger: logger.With("component", "web"),
 
-		Metrics: m.Web(),
+		MaxStoredClients: cfg.MaxStoredClients,
+		Metrics:          m.Web(),
 	})
 	if err != nil {
 		return nil, nil, err
@@ -122,8 +123,13 @@ func assemble(ctx context.Context, cfg config.Config, st *store.Store, logger *s
 	mux.Handle("/", forwarded.Handler(cfg.TrustedProxies, app))
 
 	stopSweeper := startSweeper(ctx, st, cfg, logger.With("component", "sweeper"))
+	stopReconciler := func() {}
+	if node != nil {
+		stopReconciler = startReconciler(ctx, node, st, cfg.VertoDomain(), cfg.ClusterExpiry, logger.With("component", "cluster"))
+	}
 	shutdown := func(ctx context.Context) error {
 		stopSweeper()
+		stopReconciler()
 		if err := verto.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			return fmt.Errorf("shut down hub: %w", err)
 		}

@@ -12,6 +12,7 @@ import (
 	"channels/internal/config"
 	"channels/internal/hub"
 	"channels/internal/metrics"
+	"channels/internal/store"
 	"channels/internal/verto"
 )
 
@@ -116,5 +117,67 @@ func clusterStats(node *cluster.Node) metrics.ClusterStats {
 		Stalls:      s.Stalls,
 		ReadyLate:   s.ReadyLate,
 		ClockJumps:  s.ClockJumps,
+		LevelsLate:  s.LevelsLate,
+	}
+}
+
+// How the leader clears connected times that no process holds: it looks
+// as soon as it can vouch for the cluster's membership (Node.Present:
+// an expiry after it started), again a margin later, then every
+// reconcileEvery. Rows connected within the margin (the cluster's expiry,
+// at least reconcileMargin) are left for the next pass: their member may
+// still be on its way to the leader, or stamped by a host whose clock is
+// ahead. (Rows a crash left are older: the margin does not delay them.)
+const (
+	reconcilePoll   = time.Second
+	reconcileEvery  = 5 * time.Minute
+	reconcileMargin = 2 * time.Second
+)
+
+// startReconciler keeps the connected times of a cluster's clients true:
+// a process that died (a whole cluster killed and restarted, say) left
+// its clients marked connected, and no disconnect report will come for
+// them. stop waits for it.
+func startReconciler(ctx context.Context, node *cluster.Node, st *store.Store, domain string, expiry time.Duration, logger *slog.Logger) (stop func()) {
+	margin := max(reconcileMargin, expiry)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(reconcilePoll)
+		defer t.Stop()
+		var next time.Time
+		passes := 0
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				if now.Before(next) {
+					continue
+				}
+				users, ok := node.Present()
+				if !ok {
+					next, passes = time.Time{}, 0 // a new leader looks at once
+					continue
+				}
+				passes++
+				next = now.Add(reconcileEvery)
+				if passes == 1 {
+					next = now.Add(margin)
+				}
+				n, err := st.ClearConnectedExcept(ctx, func(id string) bool { return users[id+"@"+domain] }, now.Add(-margin))
+				if err != nil && ctx.Err() == nil {
+					logger.Warn("clear connected times nobody holds", "err", err)
+				}
+				if n > 0 {
+					logger.Info("cleared connected times of clients no process holds", "clients", n)
+				}
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
 	}
 }

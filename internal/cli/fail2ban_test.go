@@ -70,7 +70,9 @@ func checkFail2ban(t *testing.T, log string, want []string) {
 // image many times (refused before it costs anything, see
 // web.embeddedElsewhere), or the renewal URL of TURN credentials past its
 // budget; strangers spending alice's name's budget, so that alice's own
-// sign-in is refused. The strangers' own failed sign-ins are found.
+// sign-in is refused; a server full of stored clients
+// (-max-stored-clients) refusing the visitor's visits. The strangers' own
+// failed sign-ins are found.
 func TestFail2banSparesVictims(t *testing.T) {
 	st := storetest.SQLite(t).Store
 	hash, err := password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}.Hash("right password")
@@ -89,6 +91,7 @@ func TestFail2banSparesVictims(t *testing.T) {
 	cfg.BaseURL = "http://" + ts.Listener.Addr().String()
 	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 	cfg.TURNSecret, cfg.TURNURLs = "a-test-secret-of-32-characters!!", []string{"turn:turn.example:3478"}
+	cfg.MaxStoredClients = 1
 	var logs syncBuffer
 	handler, shutdown, err := assemble(t.Context(), cfg, st, newLogger(cfg, &logs), nil)
 	if err != nil {
@@ -141,6 +144,16 @@ func TestFail2banSparesVictims(t *testing.T) {
 			t.Fatalf("embedded renewal: %d, want 403", got)
 		}
 	}
+	// One visitor fills the store; the victim's own visits are then
+	// refused, however many.
+	if got := send("192.0.2.50", "GET", "/c/"+ch.ID, nil, nil); got != http.StatusOK {
+		t.Fatalf("the visitor filling the store: %d, want 200", got)
+	}
+	for range 3 * web.DefaultNewClientBurst {
+		if got := send(victim, "GET", "/c/"+ch.ID, nil, nil); got != http.StatusServiceUnavailable {
+			t.Fatalf("visit to a full server: %d, want 503", got)
+		}
+	}
 	// Strangers from 20 addresses spend alice's name's budget; then alice
 	// cannot sign in.
 	var strangers []string
@@ -157,7 +170,8 @@ func TestFail2banSparesVictims(t *testing.T) {
 
 	l := logs.String()
 	if strings.Contains(l, "TURN credential renewals rate limited") ||
-		!strings.Contains(l, `msg="sign-in name rate limited" component=web client=`+victim) {
+		!strings.Contains(l, `msg="sign-in name rate limited" component=web client=`+victim) ||
+		!strings.Contains(l, `msg="stored clients at the ceiling: new visitors refused" component=web clients=1`) {
 		t.Fatalf("the victim's refusals are not logged as this test expects:\n%s", l)
 	}
 	checkFail2ban(t, l, strangers)

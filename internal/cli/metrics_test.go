@@ -110,7 +110,8 @@ func TestMetrics(t *testing.T) {
 				t.Fatalf("wrong password: %d", got)
 			}
 			unknown, limited := 0, false
-			for i := range 15 {
+			start := time.Now()
+			for i := range 30 {
 				switch got := signIn(fmt.Sprintf("nobody%d", i), "a wrong guess"); got {
 				case http.StatusUnauthorized:
 					unknown++
@@ -122,8 +123,12 @@ func TestMetrics(t *testing.T) {
 				}
 				break
 			}
-			if !limited || unknown != 9 {
-				t.Fatalf("%d unknown-name failures, then limited %v; want 9, then limited", unknown, limited)
+			// The budget refills one every 6 s: a slow machine (a
+			// password hash takes a while under load) earns some back.
+			refilled := int(time.Since(start) / (6 * time.Second))
+			if !limited || unknown < 9 || unknown > 9+refilled {
+				t.Fatalf("%d unknown-name failures in %v, then limited %v; want 9 (and %d refilled at most), then limited",
+					unknown, time.Since(start).Round(time.Millisecond), limited, refilled)
 			}
 
 			// /fsapi: a directory lookup FreeSWITCH would make for the

@@ -24,6 +24,10 @@ func (quietLocal) Punt(string, string, func(int64) bool) (int64, bool) { return 
 func (quietLocal) Charge(string, bool, int)                            {}
 func (quietLocal) Gone(hub.Member, bool)                               {}
 func (quietLocal) Back(hub.Member, map[string][]byte, bool)            {}
+func (quietLocal) Level(string) (hub.Level, bool)                      { return hub.Level{}, false }
+func (quietLocal) Adopt(string, hub.Level)                             {}
+func (quietLocal) Hold(string, time.Duration)                          {}
+func (quietLocal) Settle(string)                                       {}
 
 // TestAloneNodeSendsNoDeltas: a node that knows no other publishes no
 // membership change, and a node that comes later still learns its members

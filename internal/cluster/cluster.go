@@ -4,15 +4,20 @@
 //
 // Each process is a node with a random id. Broadcasts travel on a subject
 // per event channel, which a node listens to while it has local
-// subscribers there; direct messages, takeovers and budget notes on a
-// subject per user, which a node listens to while the user has
-// connections on it. Every node announces, on one subject, each change of
-// its members (users with live connections) with a sequence number, and a
-// heartbeat every second carrying the latest number; a node that misses a
-// change asks for the whole membership again. A node silent for Expiry is
-// dead: its members vanish, and each other node delivers to its own
-// subscribers the leave events those members could not send. docs/HUB.md
-// has the subjects, the guarantees and every fault.
+// subscribers there or local members allowed there; direct messages,
+// takeovers, budget notes and requests for budget levels on a subject per
+// user, which a node listens to while the user has connections on it.
+// Every node announces, on one subject, each change of its members (users
+// with live connections) with a sequence number, and a heartbeat every
+// second carrying the latest number; a node that misses a change asks for
+// the whole membership again. A member's budgets follow it: every node
+// charges the broadcasts it hears, a node whose member leaves announces
+// what was left of its budgets, and a node where a member arrives while
+// on other nodes asks them for theirs, its spending waiting for the
+// answers. A node silent for Expiry is dead: its members vanish, and each
+// other node delivers to its own subscribers the leave events those
+// members could not send. docs/HUB.md has the subjects, the guarantees
+// and every fault.
 package cluster
 
 import (
@@ -143,6 +148,7 @@ type Stats struct {
 	Stalls      uint64 // times this node's own loop stalled longer than a heartbeat
 	ReadyLate   uint64 // replies to logins or subscriptions that went out before NATS confirmed (Ready's deadline passed)
 	ClockJumps  uint64 // clock values heard that were implausibly far ahead, ignored
+	LevelsLate  uint64 // members arrived here whose other nodes did not give their budget levels in time
 }
 
 // Node is one process's member of the cluster. It implements hub.Fabric.
@@ -165,6 +171,7 @@ type Node struct {
 	deltas    []hub.Member // Conns 0: left
 	wake      chan struct{}
 	presence  map[string]map[string][]byte // local member → channel → its latest announcement
+	homes     map[string][]string          // local member → the channel subjects counted for it in subCount
 
 	// pubMu guards what this node has made of the hub's reports at NATS:
 	// its subscriptions and its membership as published. The loop and
@@ -199,6 +206,13 @@ type Node struct {
 	busyMu    sync.Mutex
 	busyLocal map[string]time.Time // local users said to be busy, when last said
 	busyWake  chan struct{}
+
+	// levelMu guards the budget levels this node awaits: of members that
+	// arrived here while on other nodes, by member.
+	levelMu    sync.Mutex
+	waits      map[string]*levelAsk
+	nonce      uint64
+	levelsLate atomic.Uint64
 
 	gone serial // Gone and Back, in the order of the deaths and returns
 
@@ -277,6 +291,8 @@ func newNode(opts Options, vmin, vmax byte) (*Node, error) {
 		userIdle:    make(map[string]time.Time),
 		members:     make(map[string]hub.Member),
 		presence:    make(map[string]map[string][]byte),
+		homes:       make(map[string][]string),
+		waits:       make(map[string]*levelAsk),
 		busyLocal:   make(map[string]time.Time),
 		busyWake:    make(chan struct{}, 1),
 		reqs:        make(chan request, 64),
@@ -399,6 +415,7 @@ func (n *Node) Stats() Stats {
 		Stalls:      n.stalls.Load(),
 		ReadyLate:   n.readyLate.Load(),
 		ClockJumps:  n.clockJumps.Load(),
+		LevelsLate:  n.levelsLate.Load(),
 	}
 }
 
@@ -506,12 +523,16 @@ func (n *Node) loop() {
 	tick := time.NewTicker(n.opts.Heartbeat)
 	defer tick.Stop()
 	n.heartbeat()
-	sweep := time.NewTicker(15 * time.Second)
+	sweep := time.NewTicker(placesSweep)
 	defer sweep.Stop()
+	// The first sweep comes once every live node has been heard: what the
+	// nodes of a cluster that crashed as a whole left goes within seconds
+	// of its restart.
+	firstSweep := time.NewTimer(n.opts.Expiry + n.opts.Heartbeat)
+	defer firstSweep.Stop()
 	check := time.NewTicker(n.opts.Heartbeat / 4)
 	defer check.Stop()
 	lastCheck := time.Now()
-	sweeps := 0
 	// A burst of changes (a wave of logins) goes out in few messages: a
 	// change within flushGap of the last flush waits for the rest.
 	var lastFlush time.Time
@@ -580,6 +601,7 @@ func (n *Node) loop() {
 			}
 			lastCheck = now
 			n.expire(now)
+			n.expireWaits(now)
 			n.tbl.sweepBusy(now)
 		case <-n.busyWake:
 			if !busyArmed {
@@ -592,16 +614,28 @@ func (n *Node) loop() {
 				busy.Reset(busyPoll)
 				busyArmed = true
 			}
+		case <-firstSweep.C:
+			sweep.Reset(placesSweep)
+			n.sweepPlaces()
 		case <-sweep.C:
-			// Every 15 s the writes that failed; every minute the leader
-			// also clears what dead nodes left in every channel.
-			sweeps++
-			if n.places != nil {
-				leader := n.isLeader() && sweeps%4 == 0 && time.Since(n.started) > 2*n.opts.Expiry
-				n.places.spawn(func() { n.places.sweep(leader, false) })
-			}
+			n.sweepPlaces()
 		}
 	}
+}
+
+// placesSweep is how often a node rewrites the channel counts it could
+// not write, and the leader removes from them the entries of nodes that
+// are not alive.
+const placesSweep = 15 * time.Second
+
+// sweepPlaces runs a sweep of the channel counts, off the loop.
+func (n *Node) sweepPlaces() {
+	if n.places == nil {
+		return
+	}
+	now := time.Now()
+	leader := n.isLeader() && now.Sub(n.started) >= n.opts.Expiry && now.UnixNano() >= n.graceUntil.Load()
+	n.places.spawn(func() { n.places.sweep(leader, false) })
 }
 
 func (n *Node) plain(kind byte) *enc {
@@ -617,7 +651,7 @@ func (n *Node) publish(subject string, data []byte) {
 }
 
 // heartbeat says the node is alive, how far its membership changes have
-// got, its logical clock and the wire versions it reads.
+// got, its logical clock, the wire versions it reads and its features.
 func (n *Node) heartbeat() {
 	n.pubMu.Lock()
 	defer n.pubMu.Unlock()
@@ -626,6 +660,7 @@ func (n *Node) heartbeat() {
 	e.num(n.clock.Load())
 	e.num(uint64(n.tbl.vmin))
 	e.num(uint64(n.tbl.vmax))
+	e.num(features) // read by releases that know features
 	n.publish(n.subject("nodes"), e.b)
 }
 
@@ -682,8 +717,25 @@ func (n *Node) flushLocal() {
 	// that holds its membership sees the gap in the next heartbeat and
 	// asks for the whole membership, as after a lost message.
 	alone := n.tbl.npeers.Load() == 0
+	var arrived []string
 	if !alone {
 		deltas = latestPerUser(deltas)
+		// What is left of the budgets of the members who left goes out
+		// before the changes: a node that hears a member left knows its
+		// level already, and one that does not yet asks for it.
+		var left []levelNote
+		for _, m := range deltas {
+			_, had := n.members[m.UID]
+			switch {
+			case m.Conns > 0 && !had:
+				arrived = append(arrived, m.UID)
+			case m.Conns == 0:
+				if l, ok := n.local.Level(m.UID); ok {
+					left = append(left, levelNote{uid: m.UID, known: true, level: l})
+				}
+			}
+		}
+		n.publishLevels(n.subject("nodes"), 0, left)
 	}
 	first := n.seq + 1
 	for _, m := range deltas {
@@ -726,6 +778,7 @@ func (n *Node) flushLocal() {
 		n.publish(subject, e.b)
 		deltas, first = deltas[count:], first+uint64(count)
 	}
+	n.askLevels(arrived)
 	if cap(n.buf.b) > 64<<10 {
 		n.buf.b = nil // do not keep a burst's memory
 	}
@@ -1184,6 +1237,7 @@ func (n *Node) UserChanged(m hub.Member) {
 		n.userWant[m.UID] = true
 		n.userDirty[m.UID] = struct{}{}
 	}
+	n.countHomesLocked(m.UID, m.Homes)
 	n.mu.Unlock()
 	n.signal()
 }
@@ -1195,8 +1249,41 @@ func (n *Node) UserLeft(uid string) {
 	n.userWant[uid] = false
 	n.userDirty[uid] = struct{}{}
 	delete(n.presence, uid)
+	n.countHomesLocked(uid, nil)
 	n.mu.Unlock()
 	n.signal()
+}
+
+// countHomesLocked makes the node listen to the channels a local member
+// is allowed (homes; nil: any, none listened to for it), as if it had a
+// subscriber there: so it hears every broadcast the member sends through
+// another node, and charges its budget here.
+func (n *Node) countHomesLocked(uid string, homes []string) {
+	old := n.homes[uid]
+	toks := make([]string, 0, len(homes))
+	for _, h := range homes {
+		if tok := token(mainChannel(h)); !slices.Contains(toks, tok) {
+			toks = append(toks, tok)
+		}
+	}
+	if slices.Equal(old, toks) {
+		return
+	}
+	for _, tok := range toks {
+		if !slices.Contains(old, tok) {
+			n.addSubLocked(tok, 1)
+		}
+	}
+	for _, tok := range old {
+		if !slices.Contains(toks, tok) {
+			n.addSubLocked(tok, -1)
+		}
+	}
+	if len(toks) == 0 {
+		delete(n.homes, uid)
+	} else {
+		n.homes[uid] = toks
+	}
 }
 
 // Subscribed implements hub.Fabric.
@@ -1206,18 +1293,24 @@ func (n *Node) Subscribed(channel string) { n.countSub(channel, 1) }
 func (n *Node) Unsubscribed(channel string) { n.countSub(channel, -1) }
 
 func (n *Node) countSub(channel string, d int) {
-	tok := token(mainChannel(channel))
 	n.mu.Lock()
+	changed := n.addSubLocked(token(mainChannel(channel)), d)
+	n.mu.Unlock()
+	if changed {
+		n.signal()
+	}
+}
+
+// addSubLocked counts d reasons to listen to the channel subject tok and
+// reports whether listening must start or stop.
+func (n *Node) addSubLocked(tok string, d int) bool {
 	before := n.subCount[tok]
 	n.subCount[tok] = before + d
 	changed := (before > 0) != (before+d > 0)
 	if changed {
 		n.subDirty[tok] = struct{}{}
 	}
-	n.mu.Unlock()
-	if changed {
-		n.signal()
-	}
+	return changed
 }
 
 // RemoteConns implements hub.Fabric.
@@ -1437,6 +1530,14 @@ func (n *Node) onUser(msg *nats.Msg) {
 		if d.err == nil {
 			n.local.Charge(uid, broadcast == 1, int(size))
 		}
+	case kindAskLevels:
+		// Answered whatever this node has: the asker waits for it.
+		node, nonce, uid := d.str(), d.num(), d.str()
+		if d.err != nil || node == n.id || !safe(node) || uid == "" {
+			return
+		}
+		l, known := n.local.Level(uid)
+		n.publishLevels(n.subject("inbox", node), nonce, []levelNote{{uid: uid, known: known, level: l}})
 	}
 }
 
@@ -1454,11 +1555,13 @@ func (n *Node) onNodes(msg *nats.Msg) {
 	switch kind {
 	case kindHeartbeat:
 		seq, clock, vmin, vmax := d.num(), d.num(), d.num(), d.num()
+		feats := d.more()
 		if d.err != nil || vmin > 0xff || vmax > 0xff {
 			return
 		}
 		n.observe(clock)
 		h = n.tbl.heartbeat(from, seq, byte(vmin), byte(vmax), now)
+		n.tbl.features(from, feats)
 	case kindDelta:
 		seq, clock := d.num(), d.num()
 		m := getMember(&d)
@@ -1490,6 +1593,9 @@ func (n *Node) onNodes(msg *nats.Msg) {
 	case kindBye:
 		n.tbl.bye(from, now)
 		n.log.Info("cluster: node left", "peer", from)
+		return
+	case kindLevels:
+		n.onLevels(from, &d)
 		return
 	default:
 		return // a kind this node does not know: a later addition to its version
@@ -1552,6 +1658,11 @@ func (n *Node) onInbox(msg *nats.Msg) {
 			return
 		}
 		n.tbl.snapshot(from, seq, part, last, members, time.Now())
+	case kindLevels:
+		from := d.str()
+		if d.err == nil {
+			n.onLevels(from, &d)
+		}
 	case kindReplay:
 		// Nothing is sized from a count the message claims: each is
 		// bounded by what the bytes left can hold, and the slice and the
@@ -1605,4 +1716,155 @@ func (n *Node) alive(node string) bool {
 	defer n.tbl.mu.RUnlock()
 	_, ok := n.tbl.peers[node]
 	return ok
+}
+
+// --- budget levels ---
+
+// levelWait is how long a member that arrived here while on other nodes
+// waits, at most, for their budget levels before it spends here (the
+// answers come within milliseconds; this bounds a stalled node's cost).
+const levelWait = time.Second
+
+// levelAsk is a request for budget levels under way: the nodes that
+// have not answered yet, and until when they are awaited.
+type levelAsk struct {
+	nonce uint64
+	peers map[string]bool
+	until time.Time
+}
+
+// levelNote is a member's level on the wire; known is false when the
+// node has none (no budgets, or full ones).
+type levelNote struct {
+	uid   string
+	known bool
+	level hub.Level
+}
+
+// minLevelBytes is the least a level note takes on the wire: two bytes
+// for its uid (never empty), one for each of its other three fields.
+const minLevelBytes = 5
+
+// publishLevels sends notes to subject, in parts of about snapshotBytes;
+// nonce is the request answered (0: none).
+func (n *Node) publishLevels(subject string, nonce uint64, notes []levelNote) {
+	var body enc
+	count := 0
+	emit := func() {
+		e := n.newMsg(kindLevels, len(body.b)+32)
+		e.str(n.id)
+		e.num(nonce)
+		e.num(uint64(count))
+		e.b = append(e.b, body.b...)
+		n.publish(subject, e.b)
+		body.b, count = body.b[:0], 0
+	}
+	for _, l := range notes {
+		body.str(l.uid)
+		body.flag(l.known)
+		body.tokens(l.level.Broadcast)
+		body.tokens(l.level.Message)
+		if count++; len(body.b) >= snapshotBytes {
+			emit()
+		}
+	}
+	if count > 0 {
+		emit()
+	}
+}
+
+// askLevels asks the nodes where each of the members that have just
+// arrived here still is (as far as this node knows) for what is left of
+// its budgets, and holds its spending here until they answered: it may
+// have spent them there a moment ago, and a hub refills a bucket while
+// its member is away. The hub's reply to the login waits for this (Ready
+// flushes), so the member's first request finds the hold in place.
+func (n *Node) askLevels(arrived []string) {
+	if len(arrived) == 0 || !n.connected.Load() {
+		return
+	}
+	for _, uid := range arrived {
+		peers := n.tbl.holders(uid)
+		if len(peers) == 0 {
+			continue
+		}
+		w := &levelAsk{peers: make(map[string]bool, len(peers)), until: time.Now().Add(levelWait)}
+		for _, id := range peers {
+			w.peers[id] = true
+		}
+		// Held before the answers can come.
+		n.local.Hold(uid, levelWait)
+		n.levelMu.Lock()
+		n.nonce++
+		w.nonce = n.nonce
+		n.waits[uid] = w
+		n.levelMu.Unlock()
+		e := n.newMsg(kindAskLevels, len(n.id)+len(uid)+16)
+		e.str(n.id)
+		e.num(w.nonce)
+		e.str(uid)
+		n.publish(n.subject("user", token(uid)), e.b)
+	}
+}
+
+// onLevels adopts the levels a node sent (the members who left it, or an
+// answer to this node's request) and ends the holds they complete.
+func (n *Node) onLevels(from string, d *dec) {
+	nonce, count := d.num(), d.num()
+	if d.err != nil || count > uint64(len(d.b))/minLevelBytes {
+		return
+	}
+	// Each applied as read: nothing is made for the count claimed.
+	for range count {
+		uid, known := d.str(), d.flag()
+		l := hub.Level{Broadcast: d.tokens(), Message: d.tokens()}
+		if d.err != nil || uid == "" {
+			return
+		}
+		if known {
+			n.local.Adopt(uid, l)
+		}
+		n.heardLevel(from, nonce, uid)
+	}
+}
+
+// heardLevel records that node from gave uid's level, in answer to the
+// request nonce (0: as the member left it, which is as good).
+func (n *Node) heardLevel(from string, nonce uint64, uid string) {
+	n.levelMu.Lock()
+	w := n.waits[uid]
+	if w == nil || nonce != 0 && nonce != w.nonce || !w.peers[from] {
+		n.levelMu.Unlock()
+		return
+	}
+	delete(w.peers, from)
+	done := len(w.peers) == 0
+	if done {
+		delete(n.waits, uid)
+	}
+	n.levelMu.Unlock()
+	if done {
+		n.local.Settle(uid)
+	}
+}
+
+// expireWaits gives up the requests for levels that were not answered in
+// time (a node stalled or gone): the member spends what this node knows.
+func (n *Node) expireWaits(now time.Time) {
+	n.levelMu.Lock()
+	var late []string
+	for uid, w := range n.waits {
+		if now.After(w.until) {
+			late = append(late, uid)
+			delete(n.waits, uid)
+		}
+	}
+	n.levelMu.Unlock()
+	for _, uid := range late {
+		n.levelsLate.Add(1)
+		n.local.Settle(uid)
+	}
+	if len(late) > 0 {
+		n.log.Debug("cluster: budget levels not given in time", "members", len(late))
+	}
 }

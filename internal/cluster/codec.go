@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"math"
 	"strings"
 )
 
@@ -15,16 +16,17 @@ import (
 //	                      part before the first dot), from every hub that
 //	                      has a member broadcasting there, to every hub
 //	                      with a local subscriber
-//	ROOT.user.TOKEN       direct messages, punts and budget notes for the
-//	                      user TOKEN names, to the hubs where it has
-//	                      connections
+//	ROOT.user.TOKEN       direct messages, punts, budget notes and
+//	                      requests for budget levels for the user TOKEN
+//	                      names, to the hubs where it has connections
 //	ROOT.nodes            heartbeats, membership changes (one, or several
-//	                      numbered on in one message), busy and free
-//	                      notes and goodbyes of every hub, to every hub
+//	                      numbered on in one message), the budget levels
+//	                      of members who left, busy and free notes and
+//	                      goodbyes of every hub, to every hub
 //	ROOT.node.ID.sync     requests for hub ID's whole membership, and for
 //	                      its members back (from a hub that took it for
 //	                      dead)
-//	ROOT.inbox.ID         answers to hub ID's requests
+//	ROOT.inbox.ID         answers to hub ID's requests (budget levels too)
 //
 // A TOKEN is a name made safe for a subject token: "u" and the name when
 // it is short and has only letters, digits, '-' and '_' (client ids, UUID
@@ -98,7 +100,20 @@ const (
 	kindSnapshot  = 'S' // node, seq, part, last, count, members
 	kindRevive    = 'r' // node that took the addressee for dead, whether it reported its members' disconnects
 	kindReplay    = 'R' // node, part, last, count, (member, count, (channel, params)…)…
+	kindAskLevels = 'l' // node asking, nonce, uid
+	kindLevels    = 'L' // node, nonce (0: members who left), count, (uid, known, broadcast tokens, message tokens)…
 )
+
+// Features a node announces at the end of its heartbeats (a field older
+// nodes of wire version 1 do not read), as bits.
+const (
+	// featureLevels: the node answers kindAskLevels, and sends the
+	// levels of its members who leave.
+	featureLevels = 1 << iota
+)
+
+// features is what this release announces.
+const features = featureLevels
 
 // enc builds a message: a version byte and a kind byte, then fields as
 // uvarint-prefixed strings and uvarints.
@@ -132,6 +147,19 @@ func (e *enc) flag(b bool) {
 		e.num(0)
 	}
 }
+
+// tokens writes a bucket's level in thousandths of a token, rounded
+// down, zigzag-encoded (it may be below zero).
+func (e *enc) tokens(f float64) {
+	if math.IsNaN(f) {
+		f = 0
+	}
+	v := int64(math.Floor(max(min(f, maxTokens), -maxTokens) * 1000))
+	e.num(uint64(v<<1) ^ uint64(v>>63))
+}
+
+// maxTokens bounds a level on the wire, either way.
+const maxTokens = 1 << 40
 
 // list writes a list of strings; nil (any) and empty differ.
 func (e *enc) list(l []string) {
@@ -203,6 +231,21 @@ func (d *dec) str() string { return string(d.bytes()) }
 func (d *dec) skip() { _ = d.bytes() }
 
 func (d *dec) flag() bool { return d.num() == 1 }
+
+// tokens reads what enc.tokens wrote.
+func (d *dec) tokens() float64 {
+	u := d.num()
+	return float64(int64(u>>1)^-int64(u&1)) / 1000
+}
+
+// more reads a number a later release may have added at the end: 0 when
+// the message ends first.
+func (d *dec) more() uint64 {
+	if d.err != nil || len(d.b) == 0 {
+		return 0
+	}
+	return d.num()
+}
 
 func (d *dec) list() []string {
 	n := d.num()

@@ -22,6 +22,10 @@ func (fuzzLocal) Punt(_, _ string, older func(int64) bool) (int64, bool) { retur
 func (fuzzLocal) Charge(string, bool, int)                               {}
 func (fuzzLocal) Gone(hub.Member, bool)                                  {}
 func (fuzzLocal) Back(hub.Member, map[string][]byte, bool)               {}
+func (fuzzLocal) Level(string) (hub.Level, bool)                         { return hub.Level{Broadcast: -1, Message: 2}, true }
+func (fuzzLocal) Adopt(string, hub.Level)                                {}
+func (fuzzLocal) Hold(string, time.Duration)                             {}
+func (fuzzLocal) Settle(string)                                          {}
 
 // FuzzMessages: no message from NATS, however malformed, makes a node
 // panic or allocate beyond its size, on any of its subjects. The node is
@@ -64,6 +68,16 @@ func FuzzMessages(f *testing.F) {
 		e.num(2)
 		putMember(e, m)
 		putMember(e, m)
+	})
+	seed(kindAskLevels, func(e *enc) { e.str("peer"); e.num(3); e.str("u") })
+	seed(kindLevels, func(e *enc) {
+		e.str("peer")
+		e.num(3)
+		e.num(1)
+		e.str("u")
+		e.flag(true)
+		e.tokens(-1.5)
+		e.tokens(7)
 	})
 	seed(kindBye, func(e *enc) { e.str("other") })
 	seed(kindSync, func(e *enc) { e.str("peer") })

@@ -1,7 +1,6 @@
 package cluster_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -25,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"channels/internal/lockedbuf"
 	"channels/internal/store"
 	"channels/internal/store/storetest"
 )
@@ -112,7 +112,7 @@ func newSite(t *testing.T, natsURL string, env ...string) *site {
 		if nc, err := nats.Connect(s.nats); err == nil {
 			if js, err := jetstream.New(nc); err == nil {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				_ = js.DeleteKeyValue(ctx, s.prefix+"_places")
+				_ = js.DeleteKeyValue(ctx, s.prefix+"_seats")
 				cancel()
 			}
 			nc.Close()
@@ -131,22 +131,8 @@ type node struct {
 	done    chan struct{}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+// syncBuffer collects output written while the test reads it.
+type syncBuffer = lockedbuf.Buffer
 
 func freeAddr(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -330,9 +316,22 @@ type client struct {
 
 func dialNode(t testing.TB, n *node, name string) *client {
 	t.Helper()
+	return dialNodeFrom(t, n, name, "")
+}
+
+// dialNodeFrom is dialNode from the loopback address ip (127.x.y.z), so
+// that many clients do not all count against one address's limits; ""
+// is the system's choice.
+func dialNodeFrom(t testing.TB, n *node, name, ip string) *client {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws://"+n.addr+"/verto", nil)
+	var opts *websocket.DialOptions
+	if ip != "" {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		opts = &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}}
+	}
+	ws, _, err := websocket.Dial(ctx, "ws://"+n.addr+"/verto", opts)
 	if err != nil {
 		t.Fatalf("dial %s: %v", n.addr, err)
 	}

@@ -20,7 +20,7 @@ import (
 type natsServer struct {
 	t    *testing.T
 	addr string
-	dir  string
+	dir  string   // JetStream's store; "": no JetStream
 	args []string // more flags, e.g. --user and --pass
 	cmd  *exec.Cmd
 }
@@ -28,7 +28,11 @@ type natsServer struct {
 func (s *natsServer) start() {
 	s.t.Helper()
 	host, port, _ := net.SplitHostPort(s.addr)
-	s.cmd = exec.Command(natsServerBinary(s.t), append([]string{"-a", host, "-p", port, "-js", "-sd", s.dir}, s.args...)...)
+	args := []string{"-a", host, "-p", port}
+	if s.dir != "" { // JetStream, kept there
+		args = append(args, "-js", "-sd", s.dir)
+	}
+	s.cmd = exec.Command(natsServerBinary(s.t), append(args, s.args...)...)
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)

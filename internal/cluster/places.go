@@ -8,8 +8,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"channels/internal/hub"
@@ -21,24 +23,61 @@ import (
 // has connections. Every change is a compare-and-set on the key's
 // revision, so simultaneous logins on different nodes cannot both take
 // the last place: one of them sees the other's write and counts again.
+// The admissions waiting on one node for one key go in one write (a
+// batch), so a wave of logins contends between nodes, not between
+// logins: 900 simultaneous logins into 300 places take a few dozen
+// writes, and none gives up.
 //
 // A node holds a user's place while any of its local connections was
 // admitted (holds counts them); the first admission writes the key, the
-// last release removes the node from it. A dead node's entries are
-// removed by the leader; every node rewrites its own entries after a
-// reconnect (the bucket lives in the server's memory) and whenever a
-// release could not be written.
+// last release removes the node from it, and a user held here gets in
+// again without asking (a reload, a second tab), even while NATS is
+// unreachable. When the count cannot be read (NATS unreachable, JetStream
+// failing), a user not held here is not admitted: Undecided, never a
+// count of this node's own, which would let every node fill the channel.
+// Only a server without JetStream makes each node count its own
+// (Unavailable), as it says at start.
+//
+// The bucket is kept on the server's disk, so it outlives a restart of
+// NATS; every node rewrites its own entries after a reconnect anyway, and
+// whenever a release could not be written. The leader removes a dead
+// node's entries when it finds the node dead and, from Expiry after its
+// own start on, every 15 s the entries of any node that is not alive (a
+// whole cluster that crashed and restarted has new node ids).
 type places struct {
 	n    *Node
 	seed maphash.Seed
 
+	first chan struct{} // closed when the first attempt to open the bucket ended
+
 	mu      sync.Mutex
 	kv      jetstream.KeyValue // nil until the bucket is ready
+	noJS    bool               // the server has no JetStream: each node counts its own
 	holds   map[string]*hold
-	dirty   map[string]struct{} // keys whose write failed
+	byKey   map[string]map[string]bool // key → users held there (holds, by key)
+	pending map[string]int             // users whose admission is being written
+	dirty   map[string]struct{}        // keys whose write failed
+	batches map[string]*batch          // admissions waiting for a key's next write
+	noJSRun int                        // attempts in a row that found no JetStream
 	warned  bool
 	stripes [64]sync.Mutex // one admission or release per user at a time
 	wg      sync.WaitGroup
+
+	sweeping atomic.Bool // one sweep at a time
+}
+
+// batch is the admissions waiting on this node for one key: one goroutine
+// writes them all in one compare-and-set, then the ones that came
+// meanwhile.
+type batch struct{ asks []*ask }
+
+// ask is one admission into one key.
+type ask struct {
+	uid   string
+	limit int
+	full  bool
+	err   error
+	done  chan struct{}
 }
 
 type hold struct {
@@ -46,13 +85,76 @@ type hold struct {
 	homes []string
 }
 
-// placesTimeout bounds one admission's round trips.
+// placesTimeout bounds one write of a key's admissions.
 const placesTimeout = 2 * time.Second
 
 func newPlaces(n *Node) *places {
-	p := &places{n: n, seed: maphash.MakeSeed(), holds: make(map[string]*hold), dirty: make(map[string]struct{})}
-	p.spawn(func() { p.ready(false) })
+	p := &places{
+		n: n, seed: maphash.MakeSeed(), first: make(chan struct{}),
+		holds: make(map[string]*hold), byKey: make(map[string]map[string]bool), pending: make(map[string]int),
+		dirty: make(map[string]struct{}), batches: make(map[string]*batch),
+	}
+	p.spawn(func() {
+		p.ready(false)
+		close(p.first)
+		p.retry()
+	})
 	return p
+}
+
+// retry opens the bucket again, backing off from a second to 15 s, for
+// as long as it is missing and JetStream is not known to be absent: a
+// first attempt may fail while NATS is connected (a JetStream still
+// electing its leader, a request timed out under load), and until the
+// bucket is open no newcomer gets into a limited channel.
+func (p *places) retry() {
+	wait := time.Second
+	for {
+		p.mu.Lock()
+		done := p.kv != nil || p.noJS
+		p.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-p.n.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, placesSweep)
+		if p.n.nc.IsConnected() {
+			p.ready(false)
+		}
+	}
+}
+
+// noJSAfter is how many attempts in a row must find no JetStream before
+// a node counts its own clients: nats.go reports a passing lack of
+// responders the same way.
+const noJSAfter = 3
+
+// holdLocked records a user's first admission here, under p.mu.
+func (p *places) holdLocked(uid string, homes []string) {
+	p.holds[uid] = &hold{n: 1, homes: homes}
+	for _, ch := range homes {
+		k := token(ch)
+		if p.byKey[k] == nil {
+			p.byKey[k] = map[string]bool{}
+		}
+		p.byKey[k][uid] = true
+	}
+}
+
+// unholdLocked forgets a user's hold, under p.mu.
+func (p *places) unholdLocked(uid string, h *hold) {
+	delete(p.holds, uid)
+	for _, ch := range h.homes {
+		k := token(ch)
+		delete(p.byKey[k], uid)
+		if len(p.byKey[k]) == 0 {
+			delete(p.byKey, k)
+		}
+	}
 }
 
 // spawn runs fn off the caller's path; wait waits for it.
@@ -64,8 +166,11 @@ func (p *places) spawn(fn func()) {
 	}()
 }
 
+// bucket names the key-value bucket. (Until the bucket moved to the
+// server's disk it was "<root>_places", in memory; a storage cannot be
+// changed in place, hence the new name.)
 func (p *places) bucket() string {
-	return strings.ReplaceAll(p.n.root, ".", "_") + "_places"
+	return strings.ReplaceAll(p.n.root, ".", "_") + "_seats"
 }
 
 // ready makes sure the bucket exists (the server may have restarted and
@@ -75,26 +180,47 @@ func (p *places) ready(resync bool) {
 	defer cancel()
 	js, err := jetstream.New(p.n.nc)
 	if err == nil {
+		// An existing bucket is used as it is: an operator may have given
+		// it replicas on a NATS cluster (nats kv edit --replicas 3).
 		var kv jetstream.KeyValue
-		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      p.bucket(),
-			Description: "Channels: users present per channel, by node",
-			History:     1,
-			Storage:     jetstream.MemoryStorage,
-		})
+		kv, err = js.KeyValue(ctx, p.bucket())
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+				Bucket:      p.bucket(),
+				Description: "Channels: users present per channel, by node",
+				History:     1,
+				Storage:     jetstream.FileStorage,
+			})
+			if errors.Is(err, jetstream.ErrBucketExists) { // another node made it meanwhile
+				kv, err = js.KeyValue(ctx, p.bucket())
+			}
+		}
 		if err == nil {
 			p.mu.Lock()
-			p.kv, p.warned = kv, false
+			p.kv, p.noJS, p.noJSRun, p.warned = kv, false, 0, false
 			p.mu.Unlock()
 		}
 	}
 	if err != nil {
 		p.mu.Lock()
-		warned := p.warned
+		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) ||
+			errors.Is(err, nats.ErrNoResponders) { // nobody answers JetStream's requests
+			p.noJSRun++
+		} else {
+			p.noJSRun = 0
+		}
+		noJS := p.noJSRun >= noJSAfter
+		warned := p.warned && (p.noJS || !noJS) // say it again when it becomes final
 		p.warned = true
+		p.noJS = noJS
 		p.mu.Unlock()
-		if !warned && p.n.nc.IsConnected() {
-			p.n.log.Error("cluster: no JetStream key-value bucket for the clients per channel (run nats-server with -js); each process counts its own clients meanwhile", "err", err)
+		switch {
+		case noJS:
+			if !warned {
+				p.n.log.Error("cluster: NATS has no JetStream (run nats-server with -js), so each process counts its own clients per channel", "err", err)
+			}
+		case !warned && p.n.nc.IsConnected():
+			p.n.log.Error("cluster: no JetStream key-value bucket for the clients per channel; only users already here get in until it is back", "err", err)
 		}
 		return
 	}
@@ -113,59 +239,135 @@ func (p *places) lock(uid string) func() {
 type value map[string][]string
 
 func (p *places) admit(ctx context.Context, uid string, homes []string, limit int) hub.Admission {
-	p.mu.Lock()
-	kv := p.kv
-	p.mu.Unlock()
-	if kv == nil || !p.n.nc.IsConnected() {
-		return hub.Unavailable
+	wait := time.NewTimer(placesTimeout)
+	select {
+	case <-p.first: // the bucket is open, or known to be missing
+		wait.Stop()
+	case <-wait.C:
+		return hub.Undecided
+	case <-ctx.Done():
+		wait.Stop()
+		return hub.Undecided
 	}
 	unlock := p.lock(uid)
 	defer unlock()
 	p.mu.Lock()
 	if h := p.holds[uid]; h != nil {
-		h.n++
+		h.n++ // present here: it counts once, and asks nobody
 		p.mu.Unlock()
 		return hub.Admitted
 	}
+	kv, noJS := p.kv, p.noJS
 	p.mu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, placesTimeout)
-	defer cancel()
-	self := p.n.id
+	if kv == nil {
+		if noJS {
+			return hub.Unavailable
+		}
+		return hub.Undecided
+	}
+	if !p.n.nc.IsConnected() {
+		return hub.Undecided
+	}
+	// Pending: a sweep that meets this node's entry for uid before the
+	// hold is recorded must not take it for a leftover.
+	p.mu.Lock()
+	p.pending[uid]++
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		if p.pending[uid]--; p.pending[uid] <= 0 {
+			delete(p.pending, uid)
+		}
+		p.mu.Unlock()
+	}()
 	var added []string
 	undo := func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), placesTimeout)
+		defer cancel()
+		self := p.n.id
 		for _, ch := range added {
 			p.write(ctx, kv, token(ch), func(v value) bool { return v.drop(uid, self) })
 		}
 	}
 	for _, ch := range homes {
-		full := false
-		err := p.modify(ctx, kv, token(ch), func(v value) bool {
-			nodes := v[uid]
-			if slices.Contains(nodes, self) {
-				return false
-			}
-			if len(nodes) == 0 && len(v) >= limit {
-				full = true
-				return false
-			}
-			v[uid] = append(nodes, self)
-			return true
-		})
-		if err != nil {
-			p.n.log.Warn("cluster: clients per channel unavailable; counting this process's own", "err", err)
+		a := p.enter(kv, token(ch), uid, limit)
+		if a.err != nil {
+			added = append(added, ch) // the write may have happened
+			p.n.log.Warn("cluster: clients per channel cannot be counted now; only users already here get in", "err", a.err)
 			undo()
-			return hub.Unavailable
+			return hub.Undecided
 		}
-		if full {
+		if a.full {
 			undo()
 			return hub.Full
 		}
 		added = append(added, ch)
 	}
 	p.mu.Lock()
-	p.holds[uid] = &hold{n: 1, homes: homes}
+	p.holdLocked(uid, homes)
 	p.mu.Unlock()
 	return hub.Admitted
+}
+
+// enter asks for uid's place in key, in the next write of the key's
+// batch, and waits for the answer.
+func (p *places) enter(kv jetstream.KeyValue, key, uid string, limit int) *ask {
+	a := &ask{uid: uid, limit: limit, done: make(chan struct{})}
+	p.mu.Lock()
+	b := p.batches[key]
+	writer := b == nil
+	if writer {
+		b = &batch{}
+		p.batches[key] = b
+	}
+	b.asks = append(b.asks, a)
+	p.mu.Unlock()
+	if writer {
+		p.spawn(func() { p.writeBatches(kv, key) })
+	}
+	<-a.done
+	return a
+}
+
+// writeBatches writes key's waiting admissions, one compare-and-set for
+// all that wait, until none waits. Each write is bounded by
+// placesTimeout, and every ask gets its answer.
+func (p *places) writeBatches(kv jetstream.KeyValue, key string) {
+	self := p.n.id
+	for {
+		p.mu.Lock()
+		b := p.batches[key]
+		asks := b.asks
+		b.asks = nil
+		if len(asks) == 0 {
+			delete(p.batches, key)
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		ctx, cancel := context.WithTimeout(p.n.ctx, placesTimeout)
+		err := p.modify(ctx, kv, key, func(v value) bool {
+			changed := false
+			for _, a := range asks { // in arrival order, again on every retry
+				nodes := v[a.uid]
+				a.full = false
+				switch {
+				case slices.Contains(nodes, self):
+				case len(nodes) == 0 && len(v) >= a.limit:
+					a.full = true
+				default:
+					v[a.uid] = append(nodes, self)
+					changed = true
+				}
+			}
+			return changed
+		})
+		cancel()
+		for _, a := range asks {
+			a.err = err
+			close(a.done)
+		}
+	}
 }
 
 // release gives back one admission of uid; the last one removes this node
@@ -185,7 +387,7 @@ func (p *places) release(uid string) {
 			p.mu.Unlock()
 			return
 		}
-		delete(p.holds, uid)
+		p.unholdLocked(uid, h)
 		kv := p.kv
 		p.mu.Unlock()
 		if kv == nil {
@@ -299,8 +501,16 @@ func (v value) dropNode(node string) bool {
 // whose write failed and, with resync (after a reconnect), in the keys of
 // all its holds; with leader (the leader, once every live node has had
 // time to be heard) it also removes, in every key, the entries of nodes
-// that are not alive.
+// that are not alive. Each key's write decides from the holds as they are
+// when it is written (and written again, when another write came in
+// between): an admission or a release under way while the sweep runs is
+// never undone by it. One sweep runs at a time; one asked for meanwhile
+// is skipped.
 func (p *places) sweep(leader, resync bool) {
+	if !p.sweeping.CompareAndSwap(false, true) {
+		return
+	}
+	defer p.sweeping.Store(false)
 	p.mu.Lock()
 	kv := p.kv
 	keys := map[string]struct{}{}
@@ -308,17 +518,9 @@ func (p *places) sweep(leader, resync bool) {
 		keys[k] = struct{}{}
 	}
 	clear(p.dirty)
-	held := map[string]map[string]bool{} // key → users held there
-	for uid, h := range p.holds {
-		for _, ch := range h.homes {
-			k := token(ch)
-			if resync {
-				keys[k] = struct{}{}
-			}
-			if held[k] == nil {
-				held[k] = map[string]bool{}
-			}
-			held[k][uid] = true
+	if resync {
+		for k := range p.byKey {
+			keys[k] = struct{}{}
 		}
 	}
 	p.mu.Unlock()
@@ -338,15 +540,18 @@ func (p *places) sweep(leader, resync bool) {
 	for key := range keys {
 		p.write(ctx, kv, key, func(v value) bool {
 			changed := false
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			held := p.byKey[key]
 			for uid, nodes := range v {
 				for _, node := range slices.Clone(nodes) {
-					if node == self && !held[key][uid] || leader && node != self && !p.n.alive(node) {
+					if node == self && !held[uid] && p.pending[uid] == 0 || leader && node != self && !p.n.alive(node) {
 						v.drop(uid, node)
 						changed = true
 					}
 				}
 			}
-			for uid := range held[key] {
+			for uid := range held {
 				if !slices.Contains(v[uid], self) {
 					v[uid] = append(v[uid], self)
 					changed = true

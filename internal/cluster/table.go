@@ -74,6 +74,7 @@ const deadKeep = 10 * time.Minute
 type peer struct {
 	vmin   byte // the wire versions it reads (0: not yet heard in a heartbeat)
 	vmax   byte
+	levels bool // it answers requests for budget levels (featureLevels)
 	seq    uint64
 	synced bool
 	heard  time.Time // any message from it
@@ -199,6 +200,32 @@ func (t *table) heartbeat(id string, seq uint64, vmin, vmax byte, now time.Time)
 	p.synced = false // a change went missing (or we never had its state)
 	h.ask = p.askLocked(now)
 	return h
+}
+
+// features records the features a peer announced in its heartbeat.
+func (t *table) features(id string, f uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p := t.peers[id]; p != nil {
+		p.levels = f&featureLevels != 0
+	}
+}
+
+// holders lists the live peers where uid has connections and that answer
+// requests for budget levels.
+func (t *table) holders(uid string) []string {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.conns[uid] == 0 {
+		return nil
+	}
+	var out []string
+	for id, p := range t.peers {
+		if _, ok := p.users[uid]; ok && p.levels {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // delta applies a membership change.

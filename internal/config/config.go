@@ -77,6 +77,11 @@ type Config struct {
 	VertoTLSCert string
 	// MaxClientsPerChannel limits connected clients per channel (0: off).
 	MaxClientsPerChannel int
+	// MaxStoredClients is the ceiling on stored clients, and on stored
+	// sessions: while the database holds that many, a channel page view
+	// that would store a new one is refused (503). Visitors whose session
+	// has their client, and signed-in users, are never refused.
+	MaxStoredClients int
 	// HubBytesPerAddress bounds, in KiB a second, the frames the embedded
 	// hub's connections from one address may send together (a burst of
 	// four seconds' worth).
@@ -128,6 +133,7 @@ func Default() Config {
 		ClusterExpiry:      DefaultClusterExpiry,
 		HubBytesPerAddress: DefaultHubBytesPerAddress,
 		DatabasePool:       DefaultDatabasePool,
+		MaxStoredClients:   DefaultMaxStoredClients,
 		TURNTTL:            24 * time.Hour,
 	}
 }
@@ -139,6 +145,16 @@ func Default() Config {
 // and slow queries while six processes stay within PostgreSQL's default
 // of 100 connections (it was 32: three processes nearly filled it).
 const DefaultDatabasePool = 16
+
+// DefaultMaxStoredClients is the default of -max-stored-clients (and
+// web.DefaultMaxStoredClients). A client and its session take about
+// 650 bytes on SQLite and 0.9 to 1.6 KB on PostgreSQL (the more, the
+// further autovacuum lags behind their updates), so the ceiling keeps
+// them under about 160 MB on SQLite and 220 to 400 MB on PostgreSQL,
+// whatever the number of addresses filling them; one address alone
+// plateaus at about 121,000 over a 14-day session lifetime
+// (docs/OPERATIONS.md, "Stored visitors").
+const DefaultMaxStoredClients = 250_000
 
 // DefaultHubBytesPerAddress is the default of -hub-bytes-per-address,
 // KiB a second: far above what the browser client sends (its budgets
@@ -216,6 +232,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.VertoBind, "verto-bind", c.VertoBind, "address mod_verto binds, served in verto.conf (CHANNELS_VERTO_BIND)")
 	fs.StringVar(&c.VertoTLSCert, "verto-tls-cert", c.VertoTLSCert, "certificate file for mod_verto's secure listener (CHANNELS_VERTO_TLS_CERT)")
 	fs.IntVar(&c.MaxClientsPerChannel, "max-clients-per-channel", c.MaxClientsPerChannel, "connected clients allowed per channel, 0 for no limit (CHANNELS_MAX_CLIENTS_PER_CHANNEL)")
+	fs.IntVar(&c.MaxStoredClients, "max-stored-clients", c.MaxStoredClients, "clients (and sessions) the database may hold before channel pages refuse new visitors with 503; returning visitors and signed-in users still get in (CHANNELS_MAX_STORED_CLIENTS)")
 	fs.IntVar(&c.HubBytesPerAddress, "hub-bytes-per-address", c.HubBytesPerAddress, "KiB a second the embedded hub's WebSockets from one address may send together, bursts of 4 s (CHANNELS_HUB_BYTES_PER_ADDRESS)")
 	fs.StringVar(&c.ClusterURL, "cluster-url", c.ClusterURL, "NATS server(s) joining the embedded hubs of several processes, nats://[user:pass@]host:4222 or tls://…; empty: one process (CHANNELS_CLUSTER_URL)")
 	fs.StringVar(&c.ClusterPrefix, "cluster-prefix", c.ClusterPrefix, "root of the cluster's NATS subjects (CHANNELS_CLUSTER_PREFIX)")
@@ -346,6 +363,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxClientsPerChannel < 0 {
 		return errors.New("max clients per channel must not be negative")
+	}
+	if c.MaxStoredClients < 1 {
+		return fmt.Errorf("max stored clients %d: want at least 1 (the default is %d)", c.MaxStoredClients, DefaultMaxStoredClients)
 	}
 	if c.MetricsListen != "" {
 		_, port, err := net.SplitHostPort(c.MetricsListen)

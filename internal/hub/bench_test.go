@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -280,7 +279,6 @@ func BenchmarkRelay(b *testing.B) {
 // heap and stacks in use and KiB per connection. Run with -benchtime=1x.
 func BenchmarkIdleConnections(b *testing.B) {
 	const n = 10000
-	raiseFileLimit(b)
 	gw := newDirGateway()
 	for i := range n {
 		gw.add(fmt.Sprintf("u%d", i), "pw", "room")
@@ -352,7 +350,6 @@ func TestIdleClientsHelper(t *testing.T) {
 	if url == "" {
 		t.Skip("helper process for BenchmarkIdleConnections")
 	}
-	raiseFileLimit(t)
 	n, _ := strconv.Atoi(os.Getenv("HUB_IDLE_N"))
 	ctx := context.Background()
 	var wg sync.WaitGroup
@@ -389,19 +386,6 @@ func TestIdleClientsHelper(t *testing.T) {
 	for _, ws := range conns {
 		if ws != nil {
 			_ = ws.CloseNow()
-		}
-	}
-}
-
-func raiseFileLimit(tb testing.TB) {
-	var l syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		tb.Fatal(err)
-	}
-	if l.Cur < l.Max {
-		l.Cur = l.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-			tb.Logf("raise file limit: %v", err)
 		}
 	}
 }

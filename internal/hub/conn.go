@@ -25,7 +25,7 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	in     chan []byte // frames read, to the loop
-	out    outQueue    // frames to write; a nil frame closes the socket
+	out    outQueue    // frames to write; the zero frame closes the socket
 
 	writeSince atomic.Int64 // UnixNano when the current write began; 0 between writes
 	stopOnce   sync.Once
@@ -59,7 +59,7 @@ func newConn(h *Hub, ws *websocket.Conn, addr string) *conn {
 		ctx:        ctx,
 		cancel:     cancel,
 		in:         make(chan []byte),
-		out:        outQueue{max: h.opts.QueueSize, maxBytes: h.opts.QueueBytes, ready: make(chan struct{}, 1)},
+		out:        outQueue{max: h.opts.QueueSize, maxBytes: h.opts.QueueBytes, total: &h.queued, ready: make(chan struct{}, 1)},
 		readerDone: make(chan struct{}),
 		writerDone: make(chan struct{}),
 		limit:      rate.NewLimiter(rate.Limit(h.opts.RequestRate), h.opts.RequestBurst),
@@ -161,33 +161,57 @@ func (c *conn) readLoop() {
 }
 
 func (c *conn) writeLoop() {
-	defer close(c.writerDone)
-	var batch [][]byte
+	var batch []outFrame
+	var buf *[]byte // an event's frame, assembled from its shared parts
+	defer func() {
+		// What the writer did not write is discarded, and nothing more is
+		// queued: the hub's total gets back what these frames held.
+		c.out.shut(batch)
+		putScratch(buf)
+		close(c.writerDone)
+	}()
 	for {
 		select {
 		case <-c.out.ready:
 		case <-c.ctx.Done():
 			return
 		}
-		batch = c.out.take(batch[:0])
-		for i, f := range batch {
-			batch[i] = nil
-			if f == nil {
+		batch = c.out.takeFrames(batch[:0])
+		for i := range batch {
+			f := &batch[i]
+			if f.closing() {
 				_ = c.ws.Close(websocket.StatusCode(c.closeCode.Load()), "")
 				c.cancel()
 				return
 			}
+			var p []byte
+			switch {
+			case f.sh == nil:
+				p = f.raw
+			case !f.sh.event:
+				p = f.sh.b
+			default:
+				if buf == nil {
+					buf = scratch.Get().(*[]byte)
+				}
+				*buf = f.appendEvent((*buf)[:0])
+				p = *buf
+			}
 			// No per-write context: the hub's watchdog cuts writes that take
 			// longer than WriteTimeout (see Hub.watchWrites).
 			c.writeSince.Store(time.Now().UnixNano())
-			err := c.ws.Write(context.Background(), websocket.MessageText, f)
+			err := c.ws.Write(context.Background(), websocket.MessageText, p)
 			c.writeSince.Store(0)
+			c.out.total.release(*f)
+			*f = outFrame{}
 			if err != nil {
 				c.h.log.Debug("verto: write failed", "addr", c.addr, "err", err)
 				c.cancel()
 				return
 			}
 		}
+		putScratch(buf) // an idle connection keeps no buffer
+		buf = nil
 		if cap(batch) > 64 {
 			batch = nil // do not keep a burst's memory on an idle connection
 		}
@@ -197,44 +221,74 @@ func (c *conn) writeLoop() {
 // outQueue is a connection's bounded queue of frames to write. It holds no
 // memory while empty, so idle connections stay small.
 type outQueue struct {
-	mu       sync.Mutex
-	frames   [][]byte
-	bytes    int
-	max      int
-	maxBytes int
-	ready    chan struct{} // capacity 1: frames are waiting
+	mu         sync.Mutex
+	frames     []outFrame
+	bytes      int // what the frames write
+	deliveries int // frames others caused among them
+	max        int
+	maxBytes   int
+	closed     bool          // the writer is gone: nothing is queued any more
+	total      *queueTotal   // the hub's, over every queue
+	ready      chan struct{} // capacity 1: frames are waiting
 }
 
-// push queues f; false if the queue is full. Frames that others caused
-// (own false) may fill only half of it: the other half stays for the
-// connection's own replies, so a flood of deliveries can never crowd out a
-// reader's answers and get it dropped.
-func (q *outQueue) push(f []byte, own bool) bool {
+// pushResult says whether push queued a frame, and why not.
+type pushResult int
+
+const (
+	pushed      pushResult = iota
+	queueFull              // the connection's bound
+	totalFull              // the hub's bound on what deliveries hold
+	queueClosed            // the connection's writer is gone
+)
+
+// push queues f. Frames that others caused (own false) may fill only half
+// of the queue: the other half stays for the connection's own replies, so
+// a flood of deliveries can never crowd out a reader's answers and get it
+// dropped. Past the hub's total for deliveries, one is queued only for a
+// connection with no other delivery waiting: a reader that keeps up still
+// gets everything, readers that are behind miss what comes meanwhile.
+func (q *outQueue) push(f outFrame, own bool) pushResult {
 	max, maxBytes := q.max, q.maxBytes
 	if !own {
 		max, maxBytes = max/2, maxBytes/2
 	}
+	n := f.size()
 	q.mu.Lock()
-	if f != nil && (len(q.frames) >= max || q.bytes+len(f) > maxBytes) {
+	switch {
+	case q.closed:
 		q.mu.Unlock()
-		return false
+		return queueClosed
+	case f.closing(): // the close marker always fits: the queue bound is for frames
+	case len(q.frames) >= max || q.bytes+n > maxBytes:
+		q.mu.Unlock()
+		return queueFull
+	case !own:
+		if q.deliveries > 0 && q.total.over(entryCost) {
+			q.mu.Unlock()
+			return totalFull
+		}
+		f.sh.refs.Add(1)
+		q.total.bytes.Add(entryCost)
+		q.deliveries++
 	}
 	q.frames = append(q.frames, f)
-	q.bytes += len(f)
+	q.bytes += n
 	q.mu.Unlock()
 	select {
 	case q.ready <- struct{}{}:
 	default:
 	}
-	return true
+	return pushed
 }
 
-// take moves every queued frame to dst.
-func (q *outQueue) take(dst [][]byte) [][]byte {
+// takeFrames moves every queued frame to dst. What they hold stays charged
+// to the hub's total until the writer releases each.
+func (q *outQueue) takeFrames(dst []outFrame) []outFrame {
 	q.mu.Lock()
 	dst = append(dst, q.frames...)
 	clear(q.frames)
-	q.bytes = 0
+	q.bytes, q.deliveries = 0, 0
 	if cap(q.frames) > 64 {
 		q.frames = nil
 	} else {
@@ -242,6 +296,21 @@ func (q *outQueue) take(dst [][]byte) [][]byte {
 	}
 	q.mu.Unlock()
 	return dst
+}
+
+// shut discards the frames of taken (the writer's batch; frames it wrote
+// are zero) and every queued frame, and refuses frames from now on.
+func (q *outQueue) shut(taken []outFrame) {
+	for _, f := range taken {
+		q.total.release(f)
+	}
+	q.mu.Lock()
+	frames := q.frames
+	q.frames, q.bytes, q.deliveries, q.closed = nil, 0, 0, true
+	q.mu.Unlock()
+	for _, f := range frames {
+		q.total.release(f)
+	}
 }
 
 // enqueue queues a frame of the connection's own (a reply, a control
@@ -252,7 +321,7 @@ func (c *conn) enqueue(f []byte) {
 	if c.stopping.Load() {
 		return
 	}
-	if !c.out.push(f, true) {
+	if c.out.push(outFrame{raw: f}, true) == queueFull {
 		c.h.log.Info("verto: dropping slow connection", "addr", c.addr)
 		c.h.opts.Metrics.SlowReaderClosed(metrics.SlowQueueFull)
 		c.stopping.Store(true)
@@ -261,25 +330,33 @@ func (c *conn) enqueue(f []byte) {
 }
 
 // deliver queues a frame that someone else's request caused (an event, a
-// relayed message) without ever blocking. When such frames fill half the
-// queue the frame is not queued and deliver reports false: the reader keeps its
-// connection, and loses only what others sent faster than it could read.
-// A reader that stops reading is cut by the write timeout instead.
-func (c *conn) deliver(f []byte) bool {
+// relayed message: f.sh) without ever blocking. When such frames fill half
+// the queue, or fill the hub's total while this reader has one waiting
+// already, the frame is not queued and deliver reports false: the reader
+// keeps its connection, and loses only what others sent faster than it
+// could read. A reader that stops reading is cut by the write timeout
+// instead.
+func (c *conn) deliver(f outFrame) bool {
 	if c.stopping.Load() {
 		return false
 	}
-	if !c.out.push(f, false) {
+	switch c.out.push(f, false) {
+	case pushed:
+		return true
+	case queueFull:
 		c.h.log.Debug("verto: queue full, frame not delivered", "addr", c.addr)
 		c.h.opts.Metrics.FrameDropped()
-		return false
+	case totalFull:
+		c.h.log.Debug("verto: hub's queues full, frame not delivered", "addr", c.addr)
+		c.h.opts.Metrics.FrameDropped()
 	}
-	return true
+	return false
 }
 
 // backlog is how many frames, and bytes, wait in the queue. (Frames the
-// writer has taken but not yet written are not counted: the memory bound
-// of a connection is twice its queue's.)
+// writer has taken but not yet written are not counted: a connection may
+// hold twice its queue's bounds in entries; the frames others caused are
+// also counted, once each, in the hub's total.)
 func (q *outQueue) backlog() (frames, bytes int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -291,7 +368,7 @@ func (q *outQueue) backlog() (frames, bytes int) {
 func (c *conn) stop(code websocket.StatusCode) {
 	c.stopOnce.Do(func() {
 		c.closeCode.Store(int32(code))
-		c.out.push(nil, true) // the close marker always fits: the queue bound is for frames
+		c.out.push(outFrame{}, true) // the close marker always fits: the queue bound is for frames
 		c.stopping.Store(true)
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -86,6 +87,13 @@ func (g *dirGateway) Respond(_ context.Context, form url.Values) []byte {
   </section>
 </document>
 `, xmlAttr(form.Get("domain")), xmlAttr(form.Get("user")), params.String()))
+}
+
+// reportList returns the reports received so far.
+func (g *dirGateway) reportList() []url.Values {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.reports)
 }
 
 func (g *dirGateway) reportCount(action string) int {

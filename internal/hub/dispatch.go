@@ -230,13 +230,14 @@ func (c *conn) authenticate(req *request) (code int, msg string, ok bool) {
 	if l.sessid == "" {
 		l.sessid = uuid.NewString()
 	}
-	maxUsers, full := h.admit(c.ctx, &l)
-	res, prev := h.reg.attach(c, l, h.opts.MaxConnsPerClient, maxUsers)
-	if res != attached && l.placed {
-		h.opts.Fabric.Release(uid)
-	}
-	if full {
-		res = channelFull
+	// A refused login changes nothing: no session taken over, nobody told.
+	maxUsers, res := h.admit(c.ctx, &l)
+	var prev *conn
+	if res == attached {
+		res, prev = h.reg.attach(c, l, h.opts.MaxConnsPerClient, maxUsers)
+		if res != attached && l.placed {
+			h.opts.Fabric.Release(uid)
+		}
 	}
 	switch res {
 	case tooManyConns:
@@ -248,6 +249,11 @@ func (c *conn) authenticate(req *request) (code int, msg string, ok bool) {
 		c.after = append(c.after, func() { c.stop(websocket.StatusPolicyViolation) })
 		h.opts.Metrics.LoginFailed(metrics.LoginChannelFull)
 		return verto.CodeAuthFailed, verto.MsgChannelFull, false
+	case limitUnknown:
+		h.log.Info("verto: clients per channel cannot be counted now", "user", login)
+		c.after = append(c.after, func() { c.stop(websocket.StatusTryAgainLater) })
+		h.opts.Metrics.LoginFailed(metrics.LoginLimitUnknown)
+		return verto.CodeAuthFailed, verto.MsgLimitUnknown, false
 	}
 	if prev != nil {
 		prev.enqueue(verto.Request(h.nextID(), verto.MethodPunt, nil))
@@ -423,32 +429,41 @@ func (h *Hub) fanOut(channel string, p verto.Params) {
 
 // deliverEvent is fanOut's delivery to the local subscribers, common being
 // the event's params as an object still open for the members each
-// subscription adds.
+// subscription adds. It keeps nothing of common (a fabric's buffer).
 func (h *Hub) deliverEvent(channel string, common []byte) {
-	h.writeEvent(channel, common)
+	var body []byte // built once there is a subscriber, shared by all
+	h.writeEvent(channel, common, &body)
 	if main, _, ok := strings.Cut(channel, "."); ok {
-		h.writeEvent(main, common)
+		h.writeEvent(main, common, &body)
 	}
 }
 
-func (h *Hub) writeEvent(channel string, common []byte) {
+// writeEvent queues the event for every subscriber of channel: one frame
+// shared by all of them (frame.go), each queue entry adding only the id and
+// eventSerno of its copy; the writers complete the frames as they go out.
+func (h *Hub) writeEvent(channel string, common []byte, body *[]byte) {
+	var ev *shared
 	h.reg.eachSub(channel, func(s *sub) {
-		// One allocation per delivery: the whole request built in place.
-		f := make([]byte, 0, len(common)+len(s.channel)+112)
-		f = append(f, `{"jsonrpc":"2.0","id":`...)
-		f = appendUint(f, h.nextID())
-		f = append(f, `,"method":"verto.event","params":`...)
-		f = append(f, common...)
-		if len(common) > 1 {
-			f = append(f, ',')
+		if ev == nil {
+			if *body == nil {
+				b := make([]byte, 0, len(common)+48)
+				b = append(b, `,"method":"verto.event","params":`...)
+				b = append(b, common...)
+				if len(common) > 1 {
+					b = append(b, ',')
+				}
+				*body = append(b, `"eventSerno":`...)
+			}
+			tail := make([]byte, 0, len(s.channel)+25)
+			tail = append(tail, `,"subscribedChannel":`...)
+			tail = verto.AppendQuote(tail, s.channel)
+			ev = h.queued.share(*body, append(tail, "}}"...), true)
 		}
-		f = append(f, `"eventSerno":`...)
-		f = appendUint(f, s.serno.Add(1)-1)
-		f = append(f, `,"subscribedChannel":`...)
-		f = verto.AppendQuote(f, s.channel)
-		f = append(f, "}}"...)
-		s.c.deliver(f)
+		s.c.deliver(outFrame{sh: ev, id: h.nextID(), serno: s.serno.Add(1) - 1})
 	})
+	if ev != nil {
+		h.queued.unshare(ev)
+	}
 }
 
 func appendUint(b []byte, n uint64) []byte {
@@ -596,9 +611,11 @@ func (h *Hub) relayLocal(from string, fromHomes permSet, target, body string) {
 		f = append(f, `,"to":`...)
 		f = verto.AppendQuote(f, target)
 		f = append(f, "}}}"...)
+		msg := h.queued.share(f, nil, false)
 		for _, t := range recipients {
-			t.deliver(f)
+			t.deliver(outFrame{sh: msg})
 		}
+		h.queued.unshare(msg)
 	}
 }
 

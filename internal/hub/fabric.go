@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"golang.org/x/time/rate"
 
 	"channels/internal/verto"
 )
@@ -69,10 +68,13 @@ type Fabric interface {
 
 	// Admit takes a place for uid in each of its channels, counted over
 	// the whole cluster, unless one of them already holds limit users; a
-	// user already present anywhere always gets in. Every Admit that
-	// returns Admitted is matched by one Release. Unavailable means the
-	// fabric cannot count now (no shared store, or it is unreachable): the
-	// hub then counts its own connections.
+	// user already present anywhere always gets in while the count can be
+	// read, and a user present on this hub always. Every Admit that
+	// returns Admitted is matched by one Release. Undecided means the
+	// count cannot be read now (NATS unreachable): the hub refuses the
+	// login, which may be tried again. Unavailable means there is no
+	// shared count at all (a NATS without JetStream): the hub then counts
+	// its own connections.
 	Admit(ctx context.Context, uid string, homes []string, limit int) Admission
 	// Release gives back a place Admit took (under the registry lock).
 	Release(uid string)
@@ -84,6 +86,7 @@ type Admission int
 const (
 	Admitted Admission = iota
 	Full
+	Undecided
 	Unavailable
 )
 
@@ -94,6 +97,12 @@ type Member struct {
 	Homes []string // allowed event channels; nil: any
 	Addr  string   // address of its latest login, for disconnect reports
 	Conns int      // live connections on that hub
+}
+
+// Level is what is left of a member's budgets on one hub: the tokens in
+// its broadcast and direct-message buckets now (below zero: in debt).
+type Level struct {
+	Broadcast, Message float64
 }
 
 // Message is a direct message between hubs, as the relay reads it.
@@ -124,8 +133,19 @@ type Local interface {
 	// can tell the other hub to give way.
 	Punt(uid, sessid string, older func(at int64) bool) (kept int64, held bool)
 	// Charge counts a broadcast (or direct message) of n bytes that a
-	// local member sent through another hub against its budget.
+	// member sent through another hub against its budget here, whether or
+	// not the member is here now (it may come).
 	Charge(uid string, broadcast bool, n int)
+	// Level reports uid's budgets here, false when this hub has none or
+	// they are full; Adopt lowers them to what another hub had (never
+	// raising them). So a member's budgets follow it from hub to hub.
+	Level(uid string) (Level, bool)
+	Adopt(uid string, l Level)
+	// Hold makes uid's broadcasts and direct messages here wait, d at
+	// most, until Settle: uid has just arrived here while on other hubs,
+	// and the fabric is asking them for their levels.
+	Hold(uid string, d time.Duration)
+	Settle(uid string)
 	// Gone says that a member vanished with its hub (killed, cut off):
 	// the local subscribers of its channels get the leave event it could
 	// not send, and when report is set this hub reports its disconnect.
@@ -146,10 +166,9 @@ func (l local) Event(sender, channel string, params []byte) {
 	if len(params) < 2 || params[0] != '{' || params[len(params)-1] != '}' {
 		return
 	}
-	if h.reg.isMember(sender) {
-		// The member spends one budget, whichever hub its sockets are on.
-		h.budgets.charge(sender, true, len(params), time.Now())
-	}
+	// The member spends one budget, whichever hub its sockets are on, and
+	// wherever it goes next: charged here whether or not it is here.
+	h.budgets.charge(sender, true, len(params), time.Now())
 	h.deliverEvent(channel, params[:len(params)-1])
 }
 
@@ -186,10 +205,16 @@ func (l local) Punt(uid, sessid string, older func(at int64) bool) (kept int64, 
 }
 
 func (l local) Charge(uid string, broadcast bool, n int) {
-	if l.h.reg.isMember(uid) {
-		l.h.budgets.charge(uid, broadcast, n, time.Now())
-	}
+	l.h.budgets.charge(uid, broadcast, n, time.Now())
 }
+
+func (l local) Level(uid string) (Level, bool) { return l.h.budgets.level(uid, time.Now()) }
+
+func (l local) Adopt(uid string, lv Level) { l.h.budgets.adopt(uid, lv, time.Now()) }
+
+func (l local) Hold(uid string, d time.Duration) { l.h.budgets.hold(uid, d, time.Now()) }
+
+func (l local) Settle(uid string) { l.h.budgets.settle(uid) }
 
 func (l local) Gone(m Member, report bool) {
 	h := l.h
@@ -311,24 +336,27 @@ func (h *Hub) presentElsewhere(uid string) bool {
 // admit takes l's places in its channels over the whole cluster, when the
 // hub counts clients per channel and a fabric can count them. It returns
 // the limit the registry must still apply itself (0 when the fabric
-// admitted l) and whether a channel is full.
-func (h *Hub) admit(ctx context.Context, l *login) (maxUsers int, full bool) {
+// admitted l), or why the login is refused before anything is
+// registered (channelFull, limitUnknown; attached: not refused).
+func (h *Hub) admit(ctx context.Context, l *login) (maxUsers int, refused attachResult) {
 	maxUsers = h.opts.MaxClientsPerChannel
 	if h.opts.Fabric == nil {
-		return maxUsers, false
+		return maxUsers, attached
 	}
 	l.at = h.opts.Fabric.Stamp()
 	if maxUsers <= 0 || l.homes == nil {
-		return maxUsers, false
+		return maxUsers, attached
 	}
 	switch h.opts.Fabric.Admit(ctx, l.uid, l.homes, maxUsers) {
 	case Admitted:
 		l.placed = true
-		return 0, false
+		return 0, attached
 	case Full:
-		return maxUsers, true
+		return 0, channelFull
+	case Undecided:
+		return 0, limitUnknown
 	}
-	return maxUsers, false // Unavailable: this hub's own count
+	return maxUsers, attached // Unavailable: this hub's own count
 }
 
 // relayRemote hands a direct message to the other hubs.
@@ -346,9 +374,8 @@ func (h *Hub) relayRemote(from string, fromHomes permSet, target, body string) {
 // here, going into debt if need be, so that its sockets on all hubs share
 // one budget.
 func (b *budgets) charge(uid string, broadcast bool, n int, now time.Time) {
-	which := func(m *memberBudget) *rate.Limiter { return m.message }
-	if broadcast {
-		which = func(m *memberBudget) *rate.Limiter { return m.broadcast }
-	}
-	which(b.member(uid, now)).ReserveN(now, cost(n))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	k, s := b.which(b.memberLocked(uid, now), broadcast)
+	k.charge(s, cost(n), now)
 }

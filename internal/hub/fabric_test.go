@@ -33,6 +33,7 @@ type fakeFabric struct {
 	readyMembers map[string]Member
 	readySubs    map[string]int
 	busy         map[string][]string
+	changes      int // UserChanged calls
 }
 
 func newFakeFabric() *fakeFabric {
@@ -66,7 +67,12 @@ func (f *fakeFabric) Punt(uid, sessid string, _ int64) {
 	f.punts = append(f.punts, uid+"/"+sessid)
 	f.mu.Unlock()
 }
-func (f *fakeFabric) UserChanged(m Member) { f.mu.Lock(); f.members[m.UID] = m; f.mu.Unlock() }
+func (f *fakeFabric) UserChanged(m Member) {
+	f.mu.Lock()
+	f.members[m.UID] = m
+	f.changes++
+	f.mu.Unlock()
+}
 func (f *fakeFabric) UserLeft(uid string)  { f.mu.Lock(); delete(f.members, uid); f.mu.Unlock() }
 func (f *fakeFabric) Subscribed(ch string) { f.mu.Lock(); f.subs[ch]++; f.mu.Unlock() }
 func (f *fakeFabric) Unsubscribed(ch string) {
@@ -336,6 +342,91 @@ func TestFabricBudgetAndPlaces(t *testing.T) {
 			t.Fatalf("%d places released, want 2", n)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRefusedLoginChangesNothing: a login the cluster's count refuses
+// (full, or not countable now) takes over no session, tells the fabric
+// nothing and reports nothing, even with the sessid of a live connection
+// of the same user: that one keeps its session and its events. (It used
+// to be attached first: the live tab lost its events without being
+// punted, and the refused socket's close reported a disconnect with an
+// empty login.)
+func TestRefusedLoginChangesNothing(t *testing.T) {
+	for _, refusal := range []struct {
+		admission Admission
+		message   string
+	}{
+		{Full, "Channel is full"},
+		{Undecided, "Channel busy, try again shortly"},
+	} {
+		t.Run(refusal.message, func(t *testing.T) {
+			gw := newDirGateway()
+			gw.add("a", "pw", "room")
+			gw.add("b", "pw", "room")
+			fab := newFakeFabric()
+			th := startHub(t, gw, func(o *Options) {
+				o.Fabric = fab
+				o.MaxClientsPerChannel = 2
+			})
+			fab.admission = Admitted
+			a := dial(t, th, "a", nil)
+			a.login("a", "pw", "sa")
+			result(t, a.call(2, "verto.subscribe", map[string]any{"eventChannel": "room"}))
+			b := dial(t, th, "b", nil)
+			b.login("b", "pw", "sb")
+			var changes, reports int
+			fab.snapshot(func() {
+				fab.admission = refusal.admission
+				changes = fab.changes
+			})
+			reports = len(gw.reportList())
+
+			again := dial(t, th, "a again", nil)
+			again.send(map[string]any{"jsonrpc": "2.0", "id": 1, "method": "login", "params": map[string]any{"login": "a", "passwd": "pw", "sessid": "sa"}})
+			if e := errorOf(t, again.recv()); e["message"] != refusal.message {
+				t.Fatalf("refused login: %v", e)
+			}
+			for f, ok := again.next(5 * time.Second); !f.closed; f, ok = again.next(5 * time.Second) {
+				if !ok {
+					t.Fatal("the refused socket stays open")
+				}
+			}
+			fab.snapshot(func() {
+				if fab.changes != changes || fab.released != 0 {
+					t.Errorf("a refused login told the fabric: %d member changes, %d releases", fab.changes-changes, fab.released)
+				}
+			})
+			// The live tab was neither punted nor cut off: b's broadcast
+			// reaches it, and nothing came before it.
+			result(t, b.call(2, "verto.broadcast", map[string]any{"eventChannel": "room", "eventData": "still here", "localBroadcast": true}))
+			if f := a.recv(); f["method"] != "verto.event" || f["params"].(map[string]any)["eventData"] != "still here" {
+				t.Fatalf("the live tab got %v", f)
+			}
+			// Once the hub has let the refused socket go, a marker's login
+			// report comes after anything its close could have reported.
+			waitFor(t, "the refused socket gone", func() bool {
+				conns, _, _, _ := th.h.reg.counts()
+				return conns == 2
+			})
+			gw.add("m", "pw", "other")
+			fab.snapshot(func() { fab.admission = Admitted })
+			m := dial(t, th, "marker", nil)
+			m.login("m", "pw", "sm")
+			waitFor(t, "the marker's login report", func() bool {
+				for _, r := range gw.reportList()[reports:] {
+					if r.Get("login") == "m" {
+						return true
+					}
+				}
+				return false
+			})
+			for _, r := range gw.reportList()[reports:] {
+				if r.Get("login") != "m" {
+					t.Errorf("a refused login reported %v", r)
+				}
+			}
+		})
 	}
 }
 

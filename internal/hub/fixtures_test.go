@@ -88,10 +88,20 @@ func startHub(t testing.TB, gw Gateway, mod func(*Options)) *testHub {
 	if mod != nil {
 		mod(&opts)
 	}
-	h := New(opts)
+	return serveHub(t, New(opts), nil)
+}
+
+// serveHub serves h at /verto on a loopback test server whose listener
+// wrap may replace (nil: as it is), shut down with the test.
+func serveHub(t testing.TB, h *Hub, wrap func(net.Listener) net.Listener) *testHub {
+	t.Helper()
 	mux := http.NewServeMux()
 	mux.Handle("/verto", h)
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewUnstartedServer(mux)
+	if wrap != nil {
+		srv.Listener = wrap(srv.Listener)
+	}
+	srv.Start()
 	th := &testHub{h: h, srv: srv, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/verto"}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -114,11 +114,25 @@ type Options struct {
 	WriteTimeout time.Duration
 	// QueueSize and QueueBytes bound the frames, and their bytes, waiting
 	// to be written to one connection; a connection whose queue passes
-	// either is dropped. They only guard memory: the budgets above keep
-	// what any one member can queue far below them, and a reader that
-	// stops reading is found by WriteTimeout. Defaults 4096 and 4 MiB.
+	// either with its own replies is dropped, and frames others caused
+	// may fill only half of it (past that they are not delivered). They
+	// only guard memory: the budgets above keep what any one member can
+	// queue far below them, and a reader that stops reading is found by
+	// WriteTimeout. Bytes are what the frames write; an event or a
+	// relayed message queued for many connections is held once, shared
+	// (see MaxQueuedBytes). Defaults 4096 and 4 MiB.
 	QueueSize  int
 	QueueBytes int
+	// MaxQueuedBytes bounds the memory that frames others caused (events,
+	// relayed messages) hold in all connections' queues together: each
+	// such frame once, however many queues hold it, plus 64 bytes per
+	// queue entry. Past it, one is queued only for a connection with no
+	// other one waiting: readers that keep up still get everything, and
+	// those that are behind (subscribers that never read) miss what comes
+	// until they catch up or are cut by WriteTimeout. A connection's own
+	// replies are not counted: each answers a request its address paid
+	// for in AddressBytes, and QueueBytes bounds them. Default 64 MiB.
+	MaxQueuedBytes int
 	// PingInterval and PongTimeout find connections whose network died
 	// silently (a laptop lid closed, a Wi-Fi gone: no FIN ever comes): a
 	// connection that sent nothing for PingInterval gets a WebSocket ping
@@ -171,6 +185,7 @@ const (
 	DefaultWriteTimeout       = 10 * time.Second
 	DefaultQueueSize          = 4096
 	DefaultQueueBytes         = 4 << 20
+	DefaultMaxQueuedBytes     = 64 << 20
 	DefaultIdleTimeout        = 2 * time.Minute
 	DefaultPingInterval       = 10 * time.Second
 	DefaultPongTimeout        = 5 * time.Second
@@ -250,6 +265,9 @@ func (o *Options) setDefaults() {
 	if o.QueueBytes <= 0 {
 		o.QueueBytes = DefaultQueueBytes
 	}
+	if o.MaxQueuedBytes <= 0 {
+		o.MaxQueuedBytes = DefaultMaxQueuedBytes
+	}
 	if o.PingInterval <= 0 {
 		o.PingInterval = DefaultPingInterval
 	}
@@ -280,6 +298,7 @@ type Hub struct {
 	origins originPolicy
 
 	ids      atomic.Uint64 // server request ids, shared by all connections
+	queued   queueTotal    // what deliveries hold in every connection's queue
 	eventSeq atomic.Uint64 // Event-Sequence of gateway lookups
 	coreUUID string        // Core-UUID of gateway lookups
 
@@ -322,6 +341,7 @@ func New(opts Options) *Hub {
 		budgets:  newBudgets(opts.BroadcastBudget, opts.MessageBudget, budgetEntries),
 		traffic:  newBudgets(opts.AddressBytes, opts.AddressBytes, budgetEntries),
 	}
+	h.queued.max = int64(opts.MaxQueuedBytes)
 	h.methods = methodTable()
 	h.reports = newReporter(h)
 	go h.watchWrites()

@@ -126,6 +126,7 @@ const (
 	attached     attachResult = iota
 	tooManyConns              // the user has MaxConnsPerClient connections
 	channelFull               // a channel of the user has MaxClientsPerChannel users present
+	limitUnknown              // the cluster cannot count a channel's users now (Fabric.Admit: Undecided)
 )
 
 // login is what attach needs to know of an authenticated connection.

@@ -22,6 +22,7 @@ type ClusterStats struct {
 	Stalls     uint64 // times this process's own loop stalled past a heartbeat
 	ReadyLate  uint64 // login or subscribe replies sent before NATS confirmed their interest
 	ClockJumps uint64 // clock values heard implausibly far ahead, ignored
+	LevelsLate uint64 // arrivals whose budget levels did not come from the other processes in time
 }
 
 // clusterCollector reads the cluster member's counters at each scrape.
@@ -45,7 +46,7 @@ func newClusterCollector(stats func() ClusterStats) *clusterCollector {
 		reconnects:  desc("nats_reconnects_total", "Connections to NATS found again after a loss."),
 		deadNode:    desc("peers_dead_total", "Other processes taken for dead after missing heartbeats."),
 		messages:    desc("nats_messages_total", "Messages exchanged with NATS.", "direction"),
-		faults:      desc("faults_total", "Faults the cluster survived: revived (a process wrongly taken for dead, healed), unreadable (a message in a wire version this process does not read: an upgrade under way), stall (this process's own loop stalled past a heartbeat), ready_late (a login or subscribe reply sent before NATS confirmed), clock_jump (an implausible clock value ignored).", "fault"),
+		faults:      desc("faults_total", "Faults the cluster survived: revived (a process wrongly taken for dead, healed), unreadable (a message in a wire version this process does not read: an upgrade under way), stall (this process's own loop stalled past a heartbeat), ready_late (a login or subscribe reply sent before NATS confirmed), clock_jump (an implausible clock value ignored), levels_late (a member's budget levels did not come from the other processes in time).", "fault"),
 	}
 }
 
@@ -71,7 +72,7 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, f := range []struct {
 		name string
 		n    uint64
-	}{{"revived", s.Revived}, {"unreadable", s.Unreadable}, {"stall", s.Stalls}, {"ready_late", s.ReadyLate}, {"clock_jump", s.ClockJumps}} {
+	}{{"revived", s.Revived}, {"unreadable", s.Unreadable}, {"stall", s.Stalls}, {"ready_late", s.ReadyLate}, {"clock_jump", s.ClockJumps}, {"levels_late", s.LevelsLate}} {
 		ch <- prometheus.MustNewConstMetric(c.faults, prometheus.CounterValue, float64(f.n), f.name)
 	}
 }

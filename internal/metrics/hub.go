@@ -14,6 +14,7 @@ const (
 	LoginOtherUser          = "other_user"           // a second login on a socket as someone else
 	LoginTooManyConnections = "too_many_connections" // sockets per client
 	LoginChannelFull        = "channel_full"         // -max-clients-per-channel
+	LoginLimitUnknown       = "limit_unknown"        // the cluster could not count the channel's clients
 )
 
 // Why the hub cut a connection that did not keep up
@@ -65,12 +66,12 @@ func newHub(f promauto.Factory) *Hub {
 		logins:     f.NewCounter(opts("logins_total", "Successful Verto logins.")),
 		loginFailures: newCounters(f.NewCounterVec(opts("login_failures_total", "Refused Verto logins, by reason."),
 			[]string{"reason"}), LoginMissingParams, LoginMissingPassword, LoginUnknownUser, LoginBadPassword,
-			LoginOtherUser, LoginTooManyConnections, LoginChannelFull),
+			LoginOtherUser, LoginTooManyConnections, LoginChannelFull, LoginLimitUnknown),
 		requests: newCounters(f.NewCounterVec(opts("requests_total", "Verto JSON-RPC requests received (batch items one each), by method; methods the hub lacks count as other."),
 			[]string{"method"}), vertoMethods...),
 		broadcasts: f.NewCounter(opts("broadcasts_total", "Local broadcasts accepted for fan-out to a channel's subscribers.")),
 		relayed:    f.NewCounter(opts("messages_relayed_total", "Direct messages accepted for relay to their recipient.")),
-		dropped:    f.NewCounter(opts("frames_dropped_total", "Frames others sent that were not delivered because the reader's queue was half full.")),
+		dropped:    f.NewCounter(opts("frames_dropped_total", "Frames others sent that were not delivered: the reader's queue was half full, or the hub's total of queued deliveries (hub.Options.MaxQueuedBytes) was reached while the reader was behind.")),
 		slowClosed: newCounters(f.NewCounterVec(opts("slow_readers_closed_total", "Connections cut for not reading fast enough, by reason."),
 			[]string{"reason"}), SlowQueueFull, SlowWriteTimeout),
 		refused: newCounters(f.NewCounterVec(opts("budget_refusals_total", "Requests refused by a budget, by budget."),

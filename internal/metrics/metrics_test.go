@@ -230,7 +230,7 @@ func TestRuntime(t *testing.T) {
 func TestWatchCluster(t *testing.T) {
 	m := metrics.New()
 	stats := metrics.ClusterStats{Connected: true, Disconnects: 2, Reconnects: 1, InMsgs: 40, OutMsgs: 30, DeadNodes: 1, Nodes: 2,
-		Revived: 3, Unreadable: 4, Stalls: 5, ReadyLate: 6, ClockJumps: 7}
+		Revived: 3, Unreadable: 4, Stalls: 5, ReadyLate: 6, ClockJumps: 7, LevelsLate: 8}
 	if err := m.WatchCluster(func() metrics.ClusterStats { return stats }); err != nil {
 		t.Fatal(err)
 	}
@@ -252,6 +252,7 @@ func TestWatchCluster(t *testing.T) {
 		{"channels_cluster_faults_total", []string{"fault", "stall"}, 5},
 		{"channels_cluster_faults_total", []string{"fault", "ready_late"}, 6},
 		{"channels_cluster_faults_total", []string{"fault", "clock_jump"}, 7},
+		{"channels_cluster_faults_total", []string{"fault", "levels_late"}, 8},
 	} {
 		if got := s.Sum(c.name, c.labels...); got != c.want || !s.Has(c.name, c.labels...) {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
@@ -264,5 +265,36 @@ func TestWatchCluster(t *testing.T) {
 	var none *metrics.Metrics
 	if err := none.WatchCluster(func() metrics.ClusterStats { return stats }); err != nil {
 		t.Errorf("nil Metrics: %v", err)
+	}
+}
+
+// TestRateLimitedLimits: every limit of the web app has its series at 0
+// from the start and counts under its own label, not "other" — among
+// them stored_clients, the 503 of a server holding -max-stored-clients.
+func TestRateLimitedLimits(t *testing.T) {
+	const name = "channels_web_rate_limited_total"
+	for _, limit := range []string{
+		metrics.LimitSignInAddress, metrics.LimitSignInNameAddress, metrics.LimitSignInName, metrics.LimitSignInDevice,
+		metrics.LimitNewClients, metrics.LimitTURNRenewals, metrics.LimitPasswordChecks, metrics.LimitStoredClients,
+	} {
+		t.Run(limit, func(t *testing.T) {
+			m := metrics.New()
+			before := scrape(t, m)
+			if !before.Has(name, "limit", limit) {
+				t.Fatalf("%s{limit=%q} missing before anything was counted", name, limit)
+			}
+			m.Web().RateLimited(limit)
+			m.Web().RateLimited(limit)
+			after := scrape(t, m)
+			if got := metricstest.Delta(before, after, name, "limit", limit); got != 2 {
+				t.Errorf("%s{limit=%q} moved by %v, want 2", name, limit, got)
+			}
+			if got := metricstest.Delta(before, after, name, "limit", metrics.Other); got != 0 {
+				t.Errorf("%s{limit=%q} moved by %v, want 0", name, metrics.Other, got)
+			}
+		})
+	}
+	if metrics.LimitStoredClients != "stored_clients" {
+		t.Errorf("LimitStoredClients = %q; docs/OPERATIONS.md says stored_clients", metrics.LimitStoredClients)
 	}
 }

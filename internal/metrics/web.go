@@ -22,6 +22,7 @@ const (
 	LimitNewClients        = "new_clients"         // new client ids per address
 	LimitTURNRenewals      = "turn_renewals"       // TURN credential renewals per address
 	LimitPasswordChecks    = "password_checks"     // password checks under way (503)
+	LimitStoredClients     = "stored_clients"      // new clients while -max-stored-clients are stored (503)
 )
 
 // Web holds the web application's metrics.
@@ -43,9 +44,9 @@ func newWeb(f promauto.Factory) *Web {
 		}, []string{"reason"}), SignInUnknownUser, SignInWrongPassword),
 		rateLimited: newCounters(f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: "web", Name: "rate_limited_total",
-			Help: "Requests refused by a limit of the web application (HTTP 429, or 503 for password checks), by limit.",
+			Help: "Requests refused by a limit of the web application (HTTP 429, or 503 for password checks and stored clients), by limit.",
 		}, []string{"limit"}), LimitSignInAddress, LimitSignInNameAddress, LimitSignInName,
-			LimitSignInDevice, LimitNewClients, LimitTURNRenewals, LimitPasswordChecks),
+			LimitSignInDevice, LimitNewClients, LimitTURNRenewals, LimitPasswordChecks, LimitStoredClients),
 	}
 }
 

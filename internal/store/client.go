@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -208,6 +209,17 @@ func (s *Store) CountConnectedClients(ctx context.Context, channelID string) (in
 	return n, nil
 }
 
+// CountClients returns the number of clients stored, in every channel,
+// connected or not: what -max-stored-clients bounds. The web app reads it
+// at most once a minute (one scan of the clients table's primary key).
+func (s *Store) CountClients(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM clients`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count clients: %w", err)
+	}
+	return n, nil
+}
+
 // ConnectedClients returns the ids of up to limit connected clients of a
 // channel other than except, the most recently connected first (those most
 // likely to be still there when a report was lost), for the FreeSWITCH
@@ -264,6 +276,48 @@ func (s *Store) ClientInChannel(ctx context.Context, clientID, channelID string)
 	}
 	s.recent.put(ch, s.now())
 	return ch, c, nil
+}
+
+// ClearConnectedExcept marks disconnected every client marked connected
+// before the given time whose id present does not know, and returns how
+// many it marked. A cluster's leader calls it with every user the cluster
+// holds: a process that died left its clients marked connected, and its
+// disconnect reports never come. A client that logs in again meanwhile
+// keeps its new connected time (each row is cleared only if unchanged).
+func (s *Store) ClearConnectedExcept(ctx context.Context, present func(id string) bool, before time.Time) (int64, error) {
+	const what = "clear connected clients nobody holds"
+	rows, err := s.query(ctx, `SELECT id, connected FROM clients WHERE connected IS NOT NULL AND connected < ?`, micros(before))
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", what, err)
+	}
+	type stale struct {
+		id string
+		at int64
+	}
+	var gone []stale
+	for rows.Next() {
+		var c stale
+		if err := rows.Scan(&c.id, &c.at); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("%s: %w", what, err)
+		}
+		if !present(c.id) {
+			gone = append(gone, c)
+		}
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return 0, fmt.Errorf("%s: %w", what, err)
+	}
+	var n int64
+	for _, c := range gone {
+		res, err := s.exec(ctx, `UPDATE clients SET connected = NULL, connected_addr = NULL WHERE id = ? AND connected = ?`, c.id, c.at)
+		if err != nil {
+			return n, fmt.Errorf("%s: %w", what, err)
+		}
+		k, _ := res.RowsAffected()
+		n += k
+	}
+	return n, nil
 }
 
 // ClearAllConnected marks every client disconnected and returns how many

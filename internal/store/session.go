@@ -64,6 +64,17 @@ func (ss *SessionStore) Delete(token string) error {
 	return ss.DeleteCtx(context.Background(), token)
 }
 
+// CountSessions returns the number of sessions stored, expired or not
+// (the sweeper deletes expired ones): what -max-stored-clients bounds
+// besides the clients.
+func (s *Store) CountSessions(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM sessions`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count sessions: %w", err)
+	}
+	return n, nil
+}
+
 // DeleteExpiredSessions removes sessions past their expiry and returns how
 // many went.
 func (s *Store) DeleteExpiredSessions(ctx context.Context) (int64, error) {

@@ -62,6 +62,7 @@ const (
 	MsgMessageTooLarge = "Message too large"
 	MsgTooManyConns    = "Too many connections"
 	MsgChannelFull     = "Channel is full"
+	MsgLimitUnknown    = "Channel busy, try again shortly"
 	MsgOtherUser       = "Already logged in as another user"
 	MsgRecipientBusy   = "Recipient is busy"
 )

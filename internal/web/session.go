@@ -89,6 +89,10 @@ func (s *Server) currentUser(r *http.Request) (store.User, bool) {
 // store.DeleteUnusedClients) comes back with the same id and password: a
 // browser that keeps its session keeps its client id. New clients are paid
 // for from the address's budget (newClients); over it, the page is a 429.
+// While the database holds the ceiling of stored clients (or sessions, for
+// a browser without one), a new client is refused with a 503 before
+// anything is written, and the address's budget is given back
+// (admitNewClient); re-created clients and signed-in users are not.
 func (s *Server) channelAndClient(r *http.Request) (store.Channel, store.Client, error) {
 	ctx := r.Context()
 	id := r.PathValue("id")
@@ -127,8 +131,9 @@ func (s *Server) channelAndClient(r *http.Request) (store.Channel, store.Client,
 	if err := s.refuseEmbedded(r, ch.ID); err != nil { // before it costs the visitor's budget
 		return store.Channel{}, store.Client{}, err
 	}
-	addr := clientAddr(r)
-	if ok, wait := s.newClients.take(addr, s.now()); !ok {
+	addr, now := clientAddr(r), s.now()
+	token, ok, wait := s.newClients.reserve(addr, now)
+	if !ok {
 		s.log.WarnContext(ctx, "new clients rate limited", "client", addr, "channel", ch.ID)
 		s.metrics.RateLimited(metrics.LimitNewClients)
 		return store.Channel{}, store.Client{}, &statusError{
@@ -137,11 +142,17 @@ func (s *Server) channelAndClient(r *http.Request) (store.Channel, store.Client,
 			retryAfter: wait,
 		}
 	}
+	newSession := s.sessions.Token(ctx) == ""
+	if err := s.admitNewClient(r, newSession); err != nil {
+		s.newClients.refund(token, now) // not the visitor's doing
+		return store.Channel{}, store.Client{}, err
+	}
 	c, err := s.store.CreateClient(ctx, ch.ID)
 	if err != nil {
 		return store.Channel{}, store.Client{}, fmt.Errorf("create client in channel %s: %w", ch.ID, err)
 	}
-	if s.sessions.Token(ctx) == "" {
+	s.noteStored(newSession)
+	if newSession {
 		// A session this view creates lives a day unless its browser uses
 		// it: a visitor who never calls leaves no 14-day row behind.
 		s.sessions.Put(ctx, provisionalKey, int64(1)) // the session codec keeps strings and int64s
@@ -245,6 +256,7 @@ func (s *Server) recreateClient(r *http.Request, ch store.Channel, id, password 
 	if err != nil {
 		return store.Client{}, false, fmt.Errorf("re-create client %s: %w", id, err)
 	}
+	s.noteStored(false) // never refused: the session holds this client
 	s.log.DebugContext(ctx, "re-created swept client", "client", id, "channel", ch.ID)
 	return c, true, nil
 }

@@ -46,6 +46,11 @@ type Options struct {
 	// DefaultNewClientBurst and DefaultNewClientEvery.
 	NewClientBurst int
 	NewClientEvery time.Duration
+	// MaxStoredClients is the ceiling on stored clients and on stored
+	// sessions (-max-stored-clients): while the database holds it, a
+	// channel page view that would store a new one is a 503 (ceiling.go);
+	// zero means DefaultMaxStoredClients.
+	MaxStoredClients int
 	// Metrics counts sign-ins and rate limits, and labels HTTP metrics
 	// with this app's route patterns (nil: no metrics).
 	Metrics *metrics.Web
@@ -77,7 +82,10 @@ type Server struct {
 	hashWait time.Duration
 	// newClients is each address's budget for creating clients.
 	newClients *limiter
-	metrics    *metrics.Web // nil: none
+	// stored counts the clients and sessions in the database, against
+	// their ceiling (ceiling.go).
+	stored  *storedRows
+	metrics *metrics.Web // nil: none
 	// ice gives each client its STUN/TURN servers (channel_ice.go).
 	ice *iceSource
 	// dummyHash is verified against when the user name is unknown, so a
@@ -152,6 +160,9 @@ func New(opts Options) (*Server, error) {
 	if opts.NewClientEvery <= 0 {
 		opts.NewClientEvery = DefaultNewClientEvery
 	}
+	if opts.MaxStoredClients <= 0 {
+		opts.MaxStoredClients = DefaultMaxStoredClients
+	}
 	s := &Server{
 		cfg:        opts.Config,
 		store:      opts.Store,
@@ -169,6 +180,7 @@ func New(opts Options) (*Server, error) {
 		hashWait:   5 * time.Second,
 		dummyHash:  sync.OnceValues(func() (string, error) { return password.Hash("no such user") }),
 		newClients: newLimiter(opts.NewClientBurst, opts.NewClientEvery, maxTracked),
+		stored:     &storedRows{max: int64(opts.MaxStoredClients)},
 		metrics:    opts.Metrics,
 	}
 	// Credentials are minted by s.now, which tests may replace.

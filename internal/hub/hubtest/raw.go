@@ -26,12 +26,16 @@ type Raw struct {
 }
 
 // DialRaw opens a WebSocket to wsURL ("ws://host/verto").
-func DialRaw(wsURL string) (*Raw, error) {
+func DialRaw(wsURL string) (*Raw, error) { return dialRaw(wsURL, &net.Dialer{}, 64<<10, 4096) }
+
+// dialRaw opens a WebSocket to wsURL over a socket d makes, reading
+// through a buffer of readBuf bytes, with a frame buffer of frameBuf.
+func dialRaw(wsURL string, d *net.Dialer, readBuf, frameBuf int) (*Raw, error) {
 	u, err := url.Parse(wsURL)
 	if err != nil {
 		return nil, err
 	}
-	conn, err := net.Dial("tcp", u.Host)
+	conn, err := d.Dial("tcp", u.Host)
 	if err != nil {
 		return nil, err
 	}
@@ -39,7 +43,7 @@ func DialRaw(wsURL string) (*Raw, error) {
 	_, _ = rand.Read(key[:])
 	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
 		u.RequestURI(), u.Host, base64.StdEncoding.EncodeToString(key[:]))
-	br := bufio.NewReaderSize(conn, 64<<10)
+	br := bufio.NewReaderSize(conn, readBuf)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		conn.Close()
@@ -49,7 +53,7 @@ func DialRaw(wsURL string) (*Raw, error) {
 		conn.Close()
 		return nil, fmt.Errorf("upgrade: %s", resp.Status)
 	}
-	return &Raw{conn: conn, br: br, buf: make([]byte, 0, 4096)}, nil
+	return &Raw{conn: conn, br: br, buf: make([]byte, 0, frameBuf)}, nil
 }
 
 // Send writes one masked text frame.
