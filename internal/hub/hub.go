@@ -133,6 +133,13 @@ type Options struct {
 	// replies are not counted: each answers a request its address paid
 	// for in AddressBytes, and QueueBytes bounds them. Default 64 MiB.
 	MaxQueuedBytes int
+	// SendBuffer is each WebSocket's kernel send buffer (SO_SNDBUF; Linux
+	// keeps twice it). Left to the kernel, the buffer of a socket whose
+	// reader stops reading grows to 4 MiB (tcp_wmem), which a thousand
+	// such sockets turn into gigabytes outside the process's memory. A
+	// signalling frame is small: 64 KiB is ample, even far away. Default
+	// 64 KiB; negative: the kernel's own.
+	SendBuffer int
 	// PingInterval and PongTimeout find connections whose network died
 	// silently (a laptop lid closed, a Wi-Fi gone: no FIN ever comes): a
 	// connection that sent nothing for PingInterval gets a WebSocket ping
@@ -185,6 +192,7 @@ const (
 	DefaultWriteTimeout       = 10 * time.Second
 	DefaultQueueSize          = 4096
 	DefaultQueueBytes         = 4 << 20
+	DefaultSendBuffer         = 64 << 10
 	DefaultMaxQueuedBytes     = 64 << 20
 	DefaultIdleTimeout        = 2 * time.Minute
 	DefaultPingInterval       = 10 * time.Second
@@ -261,6 +269,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.QueueSize <= 0 {
 		o.QueueSize = DefaultQueueSize
+	}
+	if o.SendBuffer == 0 {
+		o.SendBuffer = DefaultSendBuffer
 	}
 	if o.QueueBytes <= 0 {
 		o.QueueBytes = DefaultQueueBytes
@@ -413,6 +424,9 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer h.reg.releaseAddress(ip)
 
+	if h.opts.SendBuffer > 0 {
+		w = sendBuffered{w, h.opts.SendBuffer}
+	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // the origin was checked above
 		CompressionMode:    websocket.CompressionDisabled,

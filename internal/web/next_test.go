@@ -166,7 +166,10 @@ func TestCanonicalChannelURL(t *testing.T) {
 			owner := s.user("owner", "owner password", false)
 			ch := s.channel("Lobby", true, owner.ID)
 			id, up := ch.ID, strings.ToUpper(ch.ID)
-			mixed := strings.ToUpper(id[:8]) + id[8:]
+			// One letter upper case: the first (a hex digit a–f; an id
+			// may begin with eight decimal digits).
+			i := strings.IndexAny(id, "abcdef")
+			mixed := id[:i] + strings.ToUpper(id[i:i+1]) + id[i+1:]
 
 			tests := []struct {
 				name, method, path string
