@@ -235,8 +235,9 @@ func TestMetrics(t *testing.T) {
 				}
 			}
 			if b.Name == "sqlite" { // the log is the same on both
-				// 10 failed sign-ins, 1 rate-limited, 1 /fsapi 401.
-				t.Run("fail2ban", func(t *testing.T) { checkFail2ban(t, l, slices.Repeat([]string{"127.0.0.1"}, 12)) })
+				// The failed sign-ins (alice's and the unknown names), 1
+				// rate-limited, 1 /fsapi 401.
+				t.Run("fail2ban", func(t *testing.T) { checkFail2ban(t, l, slices.Repeat([]string{"127.0.0.1"}, 1+unknown+2)) })
 			}
 		})
 	}

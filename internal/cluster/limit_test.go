@@ -110,7 +110,7 @@ func TestClusterLimitNATSOutage(t *testing.T) {
 			return strings.Contains(errorCode(dialNode(t, n, "late").login(mc, "s")), "Channel is full")
 		})
 	}
-	if users := seats(t, s, url); len(users) != 2 {
+	if users, _ := seats(t, s, url); len(users) != 2 {
 		t.Fatalf("after the outage the count holds %v, want the 2 present", users)
 	}
 	// A member present on the other process gets in there and punts its
@@ -118,10 +118,21 @@ func TestClusterLimitNATSOutage(t *testing.T) {
 	moved := dialNode(t, a, "b moved")
 	moved.join(mb, "sb")
 	cb.waitFor(5*time.Second, "punt", func(f map[string]any) bool { return f["method"] == "verto.punt" })
+
+	// When everybody has left, the channel's key is gone (the leader's
+	// sweeps list only channels that have somebody).
+	for _, c := range []*client{reload, moved} {
+		c.ws.CloseNow()
+	}
+	poll(t, "the emptied channel's key deleted", 10*time.Second, func() bool {
+		_, keys := seats(t, s, url)
+		return keys == 0
+	})
 }
 
-// seats returns the users the site's count holds, over every channel.
-func seats(t *testing.T, s *site, url string) []string {
+// seats returns the users the site's count holds, over every channel,
+// and how many keys (channels) it has.
+func seats(t *testing.T, s *site, url string) (users []string, keys int) {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -138,12 +149,12 @@ func seats(t *testing.T, s *site, url string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := kv.ListKeys(ctx)
+	lister, err := kv.ListKeys(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var users []string
-	for k := range keys.Keys() {
+	for k := range lister.Keys() {
+		keys++
 		e, err := kv.Get(ctx, k)
 		if err != nil {
 			t.Fatal(err)
@@ -156,7 +167,7 @@ func seats(t *testing.T, s *site, url string) []string {
 			users = append(users, u)
 		}
 	}
-	return users
+	return users, keys
 }
 
 // TestClusterWholeCrash: every process of a cluster killed at once leaves

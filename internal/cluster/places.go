@@ -291,9 +291,7 @@ func (p *places) admit(ctx context.Context, uid string, homes []string, limit in
 	}
 	for _, ch := range homes {
 		a := p.enter(kv, token(ch), uid, limit)
-		if a.err != nil {
-			added = append(added, ch) // the write may have happened
-			p.n.log.Warn("cluster: clients per channel cannot be counted now; only users already here get in", "err", a.err)
+		if a.err != nil { // (writeBatches took back what it may have written in this key)
 			undo()
 			return hub.Undecided
 		}
@@ -363,6 +361,20 @@ func (p *places) writeBatches(kv jetstream.KeyValue, key string) {
 			return changed
 		})
 		cancel()
+		if err != nil {
+			// The write may have happened: take the batch back, in one
+			// write, before its logins are refused.
+			p.n.log.Warn("cluster: clients per channel cannot be counted now; only users already here get in", "err", err, "logins", len(asks))
+			ctx, cancel := context.WithTimeout(p.n.ctx, placesTimeout)
+			p.write(ctx, kv, key, func(v value) bool {
+				changed := false
+				for _, a := range asks {
+					changed = v.drop(a.uid, self) || changed
+				}
+				return changed
+			})
+			cancel()
+		}
 		for _, a := range asks {
 			a.err = err
 			close(a.done)
@@ -448,10 +460,18 @@ func (p *places) modify(ctx context.Context, kv jetstream.KeyValue, key string, 
 		if !fn(v) {
 			return nil
 		}
-		data, _ := json.Marshal(v)
-		if rev == 0 {
+		switch {
+		case len(v) == 0 && rev != 0:
+			// Emptied: deleted, so that the leader's sweeps list only the
+			// channels that have somebody (a deleted key is created anew).
+			err = kv.Delete(ctx, key, jetstream.LastRevision(rev))
+		case len(v) == 0:
+			return nil
+		case rev == 0:
+			data, _ := json.Marshal(v)
 			_, err = kv.Create(ctx, key, data)
-		} else {
+		default:
+			data, _ := json.Marshal(v)
 			_, err = kv.Update(ctx, key, data, rev)
 		}
 		if err == nil {

@@ -290,13 +290,9 @@ func (s *Store) ClearConnectedExcept(ctx context.Context, present func(id string
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", what, err)
 	}
-	type stale struct {
-		id string
-		at int64
-	}
-	var gone []stale
+	var gone []connectedRow
 	for rows.Next() {
-		var c stale
+		var c connectedRow
 		if err := rows.Scan(&c.id, &c.at); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("%s: %w", what, err)
@@ -308,14 +304,52 @@ func (s *Store) ClearConnectedExcept(ctx context.Context, present func(id string
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return 0, fmt.Errorf("%s: %w", what, err)
 	}
+	// In transactions of sweepBatch rows: a crash of a whole cluster may
+	// leave many, and a commit per row is slow on SQLite.
 	var n int64
-	for _, c := range gone {
-		res, err := s.exec(ctx, `UPDATE clients SET connected = NULL, connected_addr = NULL WHERE id = ? AND connected = ?`, c.id, c.at)
+	for len(gone) > 0 {
+		batch := gone[:min(len(gone), sweepBatch)]
+		gone = gone[len(batch):]
+		k, err := s.clearConnected(ctx, batch)
+		n += k
 		if err != nil {
 			return n, fmt.Errorf("%s: %w", what, err)
 		}
+	}
+	return n, nil
+}
+
+// connectedRow is a client's id and the connected time it was read with.
+type connectedRow struct {
+	id string
+	at int64
+}
+
+// clearConnected clears, in one transaction, the connected time of each
+// client still connected at the time it was read with, and returns how
+// many it cleared.
+func (s *Store) clearConnected(ctx context.Context, batch []connectedRow) (int64, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, s.q(`UPDATE clients SET connected = NULL, connected_addr = NULL WHERE id = ? AND connected = ?`))
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	var n int64
+	for _, c := range batch {
+		res, err := st.ExecContext(ctx, c.id, c.at)
+		if err != nil {
+			return 0, err
+		}
 		k, _ := res.RowsAffected()
 		n += k
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, err
 	}
 	return n, nil
 }
