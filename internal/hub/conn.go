@@ -167,7 +167,7 @@ func (c *conn) writeLoop() {
 		// What the writer did not write is discarded, and nothing more is
 		// queued: the hub's total gets back what these frames held.
 		c.out.shut(batch)
-		putScratch(buf)
+		c.h.scratch.put(buf)
 		close(c.writerDone)
 	}()
 	for {
@@ -192,7 +192,7 @@ func (c *conn) writeLoop() {
 				p = f.sh.b
 			default:
 				if buf == nil {
-					buf = scratch.Get().(*[]byte)
+					buf = c.h.scratch.get()
 				}
 				*buf = f.appendEvent((*buf)[:0])
 				p = *buf
@@ -210,7 +210,7 @@ func (c *conn) writeLoop() {
 				return
 			}
 		}
-		putScratch(buf) // an idle connection keeps no buffer
+		c.h.scratch.put(buf) // an idle connection keeps no buffer
 		buf = nil
 		if cap(batch) > 64 {
 			batch = nil // do not keep a burst's memory on an idle connection

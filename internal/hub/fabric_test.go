@@ -158,6 +158,9 @@ func TestFabric(t *testing.T) {
 	b.login("b", "pw", "sb")
 	result(t, a.call(5, "verto.info", map[string]any{"msg": map[string]any{"to": "b", "body": "m2"}}))
 	b.recv()
+	// (The local delivery may reach b before the hub hands m2 to the
+	// fabric; a's reply comes after both.)
+	result(t, a.call(7, "echo", map[string]any{"after": "m2"}))
 	fab.snapshot(func() {
 		if len(fab.relayed) != 2 || fab.relayed[0].Body != "m1" || fab.relayed[1].Body != "m2" || fab.relayed[0].Sender != uid || len(fab.relayed[0].FromHomes) != 1 {
 			t.Errorf("relayed %+v", fab.relayed)

@@ -123,17 +123,26 @@ func (t *queueTotal) release(f outFrame) {
 // over reports whether n more bytes would pass the total's bound.
 func (t *queueTotal) over(n int64) bool { return t.bytes.Load()+n > t.max }
 
-// scratch holds the buffers writers assemble event frames in, so that an
-// idle connection keeps none and a busy one allocates none per frame.
-var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+// scratchPool holds the buffers a hub's writers assemble event frames
+// in, so that an idle connection keeps none and a busy one allocates none
+// per frame.
+type scratchPool struct{ p sync.Pool }
 
-// maxScratch is the largest buffer put back in scratch: a rare large frame
-// does not stay in the pool.
+func (s *scratchPool) get() *[]byte {
+	if b, ok := s.p.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, 4096)
+	return &b
+}
+
+// maxScratch is the largest buffer put back in the pool: a rare large
+// frame does not stay in it.
 const maxScratch = 64 << 10
 
-func putScratch(b *[]byte) {
+func (s *scratchPool) put(b *[]byte) {
 	if b != nil && cap(*b) <= maxScratch {
 		*b = (*b)[:0]
-		scratch.Put(b)
+		s.p.Put(b)
 	}
 }

@@ -319,7 +319,8 @@ type Hub struct {
 	watcher chan struct{}  // closed when watchWrites returns
 	reports *reporter
 	budgets *budgets
-	traffic *budgets // per address: what its connections' frames may weigh (its first bucket)
+	traffic *budgets    // per address: what its connections' frames may weigh (its first bucket)
+	scratch scratchPool // writers' buffers for event frames
 	leaves  leaves
 
 	mu       sync.Mutex
