@@ -194,6 +194,10 @@ func (c *conn) Close() error {
 	return err
 }
 
+// NetConn returns the connection beneath, as tls.Conn does, so that its
+// owner can tune the socket (the hub sets a WebSocket's send buffer).
+func (c *conn) NetConn() net.Conn { return c.Conn }
+
 // peer is the remote address of c, unmapped from IPv4-in-IPv6.
 func peer(c net.Conn) (netip.Addr, bool) {
 	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {

@@ -21,7 +21,11 @@ func (s sendBuffered) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return c, rw, err
 	}
 	nc := c
-	if t, ok := nc.(interface{ NetConn() net.Conn }); ok { // TLS
+	for { // beneath TLS, beneath a listener's wrapper (connlimit)
+		t, ok := nc.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
 		nc = t.NetConn()
 	}
 	if t, ok := nc.(*net.TCPConn); ok {

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"channels/internal/connlimit"
 )
 
 // acceptedConns records the connections a listener accepts.
@@ -26,14 +28,15 @@ func (l *acceptedConns) Accept() (net.Conn, error) {
 
 // TestSendBuffer: a WebSocket's kernel send buffer is Options.SendBuffer
 // (Linux keeps twice it), not left to grow to the kernel's 4 MiB for a
-// reader that stops reading.
+// reader that stops reading, beneath the connection limiter's wrapper as
+// `channels serve` accepts them.
 func TestSendBuffer(t *testing.T) {
 	gw := newDirGateway()
 	gw.add("a", "pw", "room")
 	var ln *acceptedConns
 	th := serveHub(t, New(Options{Gateway: gw, Domain: "example.com"}), func(l net.Listener) net.Listener {
 		ln = &acceptedConns{Listener: l}
-		return ln
+		return connlimit.New(ln, connlimit.Options{})
 	})
 	dial(t, th, "a", nil).login("a", "pw", "sa")
 	ln.mu.Lock()
