@@ -150,10 +150,7 @@ const (
 // SQLite WAL checkpoint) until ctx ends or the returned stop is called,
 // which waits for it. Clients idle for a session lifetime go too.
 func startSweeper(ctx context.Context, st *store.Store, cfg config.Config, logger *slog.Logger) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	return inBackground(ctx, func(ctx context.Context) {
 		st.RunSweeper(ctx, store.SweeperOptions{
 			Every:         sweepEvery,
 			NeverLoggedIn: sweepNeverLoggedIn,
@@ -170,6 +167,17 @@ func startSweeper(ctx context.Context, st *store.Store, cfg config.Config, logge
 				}
 			},
 		})
+	})
+}
+
+// inBackground runs fn in a goroutine until ctx ends or the returned stop
+// is called, which ends fn's context and waits for fn to return.
+func inBackground(ctx context.Context, fn func(context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn(ctx)
 	}()
 	return func() {
 		cancel()

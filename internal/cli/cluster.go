@@ -139,45 +139,42 @@ const (
 // its clients marked connected, and no disconnect report will come for
 // them. stop waits for it.
 func startReconciler(ctx context.Context, node *cluster.Node, st *store.Store, domain string, expiry time.Duration, logger *slog.Logger) (stop func()) {
-	margin := max(reconcileMargin, expiry)
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(reconcilePoll)
-		defer t.Stop()
-		var next time.Time
-		passes := 0
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case now := <-t.C:
-				if now.Before(next) {
-					continue
-				}
-				users, ok := node.Present()
-				if !ok {
-					next, passes = time.Time{}, 0 // a new leader looks at once
-					continue
-				}
-				passes++
-				next = now.Add(reconcileEvery)
-				if passes == 1 {
-					next = now.Add(margin)
-				}
-				n, err := st.ClearConnectedExcept(ctx, func(id string) bool { return users[id+"@"+domain] }, now.Add(-margin))
-				if err != nil && ctx.Err() == nil {
-					logger.Warn("clear connected times nobody holds", "err", err)
-				}
-				if n > 0 {
-					logger.Info("cleared connected times of clients no process holds", "clients", n)
-				}
+	return inBackground(ctx, func(ctx context.Context) {
+		reconcile(ctx, node, st, domain, max(reconcileMargin, expiry), logger)
+	})
+}
+
+// reconcile is startReconciler's loop, until ctx ends.
+func reconcile(ctx context.Context, node *cluster.Node, st *store.Store, domain string, margin time.Duration, logger *slog.Logger) {
+	t := time.NewTicker(reconcilePoll)
+	defer t.Stop()
+	var next time.Time
+	passes := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if now.Before(next) {
+				continue
+			}
+			users, ok := node.Present()
+			if !ok {
+				next, passes = time.Time{}, 0 // a new leader looks at once
+				continue
+			}
+			passes++
+			next = now.Add(reconcileEvery)
+			if passes == 1 {
+				next = now.Add(margin)
+			}
+			n, err := st.ClearConnectedExcept(ctx, func(id string) bool { return users[id+"@"+domain] }, now.Add(-margin))
+			if err != nil && ctx.Err() == nil {
+				logger.Warn("clear connected times nobody holds", "err", err)
+			}
+			if n > 0 {
+				logger.Info("cleared connected times of clients no process holds", "clients", n)
 			}
 		}
-	}()
-	return func() {
-		cancel()
-		<-done
 	}
 }

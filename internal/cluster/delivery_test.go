@@ -52,14 +52,7 @@ func TestClusterDeliveredAfterReply(t *testing.T) {
 				ch := s.channel()
 				// Senders on process 1 take turns: each member's budget is
 				// 20 broadcasts at once, then 2 a second.
-				var senders []*client
-				for i := range 8 {
-					c := dialNode(t, nodes[0], fmt.Sprintf("sender%d.%d", w, i))
-					if r := c.login(s.member(ch), "s"); r["result"] == nil {
-						t.Fatalf("login: %v", r)
-					}
-					senders = append(senders, c)
-				}
+				senders := loginSenders(t, s, nodes[0], ch, w, 8)
 				for i := w; i < n; i += workers {
 					rx := dialNode(t, nodes[1], fmt.Sprint("rx", i))
 					rx.join(s.member(ch), "r")
@@ -83,14 +76,7 @@ func TestClusterDeliveredAfterReply(t *testing.T) {
 				t.Parallel()
 				ch := s.channel()
 				// 100 messages at once per member, then 25 a second.
-				var senders []*client
-				for i := range 2 {
-					c := dialNode(t, nodes[0], fmt.Sprintf("sender%d.%d", w, i))
-					if r := c.login(s.member(ch), "s"); r["result"] == nil {
-						t.Fatalf("login: %v", r)
-					}
-					senders = append(senders, c)
-				}
+				senders := loginSenders(t, s, nodes[0], ch, w, 2)
 				for i := w; i < n; i += workers {
 					m := s.member(ch)
 					var tabs []*client
@@ -341,4 +327,18 @@ func TestClusterRecipientBusy(t *testing.T) {
 			t.Fatalf("a message beyond those answered SENT: %.80s", data)
 		}
 	}
+}
+
+// loginSenders logs k new members of ch in on n, as worker w's senders.
+func loginSenders(t *testing.T, s *site, n *node, ch string, w, k int) []*client {
+	t.Helper()
+	var senders []*client
+	for i := range k {
+		c := dialNode(t, n, fmt.Sprintf("sender%d.%d", w, i))
+		if r := c.login(s.member(ch), "s"); r["result"] == nil {
+			t.Fatalf("login: %v", r)
+		}
+		senders = append(senders, c)
+	}
+	return senders
 }

@@ -19,21 +19,22 @@ func (n *Node) Present() (users map[string]bool, ok bool) {
 	if n.unreadable.Load() != 0 {
 		return nil, false // a peer it cannot read (an upgrade under way) may hold anybody
 	}
-	users = map[string]bool{}
 	n.tbl.mu.RLock()
-	leader := n.tbl.leaderLocked(n.id)
+	vouch := n.tbl.leaderLocked(n.id)
 	for _, p := range n.tbl.peers {
-		if !p.synced {
-			leader = false
-		}
+		vouch = vouch && p.synced
+	}
+	if !vouch { // (every node asks every second: only the leader collects)
+		n.tbl.mu.RUnlock()
+		return nil, false
+	}
+	users = map[string]bool{}
+	for _, p := range n.tbl.peers {
 		for uid := range p.users {
 			users[uid] = true
 		}
 	}
 	n.tbl.mu.RUnlock()
-	if !leader {
-		return nil, false
-	}
 	// The published members and the changes not published yet, read
 	// together (in flushLocal's lock order), so that none moving from
 	// one to the other meanwhile is missed.
