@@ -88,3 +88,70 @@ func TestClusterCall(t *testing.T) {
 		t.Errorf("browser problems: %s", p)
 	}
 }
+
+// peerVideo finds the video in the tile of the person with this client id.
+func peerVideo(id string) string {
+	return `document.querySelector(` + jsString(`#channel-app .tiles [data-peer="`+id+`"] video.remote`) + `)`
+}
+
+// TestClusterGroupCall: a call of three across two processes of one
+// cluster. Alice (process one) calls Bob (process two), then adds Carol
+// (process one): Carol connects with Bob by herself, through the other
+// process, and each plays the other two's video; when Alice hangs up,
+// Bob and Carol stay in the call with each other.
+func TestClusterGroupCall(t *testing.T) {
+	exe := chromiumPath(t)
+	one, two := startClusterPair(t)
+	alice, bob, aliceID, bobID := meetOn(t, exe, one, two, "Three across processes", 5*time.Second)
+	carol := newBrowser(t, exe, "carol")
+	if err := carol.navigate(mustEval[string](alice, `location.href`)); err != nil {
+		t.Fatal(err)
+	}
+	carolID := clientID(carol)
+	carol.mustWait(connReady, 10*time.Second)
+	for _, b := range []*browser{alice, bob} {
+		b.mustWait(sees(carolID), 5*time.Second)
+	}
+
+	alice.click(callButton(bobID))
+	bob.mustWait(ringing, 5*time.Second)
+	bob.click(`#channel-app .accept`)
+	alice.mustWait(inCall, 10*time.Second)
+	// In a call, the button beside someone not in it adds them.
+	alice.mustWait(`document.querySelector(`+jsString(callButton(carolID))+`)?.textContent === 'Add'`, 5*time.Second)
+	// Bob is never asked about Carol: he watches for a request to join.
+	mustEval[bool](bob, `(() => { const r = document.getElementById('channel-app'); window.__asked = false; new MutationObserver(() => { if (r.dataset.request) window.__asked = true }).observe(r, { attributes: true, attributeFilter: ['data-request'] }); return true })()`)
+	alice.click(callButton(carolID))
+	carol.mustWait(ringing, 5*time.Second)
+	carol.click(`#channel-app .accept`)
+	for _, s := range []struct {
+		b      *browser
+		others []string
+	}{{alice, []string{bobID, carolID}}, {bob, []string{aliceID, carolID}}, {carol, []string{aliceID, bobID}}} {
+		for _, id := range s.others {
+			mustPlayVideo(s.b, peerVideo(id))
+		}
+	}
+	if mustEval[bool](bob, `window.__asked`) {
+		t.Errorf("bob was asked about carol: a member's word should have let her in")
+	}
+	t.Logf("screenshot of a call of three across processes: %s", carol.screenshot(artifactsDir(t), "cluster-group-call.png"))
+
+	alice.click(`#channel-app .hangup`)
+	alice.mustWait(idle, 10*time.Second)
+	for _, s := range []struct {
+		b    *browser
+		peer string
+	}{{bob, carolID}, {carol, bobID}} {
+		s.b.mustWait(`!document.querySelector(`+jsString(`#channel-app .tiles [data-peer="`+aliceID+`"]`)+`)`, 10*time.Second)
+		mustPlayVideo(s.b, peerVideo(s.peer))
+		if !mustEval[bool](s.b, inCall) {
+			t.Errorf("%s: the call ended when alice left", s.b.name)
+		}
+	}
+	for _, b := range []*browser{alice, bob, carol} {
+		if p := b.problems(); p != "" {
+			t.Errorf("%s: browser problems: %s", b.name, p)
+		}
+	}
+}

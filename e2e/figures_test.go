@@ -13,18 +13,25 @@ import (
 // remote video plays as mustPlay means it: frames decoded, not paused, and
 // its currentTime past the value it had when it first had frames and ran
 // (mustPlay also asks that to be 0.3 s, a wait a timing must not add). It
-// follows the video's events rather than polling, so the moment comes with
-// no delay of the test's own.
+// follows the page's and the video's events rather than polling (the
+// peer's tile, with its video, is made when the call is accepted), so the
+// moment comes with no delay of the test's own.
 const remotePlays = `window.__played = new Promise((done) => {
-  const v = ` + remoteVideo + `;
-  let at = -1;
+  let at = -1, v = null;
   const check = () => {
     if (!(v.videoWidth > 0 && !v.paused)) return;
     if (at < 0) at = v.currentTime;
     else if (v.currentTime > at) done(Date.now());
   };
-  for (const e of ['playing', 'resize', 'timeupdate']) v.addEventListener(e, check);
-  check();
+  const find = () => {
+    if (v || !(v = ` + remoteVideo + `)) return;
+    seen.disconnect();
+    for (const e of ['playing', 'resize', 'timeupdate']) v.addEventListener(e, check);
+    check();
+  };
+  const seen = new MutationObserver(find);
+  seen.observe(document.getElementById('channel-app'), { childList: true, subtree: true });
+  find();
 }), true`
 
 // warmUp makes b a browser a person already has open: it has shown a page

@@ -277,10 +277,15 @@ func (f *firefox) mustWait(expr string, d time.Duration) time.Duration {
 // user activation; it fails when something else covers that point.
 func (f *firefox) click(sel string) {
 	f.t.Helper()
-	pt := ffMustEval[[]float64](f, clickPoint(sel))
+	f.call(5*time.Second, "input.performActions", pointerClick(f.tab, ffMustEval[[]float64](f, clickPoint(sel))), nil)
+}
+
+// pointerClick is WebDriver BiDi's input.performActions for one click of
+// a mouse at pt (viewport coordinates) in the browsing context tab.
+func pointerClick(tab string, pt []float64) map[string]any {
 	x, y := int(math.Round(pt[0])), int(math.Round(pt[1]))
-	f.call(5*time.Second, "input.performActions", map[string]any{
-		"context": f.tab,
+	return map[string]any{
+		"context": tab,
 		"actions": []any{map[string]any{
 			"type": "pointer", "id": "mouse", "parameters": map[string]string{"pointerType": "mouse"},
 			"actions": []any{
@@ -289,7 +294,7 @@ func (f *firefox) click(sel string) {
 				map[string]any{"type": "pointerUp", "button": 0},
 			},
 		}},
-	}, nil)
+	}
 }
 
 // problems returns what the watcher collected, or "".

@@ -66,7 +66,7 @@ func mustHoldStill(t *testing.T, b *browser) {
 	if boxes := mustEval[[]string](b, `window.__acceptBoxes`); len(boxes) != 1 {
 		t.Errorf("%s: the Accept button moved while ringing: boxes (left,top,width,height) %q", b.name, boxes)
 	}
-	if mustEval[bool](b, `document.querySelector('#channel-app video.remote').checkVisibility()`) {
+	if mustEval[bool](b, `!!document.querySelector('#channel-app video.remote')?.checkVisibility()`) {
 		t.Errorf("%s: the caller's video shows before the call is accepted", b.name)
 	}
 }

@@ -52,6 +52,7 @@ func assemble(ctx context.Context, cfg config.Config, st *store.Store, logger *s
 		Logger: logger.With("component", "web"),
 
 		MaxStoredClients: cfg.MaxStoredClients,
+		MaxCallSize:      cfg.MaxCallSize,
 		Metrics:          m.Web(),
 	})
 	if err != nil {

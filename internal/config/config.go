@@ -77,6 +77,11 @@ type Config struct {
 	VertoTLSCert string
 	// MaxClientsPerChannel limits connected clients per channel (0: off).
 	MaxClientsPerChannel int
+	// MaxCallSize is the most people in one call, 2 to
+	// DefaultMaxCallSize: the browser client calls peer to peer, each
+	// browser sending its video to every other, so the load on each
+	// grows with the call. The channel page hands it to the client.
+	MaxCallSize int
 	// MaxStoredClients is the ceiling on stored clients, and on stored
 	// sessions: while the database holds that many, a channel page view
 	// that would store a new one is refused (503). Visitors whose session
@@ -134,6 +139,7 @@ func Default() Config {
 		HubBytesPerAddress: DefaultHubBytesPerAddress,
 		DatabasePool:       DefaultDatabasePool,
 		MaxStoredClients:   DefaultMaxStoredClients,
+		MaxCallSize:        DefaultMaxCallSize,
 		TURNTTL:            24 * time.Hour,
 	}
 }
@@ -155,6 +161,13 @@ const DefaultDatabasePool = 16
 // plateaus at about 121,000 over a 14-day session lifetime
 // (docs/OPERATIONS.md, "Stored visitors").
 const DefaultMaxStoredClients = 250_000
+
+// DefaultMaxCallSize is the default of -max-call-size, and its most:
+// every browser in a call sends its video to every other, so a call of
+// n people has each upload n-1 streams and decode as many; 6 is the most
+// ordinary laptops and phones carry. The browser client is built for
+// calls of up to this many.
+const DefaultMaxCallSize = 6
 
 // DefaultHubBytesPerAddress is the default of -hub-bytes-per-address,
 // KiB a second: far above what the browser client sends (its budgets
@@ -232,6 +245,7 @@ func (c *Config) FlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.VertoBind, "verto-bind", c.VertoBind, "address mod_verto binds, served in verto.conf (CHANNELS_VERTO_BIND)")
 	fs.StringVar(&c.VertoTLSCert, "verto-tls-cert", c.VertoTLSCert, "certificate file for mod_verto's secure listener (CHANNELS_VERTO_TLS_CERT)")
 	fs.IntVar(&c.MaxClientsPerChannel, "max-clients-per-channel", c.MaxClientsPerChannel, "connected clients allowed per channel, 0 for no limit (CHANNELS_MAX_CLIENTS_PER_CHANNEL)")
+	fs.IntVar(&c.MaxCallSize, "max-call-size", c.MaxCallSize, "most people in one call, 2 to 6: each browser sends its video to every other, so 6 is the most ordinary laptops and phones carry (CHANNELS_MAX_CALL_SIZE)")
 	fs.IntVar(&c.MaxStoredClients, "max-stored-clients", c.MaxStoredClients, "clients (and sessions) the database may hold before channel pages refuse new visitors with 503; returning visitors and signed-in users still get in (CHANNELS_MAX_STORED_CLIENTS)")
 	fs.IntVar(&c.HubBytesPerAddress, "hub-bytes-per-address", c.HubBytesPerAddress, "KiB a second the embedded hub's WebSockets from one address may send together, bursts of 4 s (CHANNELS_HUB_BYTES_PER_ADDRESS)")
 	fs.StringVar(&c.ClusterURL, "cluster-url", c.ClusterURL, "NATS server(s) joining the embedded hubs of several processes, nats://[user:pass@]host:4222 or tls://…; empty: one process (CHANNELS_CLUSTER_URL)")
@@ -363,6 +377,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxClientsPerChannel < 0 {
 		return errors.New("max clients per channel must not be negative")
+	}
+	if c.MaxCallSize < 2 || c.MaxCallSize > DefaultMaxCallSize {
+		return fmt.Errorf("max call size %d: want 2 to %d people (each browser sends its video to every other)", c.MaxCallSize, DefaultMaxCallSize)
 	}
 	if c.MaxStoredClients < 1 {
 		return fmt.Errorf("max stored clients %d: want at least 1 (the default is %d)", c.MaxStoredClients, DefaultMaxStoredClients)

@@ -83,6 +83,10 @@ func TestLoadErrors(t *testing.T) {
 		{"bad ICE server", []string{"-ice-servers", "http://x"}, nil, "ICE server"},
 		{"bad TURN credentials", []string{"-ice-servers", "user@turn:x"}, nil, "credentials"},
 		{"negative client limit", []string{"-max-clients-per-channel", "-1"}, nil, "negative"},
+		{"call of one", []string{"-max-call-size", "1"}, nil, "max call size 1: want 2 to 6"},
+		{"call of seven", nil, map[string]string{"CHANNELS_MAX_CALL_SIZE": "7"}, "max call size 7: want 2 to 6"},
+		{"call size not a number", nil, map[string]string{"CHANNELS_MAX_CALL_SIZE": "six"}, "CHANNELS_MAX_CALL_SIZE"},
+		{"call size flag not a number", []string{"-max-call-size", "6.5"}, nil, "-max-call-size"},
 		{"unknown flag", []string{"-nope"}, nil, "not defined"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -113,6 +117,8 @@ func TestFlagsMendEnvironment(t *testing.T) {
 			func(c Config) bool { return len(c.ICEServers) == 1 && c.ICEServers[0].URLs[0] == "stun:s:3478" }},
 		{"log level", map[string]string{"CHANNELS_LOG_LEVEL": "loud"}, []string{"-log-level", "debug"},
 			func(c Config) bool { return c.LogLevel == "debug" }},
+		{"call size", map[string]string{"CHANNELS_MAX_CALL_SIZE": "9"}, []string{"-max-call-size", "4"},
+			func(c Config) bool { return c.MaxCallSize == 4 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -27,6 +27,9 @@ type channelConfig struct {
 	// ICETransportPolicy is "relay" when calls may use TURN relays only.
 	ICETransportPolicy string `json:"iceTransportPolicy"`
 	Topic              string `json:"topic"`
+	// MaxCall is the most people in one call (-max-call-size, 2 to 6),
+	// for the browser client to keep its calls within.
+	MaxCall int `json:"maxCall"`
 }
 
 type channelData struct {
@@ -63,6 +66,7 @@ func (s *Server) channelShow(w http.ResponseWriter, r *http.Request) error {
 			ICEURL:             s.ice.iceURL(ch.ID),
 			ICETransportPolicy: s.ice.policy,
 			Topic:              ch.Topic,
+			MaxCall:            s.maxCall,
 		},
 		CanManage: signedIn && canManage(u, ch),
 	})

@@ -51,6 +51,10 @@ type Options struct {
 	// channel page view that would store a new one is a 503 (ceiling.go);
 	// zero means DefaultMaxStoredClients.
 	MaxStoredClients int
+	// MaxCallSize is the most people in one call (-max-call-size), which
+	// the channel page hands the browser client as maxCall; zero means
+	// DefaultMaxCallSize.
+	MaxCallSize int
 	// Metrics counts sign-ins and rate limits, and labels HTTP metrics
 	// with this app's route patterns (nil: no metrics).
 	Metrics *metrics.Web
@@ -86,6 +90,8 @@ type Server struct {
 	// their ceiling (ceiling.go).
 	stored  *storedRows
 	metrics *metrics.Web // nil: none
+	// maxCall is the most people in one call, for the channel page.
+	maxCall int
 	// ice gives each client its STUN/TURN servers (channel_ice.go).
 	ice *iceSource
 	// dummyHash is verified against when the user name is unknown, so a
@@ -127,6 +133,10 @@ const (
 	DefaultNewClientEvery = 10 * time.Second
 )
 
+// DefaultMaxCallSize is the most people in one call when Options leave
+// it zero: -max-call-size's default, and its most.
+const DefaultMaxCallSize = config.DefaultMaxCallSize
+
 // maxFormBytes bounds the body of every form POST.
 const maxFormBytes = 16 << 10
 
@@ -163,6 +173,9 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxStoredClients <= 0 {
 		opts.MaxStoredClients = DefaultMaxStoredClients
 	}
+	if opts.MaxCallSize <= 0 {
+		opts.MaxCallSize = DefaultMaxCallSize
+	}
 	s := &Server{
 		cfg:        opts.Config,
 		store:      opts.Store,
@@ -182,6 +195,7 @@ func New(opts Options) (*Server, error) {
 		newClients: newLimiter(opts.NewClientBurst, opts.NewClientEvery, maxTracked),
 		stored:     &storedRows{max: int64(opts.MaxStoredClients)},
 		metrics:    opts.Metrics,
+		maxCall:    opts.MaxCallSize,
 	}
 	// Credentials are minted by s.now, which tests may replace.
 	if s.ice, err = newICE(opts.Config, func() time.Time { return s.now() }); err != nil {

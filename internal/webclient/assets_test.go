@@ -94,7 +94,7 @@ func TestEmbeddedAssets(t *testing.T) {
 	if got, want := strings.Join(a.Names(), ","), "channel.js,site.css"; got != want {
 		t.Errorf("Names = %s, want %s", got, want)
 	}
-	for _, n := range []string{"verto.js", "check.js"} {
+	for _, n := range []string{"verto.js", "check.js", "group.js", "call.js"} {
 		if _, ok := a.Asset(n); ok {
 			t.Errorf("%s, an imported module, is served on its own", n)
 		}
@@ -105,15 +105,16 @@ func TestEmbeddedAssets(t *testing.T) {
 			t.Errorf("URL(%q) = %q, want /static/name.hash.ext", name, u)
 		}
 	}
-	// The camera check (check.js) is split off into a chunk that the
-	// channel page's bundle loads only with import(); the bundle imports
-	// nothing at once.
+	// The camera check (check.js) and the calls (group.js with call.js)
+	// are split off into chunks that the channel page's bundle loads only
+	// with import(); the bundle imports nothing at once.
 	ch, _ := a.Asset("channel.js")
-	if len(ch.Imports) != 0 || len(ch.Lazy) != 1 || !regexp.MustCompile(`^check\.[0-9a-f]{8}\.js$`).MatchString(ch.Lazy[0]) {
-		t.Errorf("channel.js imports %v at once and %v later; want only check.<hash>.js, later", ch.Imports, ch.Lazy)
+	lazy := regexp.MustCompile(`^check\.[0-9a-f]{8}\.js,group\.[0-9a-f]{8}\.js$`)
+	if len(ch.Imports) != 0 || !lazy.MatchString(strings.Join(ch.Lazy, ",")) {
+		t.Errorf("channel.js imports %v at once and %v later; want only check.<hash>.js and group.<hash>.js, later", ch.Imports, ch.Lazy)
 	}
-	if n := len(a.Files()); n != 3 {
-		t.Errorf("%d files served, want 3 (the bundle, its chunk, the style sheet)", n)
+	if n := len(a.Files()); n != 4 {
+		t.Errorf("%d files served, want 4 (the bundle, its two chunks, the style sheet)", n)
 	}
 	checkImports(t, a)
 }

@@ -48,8 +48,7 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 import { controller } from '../static/controller.js';
 import { Presence } from '../static/presence.js';
 import { Verto, keptSessid } from '../static/verto.js';
-import { Sealer, cryptoAvailable, encodeBody, decodeBody } from '../static/codec.js';
-import { newCallId } from '../static/call.js';
+import { Sealer, cryptoAvailable, encodeBody, decodeBody, randomId } from '../static/codec.js';
 import { every as everyMs } from '../static/media.js';
 
 const DEFAULTS = (/** @type {number} */ n) => ({
@@ -258,7 +257,7 @@ function open(c, addr, n, inst, ls, meter) {
     channelId: ctx.channel,
     self: c.id,
     name: 'Member ' + n,
-    inst, // what controller() would pick itself (newCallId); known here to check the others
+    inst, // what controller() would pick itself (randomId); known here to check the others
     presence: page.presence,
     ice: { list: () => [], refresh: () => Promise.resolve() },
     keys: cryptoAvailable() ? Sealer.create() : Promise.resolve(null),
@@ -573,7 +572,7 @@ async function main() {
    * @param {Handle | null} old @param {string} what
    */
   async function reopen(c, addr, n, expected, old, what) {
-    const inst = newCallId();
+    const inst = randomId();
     const w = await spawn(c, addr, n, inst);
     if (what === 'reload' && old) await closeHandle(old);
     /** @type {Handle} */
@@ -654,7 +653,7 @@ async function main() {
       v.start();
       const hello = () => {
         if (v.state !== 'ready') return;
-        v.broadcast(ctx.channel, encodeBody({ t: 'available', name: 'Attacker ' + k, key: '', inst: newCallId(), hello: true })).then(
+        v.broadcast(ctx.channel, encodeBody({ t: 'available', name: 'Attacker ' + k, key: '', inst: randomId(), hello: true })).then(
           () => { attack.ok++; },
           (e) => { if (e && e.code === RATE_LIMITED) attack.refused++; else attack.failed++; });
       };
@@ -672,7 +671,7 @@ async function main() {
   say(`${N} members from ${N} addresses on ${opt.memberNet}.0.0/16 joining over ${opt.rampSeconds} s`);
   const rampStart = now();
   for (const [i, c] of cfg.members.entries()) {
-    const inst = newCallId();
+    const inst = randomId();
     pages.set(c.id, { id: c.id, inst, addr: memberAddr(i), page: open(c, memberAddr(i), i, inst, storageOf(c.id), mainMeter) });
     await sleep(Math.max(0, rampStart + ((i + 1) * opt.rampSeconds * 1000) / N - now()));
   }
@@ -695,7 +694,7 @@ async function main() {
     const expected = new Set(pages.keys());
     mainMeter.detail = {};
     const a = members(), cpu = process.cpuUsage();
-    const p = open(c, addr, n, newCallId(), storageOf(c.id), mainMeter);
+    const p = open(c, addr, n, randomId(), storageOf(c.id), mainMeter);
     // Over once it lists everyone, everyone lists it, and all is quiet.
     await timeListed(p, expected);
     await allKnow(c.id, p.inst, opt.listCapMs);

@@ -1,13 +1,15 @@
-// A call between two peers: the offer/accept/decline/close protocol and an
-// RTCPeerConnection with "perfect negotiation". Nothing here touches the
-// DOM, and browser APIs are used only once a call runs, so Node's test
-// runner can import the pure parts.
-
-import { getMedia } from './media.js';
+// One link of a call: the connection between this page and one peer, with
+// the offer/accept/decline/close protocol and an RTCPeerConnection with
+// "perfect negotiation". A call of several people is a set of links
+// (group.js), which owns the camera and microphone and hands their tracks
+// to every link. Nothing here touches the DOM, and browser APIs are used
+// only once a link runs, so Node's test runner can import the pure parts.
+// Part of the calls chunk, loaded on demand: it imports nothing.
 
 /**
  * @typedef {'idle'|'calling'|'ringing'|'connecting'|'in call'|'reconnecting'} CallState
- * @typedef {{t: string, call: string, d?: any, c?: any, busy?: boolean}} CallMsg
+ * @typedef {{t: string, call: string, d?: any, c?: any, busy?: boolean, full?: boolean, with?: string[], join?: boolean, lost?: boolean, peers?: string[],
+ *   mic?: boolean, cam?: boolean, share?: boolean}} CallMsg
  */
 
 /** Call states and the events that move between them. */
@@ -43,13 +45,8 @@ export const RING_MS = 45000;
 /** Give a new connection this long to come up, a broken one this long to recover. */
 export const RECOVER_MS = 20000;
 
-/** A fresh random call id. */
-export function newCallId() {
-  return Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, '0')).join('');
-}
-
 /**
- * One call with one peer. The caller is the polite peer, the callee the
+ * One link with one peer. The caller is the polite peer, the callee the
  * impolite one; until the callee has answered the caller's first offer it
  * makes no offers itself, so the usual start has no glare at all.
  */
@@ -59,10 +56,10 @@ export class Call {
    *   id: string, peer: string, outgoing: boolean, iceServers: RTCIceServer[],
    *   iceTransportPolicy?: RTCIceTransportPolicy,
    *   send: (m: any) => Promise<void> | void, onChange: (c: Call) => void,
-   *   devices?: {audio?: string, video?: string},
-   *   PC?: typeof RTCPeerConnection, media?: typeof getMedia,
+   *   tracks?: () => MediaStreamTrack[],
+   *   PC?: typeof RTCPeerConnection,
    *   log?: {warn: (...a: any[]) => void},
-   * }} o
+   * }} o tracks: what this page sends now (the call's microphone, and its camera or shared screen)
    */
   constructor(o) {
     this.o = o;
@@ -76,16 +73,14 @@ export class Call {
     this.reason = '';
     /** @type {RTCPeerConnection | null} */
     this.pc = null;
-    /** @type {MediaStream | null} */
-    this.local = null;
     /** @type {MediaStream | null} the peer's media, for the view */
     this.remote = null;
     /** @type {MediaStream | null} the peer's tracks, until they are shown */
     this.incoming = null;
-    this.micOn = true;
-    this.camOn = true;
-    /** @type {any} why the camera or microphone did not start, if so */
-    this.mediaError = null;
+    /** What the peer says of its microphone, camera and screen. */
+    this.flags = { mic: true, cam: true, share: false };
+    /** Taken by a person (placed or accepted), not joined on another member's word. */
+    this.manual = false;
     this.makingOffer = false;
     this.settingAnswer = false;
     this.ignoreOffer = false;
@@ -128,29 +123,25 @@ export class Call {
   }
 
   /**
-   * Caller: invite the peer, and set up the connection and the camera at
-   * once, side by side: the offer and our candidates wait at the callee
-   * while it rings, and the camera joins the call when it is ready.
+   * Caller: invite the peer and set up the connection at once: the offer
+   * and our candidates wait at the callee while it rings, and the camera
+   * joins when it is ready (attach).
+   * @param {{with?: string[], join?: boolean}} [extra] said with the invitation: who is in
+   *   our call, and whether it joins the peer on a member's word rather than ringing it
    */
-  start() {
-    this.send({ t: 'offer' });
+  start(extra) {
+    this.send({ t: 'offer', ...extra });
     this.connect();
-    this.mediaReady = this.loadMedia().catch((e) => this.warn('media', e));
   }
 
-  /** Starts camera and microphone and puts them on the connection. */
-  async loadMedia() {
-    const s = await (this.o.media || getMedia)(this.o.devices, (e) => { this.mediaError = e; });
-    if (this.state === 'idle') { s.getTracks().forEach((t) => t.stop()); return; }
-    this.local = s;
-    for (const t of s.getTracks()) await this.replace(t.kind, t);
-    this.o.onChange(this);
+  /** Puts what the page sends now on the connection. */
+  attach() {
+    for (const t of this.o.tracks?.() || []) this.replace(t.kind, t).catch((e) => this.warn('attach ' + t.kind, e));
   }
 
   /**
    * Callee: take the call. The answer prepared while ringing leaves at
-   * once, and the camera joins when ready, so the transport is set up
-   * while the camera starts.
+   * once; the call starts the camera once it has left (answered).
    */
   accept() {
     this.chain = this.chain.then(async () => {
@@ -160,10 +151,6 @@ export class Call {
       this.send({ t: 'accept' });
       for (const m of this.held.splice(0)) this.o.send(m);
       for (const m of this.early.splice(0)) await this.take(m);
-      // Answer first, then start the camera: both at once slow each other
-      // down. Should the offer be late, the camera waits for it a little.
-      const late = new Promise((r) => setTimeout(r, 1000));
-      this.mediaReady = Promise.race([this.answered, late]).then(() => this.loadMedia()).catch((e) => this.warn('media', e));
     }).catch((e) => {
       // Without a connection there is no call to wait for.
       this.warn('accept', e);
@@ -190,7 +177,8 @@ export class Call {
    */
   end(event, reason, tell) {
     if (this.state === 'idle') return;
-    if (tell) this.send({ t: 'close' });
+    // A connection that failed says so: the peer may link again (group.js).
+    if (tell) this.send(event === 'failed' ? { t: 'close', lost: true } : { t: 'close' });
     this.reason = reason;
     if (!this.fire(event)) {
       this.state = 'idle';
@@ -201,7 +189,6 @@ export class Call {
 
   cleanup() {
     clearTimeout(this.timer);
-    this.local?.getTracks().forEach((t) => t.stop());
     if (this.pc) {
       this.pc.onicecandidate = this.pc.onnegotiationneeded = this.pc.onconnectionstatechange = this.pc.ontrack = null;
       this.pc.close();
@@ -232,7 +219,10 @@ export class Call {
     pc.onconnectionstatechange = () => this.pcState(pc.connectionState);
     // The caller offers audio and video both ways before any camera is on;
     // tracks are put on the senders when they come, with no renegotiation.
-    if (this.polite) for (const kind of ['audio', 'video']) pc.addTransceiver(kind, { direction: 'sendrecv' });
+    if (this.polite) {
+      for (const kind of ['audio', 'video']) pc.addTransceiver(kind, { direction: 'sendrecv' });
+      this.attach();
+    }
   }
 
   /**
@@ -274,6 +264,14 @@ export class Call {
     }
   }
 
+  /**
+   * Signalling is back after a loss: a broken connection's ICE restart,
+   * whose offer may have been lost meanwhile, is tried again.
+   */
+  restart() {
+    if (this.state === 'reconnecting' && this.polite) this.pc?.restartIce();
+  }
+
   /** Takes a message of this call from the peer, in order. @param {CallMsg} m */
   handle(m) {
     // A message that fails (a bad description or candidate) is logged; the
@@ -301,10 +299,11 @@ export class Call {
         this.fire('accepted');
         return;
       case 'decline':
-        this.end('declined', m.busy ? 'Busy' : 'Declined', false);
+        this.end('declined', m.full ? 'The call is full' : m.busy ? 'Busy' : 'Declined', false);
         return;
       case 'close':
-        this.end('closed', 'Call ended', false);
+        if (m.lost === true) this.end('failed', 'The connection was lost', false);
+        else this.end('closed', 'Call ended', false);
         return;
       case 'sdp':
         return this.description(m.d);
@@ -331,68 +330,57 @@ export class Call {
       // Answer sending both ways; the camera joins when ready.
       for (const tr of pc.getTransceivers()) if (tr.direction === 'recvonly') tr.direction = 'sendrecv';
       await pc.setLocalDescription();
-      this.answeredOnce = true;
       this.send({ t: 'sdp', d: pc.localDescription?.toJSON() }).then(() => setTimeout(() => this.reveal()));
+      if (!this.answeredOnce) {
+        this.answeredOnce = true;
+        this.attach();
+      }
       this.onAnswered();
     }
   }
 
-  /** Mutes or unmutes the microphone. */
-  toggleMic() {
-    this.micOn = !this.micOn;
-    this.local?.getAudioTracks().forEach((t) => { t.enabled = this.micOn; });
-    this.o.onChange(this);
-  }
-
-  /** Stops the camera (releasing it) or starts it again. */
-  async toggleCamera() {
-    this.camOn = !this.camOn;
-    if (!this.camOn) {
-      this.local?.getVideoTracks().forEach((t) => { t.stop(); this.local?.removeTrack(t); });
-      await this.replace('video', null);
-    } else {
-      try {
-        await this.useDevice('video', this.o.devices?.video || '');
-      } catch (e) {
-        this.camOn = false; // still off: say so on the button
-        this.o.onChange(this);
-        throw e;
-      }
-    }
-    this.o.onChange(this);
-  }
-
   /**
-   * Switches to another microphone or camera.
-   * @param {'audio'|'video'} kind @param {string} deviceId
+   * Sends track (or nothing) as this kind, with no renegotiation where a
+   * transceiver of the kind exists. A ringing callee's connection waits:
+   * its answer attaches what is sent then.
+   * @param {string} kind @param {MediaStreamTrack | null} track
    */
-  async useDevice(kind, deviceId) {
-    if (kind === 'video' && !this.camOn) return;
-    const c = deviceId ? { deviceId: { exact: deviceId } } : true;
-    const s = await navigator.mediaDevices.getUserMedia(kind === 'audio' ? { audio: c } : { video: c });
-    const t = s.getTracks()[0];
-    if (kind === 'audio') t.enabled = this.micOn;
-    if (!this.local) this.local = new MediaStream();
-    for (const old of this.local.getTracks()) if (old.kind === kind) { old.stop(); this.local.removeTrack(old); }
-    this.local.addTrack(t);
-    await this.replace(kind, t);
-    this.o.onChange(this);
-  }
-
-  /** @param {string} kind @param {MediaStreamTrack | null} track */
   async replace(kind, track) {
-    if (!this.pc) return;
+    if (!this.pc || (!this.polite && !this.answeredOnce)) return;
     const tr = this.pc.getTransceivers().find((x) => x.receiver.track.kind === kind);
-    if (!tr) { if (track && this.local) this.pc.addTrack(track, this.local); return; }
+    if (!tr) { if (track) this.pc.addTrack(track); return; }
     if (track && tr.direction === 'recvonly') tr.direction = 'sendrecv';
     await tr.sender.replaceTrack(track);
   }
 
-  /** Bytes received so far (all inbound RTP). @returns {Promise<number>} */
-  async received() {
-    if (!this.pc) return 0;
-    let n = 0;
-    (await this.pc.getStats()).forEach((r) => { if (r.type === 'inbound-rtp') n += r.bytesReceived || 0; });
-    return n;
+  /**
+   * Limits the video sent on this link: the call shares the page's upload
+   * among its links.
+   * @param {{maxBitrate?: number, scaleResolutionDownBy?: number, maxFramerate?: number}} limits
+   */
+  async tune(limits) {
+    const s = this.pc?.getTransceivers().find((x) => x.receiver.track.kind === 'video')?.sender;
+    const p = s?.getParameters();
+    if (!s || !p || !p.encodings?.length) return; // not negotiated yet: tuned once connected
+    for (const e of p.encodings) {
+      for (const k of /** @type {const} */ (['maxBitrate', 'scaleResolutionDownBy', 'maxFramerate'])) {
+        if (limits[k]) e[k] = limits[k];
+        else delete e[k];
+      }
+    }
+    await s.setParameters(p);
+  }
+
+  /** Bytes received so far and the peer's audio level (0–1). @returns {Promise<{bytes: number, level: number}>} */
+  async stats() {
+    let bytes = 0, level = 0;
+    if (this.pc) {
+      (await this.pc.getStats()).forEach((r) => {
+        if (r.type !== 'inbound-rtp') return;
+        bytes += r.bytesReceived || 0;
+        if (r.kind === 'audio') level = Math.max(level, r.audioLevel || 0);
+      });
+    }
+    return { bytes, level };
   }
 }

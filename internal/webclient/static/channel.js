@@ -10,7 +10,7 @@ import { controller } from './controller.js';
 
 /**
  * @typedef {{channelId: string, clientId: string, password: string, vertoUrl: string,
- *   domain: string, topic: string} & import('./ice.js').IceConfig} ChannelConfig
+ *   domain: string, topic: string, maxCall?: number} & import('./ice.js').IceConfig} ChannelConfig
  */
 
 const NAME_KEY = 'channels.name';
@@ -36,6 +36,7 @@ function main() {
   controller({
     channelId: cfg.channelId,
     self: cfg.clientId,
+    maxCall: cfg.maxCall,
     name: ls?.getItem(NAME_KEY) ?? null,
     saveName: (n) => save(NAME_KEY, n),
     presence: new Presence(cfg.clientId),

@@ -39,6 +39,11 @@ export function bareId(userid) {
   return i < 0 ? String(userid) : String(userid).slice(0, i);
 }
 
+/** A fresh random id, 16 hex digits (also on plain http, unlike randomUUID). */
+export function randomId() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
 const ECDH = { name: 'ECDH', namedCurve: 'P-256' };
 /** The most keys agreed with peers kept at once (the least recently used go). */
 export const KEYS_KEPT = 256;

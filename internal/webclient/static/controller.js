@@ -5,8 +5,7 @@
 // minify, which keeps the page within its size budget.)
 
 import { Answers, HEARTBEAT_MS, CONFIRM_MS, cleanName } from './presence.js';
-import { encodeBody, decodeBody, bareId, safetyCode } from './codec.js';
-import { Call, newCallId } from './call.js';
+import { encodeBody, decodeBody, bareId, safetyCode, randomId } from './codec.js';
 import { getMedia, mediaProblem, missing, every as everyMs } from './media.js';
 
 /**
@@ -15,7 +14,9 @@ import { getMedia, mediaProblem, missing, every as everyMs } from './media.js';
  * @typedef {import('./view.js').Actions} Actions
  * @typedef {import('./media.js').DeviceIds} DeviceIds
  * @typedef {import('./check.js').Preview} Preview
- * @typedef {ConstructorParameters<typeof Call>[0]} CallOptions
+ * @typedef {import('./group.js').Group} Group
+ * @typedef {import('./group.js').GroupOptions} GroupOptions
+ * @typedef {import('./group.js').CallShow} CallShow
  * @typedef {{
  *   onState: (s: string, detail?: string) => void, onReady: () => void,
  *   onEvent: (p: any) => void, onInfo: (p: any) => void,
@@ -28,8 +29,8 @@ import { getMedia, mediaProblem, missing, every as everyMs } from './media.js';
  * }} VertoLike the part of Verto used here
  * @typedef {{
  *   setConn: (state: string, detail?: string) => void, setNote: (text: string) => void,
- *   setName: (name: string) => void, setPeers: (peers: {id: string, name: string}[], canCall: boolean, arrived?: string[]) => void,
- *   setCall: (call: Call | null, peerName: string, secure: string) => void,
+ *   setName: (name: string) => void, setPeers: (peers: {id: string, name: string}[], canCall: boolean, arrived?: string[], inCall?: Set<string> | null) => void,
+ *   setCall: (show: CallShow | null, secure: string) => void,
  *   setStats: (bytes: number, kbps: number) => void,
  *   setDevices: (list: MediaDeviceInfo[], using: DeviceIds) => void,
  *   setPreview: (state: 'off'|'starting'|'on', stream: MediaStream | null, problem: string) => void,
@@ -41,7 +42,7 @@ import { getMedia, mediaProblem, missing, every as everyMs } from './media.js';
  *   presence: Presence,
  *   ice: {list: () => RTCIceServer[], refresh: () => Promise<void>, policy?: () => RTCIceTransportPolicy},
  *   keys: Promise<Sealer | null>, ringer: {start: (name: string) => void, stop: () => void},
- *   saveName?: (name: string) => void, newCall?: (o: CallOptions) => Call,
+ *   saveName?: (name: string) => void, maxCall?: number, newLink?: GroupOptions['newLink'],
  *   md?: MediaDevices, AC?: typeof AudioContext,
  *   win?: {addEventListener: (type: string, f: () => void) => void},
  *   every?: import('./media.js').Every, timers?: import('./presence.js').Timers, random?: () => number,
@@ -81,21 +82,29 @@ export function controller(o) {
   const log = o.log || console;
   const every = o.every || everyMs;
   const timers = o.timers || { set: (/** @type {() => void} */ f, /** @type {number} */ ms) => setTimeout(f, ms), clear: (/** @type {any} */ t) => clearTimeout(t) };
-  const inst = o.inst || newCallId();
+  const inst = o.inst || randomId();
   let name = cleanName(o.name, self);
   o.saveName?.(name); // one name across channels
   /** @type {Sealer | null} */
   let sealer = null;
-  /** @type {Call | null} */
-  let call = null;
+  /** @type {Group | null} the calls, once loaded (the first call loads them) */
+  let group = null;
+  /** @type {Promise<Group> | undefined} */
+  let loadingGroup;
   /** @type {DeviceIds} chosen devices; every call and the camera check use them */
   const devices = {};
   let secureNote = '';
+  /** The peers the note on sealing was last made for. */
+  let shownPeople = '';
   /** @type {(() => void) | null} */
   let stopStats = null;
   let lastBytes = 0;
-  /** @type {Call | null} the call whose missing camera or microphone was told */
+  /** @type {any} the camera or microphone error already told, once per call */
   let told = null;
+  /** @type {Map<string, Promise<string>>} safety codes by peer key */
+  const codes = new Map();
+  /** @type {Map<string, string>} the safety code of each peer of a call of several, for its tile */
+  const tileCodes = new Map();
 
   /** @param {string} what @param {any} e */
   const warn = (what, e) => log.warn('channels: ' + what + ':', e);
@@ -104,18 +113,21 @@ export function controller(o) {
     warn(text, e);
     view.warn(text);
   };
-  const idle = () => !call || call.state === 'idle';
+  const idle = () => !group || group.state === 'idle';
+  /** @param {string} s */
+  const isLive = (s) => s === 'in call' || s === 'reconnecting' || s === 'connecting';
 
   const keys = o.keys.then((s) => { sealer = s; }, (e) => warn('no key pair, so unsealed', e));
 
   /** @type {Actions} */
   const act = {
     call: (id) => { placeCall(id).catch((e) => fail('The call could not start', e)); },
-    accept: () => call?.accept(),
-    decline: () => call?.decline(),
-    hangup: () => call?.hangup(),
-    mic: () => call?.toggleMic(),
-    camera: () => call?.toggleCamera().catch((e) => fail(mediaProblem(e, 'camera'), e)),
+    accept: () => group?.accept(),
+    decline: () => group?.decline(),
+    hangup: () => group?.hangup(),
+    mic: () => group?.toggleMic(),
+    camera: () => group?.toggleCamera().catch((e) => fail(mediaProblem(e, 'camera'), e)),
+    share: () => group?.share().catch((e) => { if (e?.name !== 'NotAllowedError') fail('The screen could not be shared', e); }),
     name: (n) => {
       name = cleanName(n, self);
       o.saveName?.(name);
@@ -124,7 +136,7 @@ export function controller(o) {
     },
     device: (kind, id) => {
       devices[kind] = id;
-      if (call && call.local && !idle()) call.useDevice(kind, id).catch((e) => fail(mediaProblem(e, kind === 'audio' ? 'microphone' : 'camera'), e));
+      if (group && group.local && !idle()) group.useDevice(kind, id).catch((e) => fail(mediaProblem(e, kind === 'audio' ? 'microphone' : 'camera'), e));
       else if (shown) { // the check starts again with it
         preview?.close();
         act.preview(true);
@@ -151,7 +163,10 @@ export function controller(o) {
     },
     onReady: () => {
       refreshIce();
-      verto.subscribe(channelId).then(() => keys).then(() => announce(true), (e) => {
+      verto.subscribe(channelId).then(() => keys).then(() => {
+        announce(true);
+        group?.recover();
+      }, (e) => {
         if (e.data && e.data.unauthorizedChannels) view.setConn('login failed', 'not allowed in this channel');
         else {
           warn('subscribe, so reconnecting', e);
@@ -229,9 +244,11 @@ export function controller(o) {
   /** Peers found gone by silence. @param {string[]} gone */
   function forget(gone) {
     if (!gone.length) return;
-    for (const id of gone) answers.forget(id);
+    for (const id of gone) {
+      answers.forget(id);
+      group?.gone(id, false);
+    }
     refreshPeers();
-    if (call && gone.includes(call.peer) && call.state !== 'in call' && call.state !== 'reconnecting') call.end('closed', 'Call ended', false);
   }
 
   /**
@@ -239,7 +256,10 @@ export function controller(o) {
    * the view announces (not those who answer ours: they were here before)
    */
   function refreshPeers(arrived) {
-    view.setPeers(presence.list(), verto.state === 'ready' && idle(), arrived);
+    const g = group, s = g ? g.state : 'idle';
+    // In a call, the list adds people to it: while nothing rings and there is room.
+    const can = !g || s === 'idle' || (isLive(s) && !g.request && g.size() < g.o.max);
+    view.setPeers(presence.list(), verto.state === 'ready' && can, arrived, g && s !== 'idle' ? new Set(g.links.keys()) : null);
   }
 
   /**
@@ -266,7 +286,8 @@ export function controller(o) {
     warn('send ' + m.t + ' to ' + to, e);
     const why = 'Could not reach ' + (presence.get(to)?.name || 'the other side') + (e && e.message ? ' (' + e.message + ')' : '');
     if (m.t === 'offer') {
-      if (call && call.id === m.call) call.end('failed', why, false);
+      const l = group?.links.get(to);
+      if (l && l.id === m.call) l.end('failed', why, false);
     } else if (TOLD.includes(m.t) && !m.busy) {
       view.warn(why);
     }
@@ -293,8 +314,8 @@ export function controller(o) {
     // A call under way outlives a lost signalling connection (media is
     // peer to peer): its own recovery deadline decides; one still ringing
     // ends.
-    const live = call && (call.state === 'in call' || call.state === 'reconnecting');
-    if (call && call.peer === from && (out.restarted || (out.left && !live))) call.end('closed', 'Call ended', false);
+    if (out.restarted || out.left) group?.gone(from, !!out.restarted);
+    else if (out.added) group?.seen(from);
     if (out.changed) refreshPeers(out.answer ? [from] : []);
   }
 
@@ -339,82 +360,103 @@ export function controller(o) {
       // here. Awaited before the checks below, so that they see the state
       // after the wait; this peer's next messages wait in its inbox.
       await refreshIce();
-      if (call && call.state === 'calling' && call.peer === from && call.id !== m.call) {
-        // Both called each other at once: the call from the smaller id wins.
-        if (self < from) return;
-        call.end('hangup', '', false);
-      }
-      if (!idle()) {
-        if (call?.id !== m.call) sendTo(from, { t: 'decline', call: m.call, busy: true });
-        return;
-      }
-      call = newCall(m.call, from, false);
-      secureNote = await note(peer.key);
-      update();
+      (await loadGroup()).offer(from, m);
       return;
     }
-    if (call && call.id === m.call && call.peer === from) await call.handle(m);
+    // Other call messages only ever concern a call that exists.
+    if (group && typeof m.call === 'string') await group.receive(from, m);
   }
 
-  /** @param {string} key @returns {Promise<string>} */
-  async function note(key) {
-    if (!sealer || !key) return 'Signalling is not end-to-end encrypted';
-    return 'Signalling end-to-end encrypted · code ' + await safetyCode(sealer.pub, key);
+  /**
+   * The note on sealing for a call with these peers: sealed with each, and
+   * the safety code of each pair (compared aloud, it shows nobody sits
+   * between the two), or not sealed. Codes are made once per peer key.
+   * @param {string[]} peers @returns {Promise<string>}
+   */
+  async function secured(peers) {
+    tileCodes.clear();
+    if (!peers.length) return secureNote = '';
+    let code = '';
+    for (const id of peers) {
+      const key = presence.get(id)?.key || '';
+      if (!sealer || !key) {
+        tileCodes.clear();
+        return secureNote = 'Signalling is not end-to-end encrypted';
+      }
+      if (!codes.has(key)) codes.set(key, safetyCode(sealer.pub, key));
+      code = await /** @type {Promise<string>} */ (codes.get(key));
+      if (peers.length > 1) tileCodes.set(id, code);
+    }
+    return secureNote = 'Signalling end-to-end encrypted · ' + (peers.length > 1 ? 'each person’s code on their picture' : 'code ' + code);
   }
 
-  /** @param {string} id @param {string} peer @param {boolean} outgoing */
-  function newCall(id, peer, outgoing) {
-    /** @type {CallOptions} */
-    const co = {
-      id, peer, outgoing, iceServers: o.ice.list(), iceTransportPolicy: o.ice.policy?.(), devices, log,
-      send: (m) => sendTo(peer, m),
-      onChange: (c) => { if (c === call) update(); },
+  /**
+   * The calls (group.js and call.js, a file of their own), loaded by the
+   * first call placed or offered: a page that never calls never loads
+   * them. A failed load is tried again by the next call.
+   * @returns {Promise<Group>}
+   */
+  function loadGroup() {
+    return loadingGroup ||= import('./group.js').then((m) => group = new m.Group({
+      self, max: o.maxCall || 6, newId: randomId, devices, md: o.md, log, newLink: o.newLink,
+      send: sendTo,
+      onChange: () => update(),
+      notice: (text) => view.warn(text),
+      ice: () => ({ servers: o.ice.list(), policy: o.ice.policy?.() }),
       // The camera check's stream when it runs (it is loaded if it ever
       // ran), so that the camera starts once.
-      media: async (ids, f) => preview?.take() || getMedia(ids, f, o.md),
-    };
-    return o.newCall ? o.newCall(co) : new Call(co);
+      media: async (f) => preview?.take() || getMedia(devices, f, o.md),
+      display: o.md?.getDisplayMedia ? () => /** @type {MediaDevices} */ (o.md).getDisplayMedia({ video: true, audio: false }) : undefined,
+      known: (p) => !!presence.get(p),
+      name: (p) => presence.get(p)?.name || 'Someone',
+    }), (e) => {
+      loadingGroup = undefined;
+      throw e;
+    });
   }
 
   /** @param {string} peer */
   async function placeCall(peer) {
-    if (!idle()) return;
     await refreshIce();
-    if (!idle()) return;
-    const c = call = newCall(newCallId(), peer, true);
-    secureNote = await note(presence.get(peer)?.key || '');
-    if (c !== call || c.state === 'idle') return; // ended meanwhile: a crossing call won
-    try {
-      c.start();
-    } catch (e) { // e.g. a peer connection the browser refused
-      warn('call ' + peer, e);
-      c.end('failed', 'The call could not start', true);
-    }
-    update();
+    const g = await loadGroup();
+    const s = g.state;
+    if (!(s === 'idle' || (isLive(s) && !g.request))) return;
+    const why = g.place(peer);
+    if (why) view.warn(why);
   }
 
   /** Lists cameras and microphones (named once allowed), marking those in use. */
   function listDevices() {
     /** @type {DeviceIds} */
     const using = {};
-    for (const t of (call?.local || shown)?.getTracks() || []) using[/** @type {'audio'|'video'} */ (t.kind)] = t.getSettings().deviceId;
+    for (const t of (group?.local || shown)?.getTracks() || []) using[/** @type {'audio'|'video'} */ (t.kind)] = t.getSettings().deviceId;
     o.md?.enumerateDevices().then((l) => view.setDevices(l, using), (e) => warn('devices', e));
   }
 
   function update() {
-    const c = call;
-    const who = c ? presence.get(c.peer)?.name || 'Someone' : '';
-    view.setCall(c, who, secureNote);
-    if (c && c.state === 'ringing') o.ringer.start(who);
+    const g = group;
+    if (!g) return;
+    const show = g.show();
+    for (const t of show.tiles) t.code = tileCodes.get(t.id) || '';
+    // The note on sealing follows the people in the call (Web Crypto
+    // makes the codes: the note comes a moment after the call shows).
+    const people = show.tiles.map((t) => t.id);
+    if (people.join() !== shownPeople) {
+      shownPeople = people.join();
+      secured(people).then(update, (e) => warn('safety codes', e));
+    }
+    view.setCall(show, show.state === 'idle' ? '' : secureNote);
+    if (show.request) o.ringer.start(show.request.name);
     else o.ringer.stop();
     refreshPeers();
     preview?.show(idle());
-    const live = !!c && (c.state === 'in call' || c.state === 'reconnecting');
+    const live = show.state === 'in call' || show.state === 'reconnecting';
     if (live && !stopStats) {
       lastBytes = 0;
+      view.setStats(0, 0); // not the last call's
       stopStats = every(() => {
-        call?.received().then((n) => {
-          view.setStats(n, Math.round(((n - lastBytes) * 8) / 1000));
+        group?.poll().then((n) => {
+          view.setStats(n, Math.max(0, Math.round(((n - lastBytes) * 8) / 1000)));
           lastBytes = n;
         }, (e) => warn('stats', e));
       }, 1000);
@@ -422,13 +464,13 @@ export function controller(o) {
       stopStats();
       stopStats = null;
     }
-    if (c && c.local) {
+    if (g.local) {
       listDevices();
       // Camera or microphone missing in a call: say why, once per call.
-      const what = missing(c.local);
-      if (c.mediaError && what && told !== c) {
-        told = c;
-        fail(mediaProblem(c.mediaError, what), c.mediaError);
+      const what = missing(g.local);
+      if (g.mediaError && what && told !== g.mediaError) {
+        told = g.mediaError;
+        fail(mediaProblem(g.mediaError, what), g.mediaError);
       }
     }
   }
@@ -446,7 +488,7 @@ export function controller(o) {
       // No goodbye on the channel: the server says we left when our
       // socket closes (the hub a second later, unless a reload is back by
       // then, so a reload does not flicker; the FreeSWITCH pack at once).
-      o.win?.addEventListener('pagehide', () => call?.hangup());
+      o.win?.addEventListener('pagehide', () => group?.hangup());
       o.win?.addEventListener('online', () => verto.reconnectNow());
       every(heartbeat, HEARTBEAT_MS * (0.85 + 0.3 * (o.random || Math.random)()));
       verto.start();

@@ -27,11 +27,38 @@ const CONN_TEXT = /** @type {Record<string, string>} */ ({
  * @typedef {{id: string, name: string}} PeerItem
  * @typedef {{
  *   call: (id: string) => void, accept: () => void, decline: () => void, hangup: () => void,
- *   mic: () => void, camera: () => void, name: (n: string) => void,
+ *   mic: () => void, camera: () => void, share: () => void, name: (n: string) => void,
  *   device: (kind: 'audio'|'video', id: string) => void, reconnect: () => void,
  *   preview: (on: boolean) => void,
  * }} Actions
  */
+
+/**
+ * One other person in the call: the link's state ('calling', 'connecting',
+ * 'in call', 'reconnecting'; links still ringing are no tiles), their media,
+ * what they told us of their microphone, camera and screen, whether they
+ * speak now, and a problem to show on the tile ('' if none).
+ * @typedef {{id: string, name: string, state: string, remote: MediaStream|null,
+ *   mic: boolean, cam: boolean, sharing: boolean, speaking: boolean, problem: string, code?: string}} TileInfo
+ *   code: the safety code of the pair, shown on the tile when several share a call
+ * The whole call as the page shows it. request: someone ringing us, either
+ * a call while idle (join false: state 'ringing') or someone asking to join
+ * the call under way (join true: the call goes on, a prompt shows over the
+ * tiles). reason: why the call ended, shown when idle.
+ * @typedef {{
+ *   state: 'idle'|'calling'|'ringing'|'connecting'|'in call'|'reconnecting',
+ *   outgoing: boolean, reason: string,
+ *   request: {id: string, name: string, join: boolean} | null,
+ *   local: MediaStream|null, micOn: boolean, camOn: boolean,
+ *   sharing: boolean, canShare: boolean,
+ *   tiles: TileInfo[],
+ * }} CallShow
+ * A tile's elements, what its caption says, and whether its person joined.
+ * @typedef {{f: HTMLElement, v: HTMLVideoElement, n: HTMLElement, c: HTMLElement, k: HTMLElement, words: string, joined: boolean}} Tile
+ */
+
+/** What a tile says of a link not (or no longer) up, when no problem says more. */
+const LINK_TEXT = /** @type {Record<string, string>} */ ({ calling: 'Calling…', connecting: 'Connecting…', reconnecting: 'Reconnecting…' });
 
 /**
  * What an incoming call does besides the page itself: a tone made with Web
@@ -174,11 +201,19 @@ export class View {
     this.connState = '';
     this.retry = btn('Use here', 'retry', act.reconnect);
     this.retry.hidden = true;
-    this.remote = /** @type {HTMLVideoElement} */ (h('video', { class: 'remote', autoplay: '', playsinline: '' }));
+    // One tile per other person in the call, in place by id (see setTiles).
+    this.tiles = h('div', { class: 'tiles', 'data-count': '0' });
+    /** @type {Map<string, Tile>} */
+    this.tileMap = new Map();
+    /** @type {WeakSet<HTMLVideoElement>} videos whose play() the browser refused */
+    this.refused = new WeakSet();
+    // The call has been up (in call) since it started: who comes or goes is news.
+    this.up = false;
+    this.asking = '';
     this.local = /** @type {HTMLVideoElement} */ (h('video', { class: 'local', autoplay: '', playsinline: '' }));
     this.local.muted = true;
-    this.remote.addEventListener('pause', () => this.play());
     this.say = h('p', { class: 'say' }, 'Choose someone to call.');
+    this.ask = h('p', { class: 'ask' });
     this.note = h('p', { class: 'note', role: 'note' });
     this.note.hidden = true;
     this.accept = btn('Accept', 'accept', act.accept);
@@ -186,6 +221,7 @@ export class View {
     this.incoming = h('div', { class: 'incoming' }, this.accept, this.decline);
     this.mic = btn('Mute', 'mic', act.mic);
     this.cam = btn('Stop camera', 'cam', act.camera);
+    this.share = btn('Share screen', 'share', act.share);
     this.hang = btn('Hang up', 'hangup', act.hangup);
     this.secure = h('p', { class: 'secure' });
     this.stats = h('p', { class: 'stats' });
@@ -198,14 +234,14 @@ export class View {
     // One choice of devices: in the call's controls during a call, in the camera check before.
     this.devs = [h('label', {}, 'Microphone ', this.audioSel, this.level), h('label', {}, 'Camera ', this.videoSel)];
     this.devBox = h('details', { class: 'devices' }, h('summary', {}, 'Devices'));
-    this.controls = h('div', { class: 'controls' }, this.mic, this.cam, this.hang, this.devBox);
+    this.controls = h('div', { class: 'controls' }, this.mic, this.cam, this.share, this.hang, this.devBox);
     // The camera check, before any call: the own video, the devices, the microphone's level.
     this.check = btn('', 'check', () => act.preview(root.dataset.preview === 'off'));
     this.check.hidden = true;
     this.panel = h('div', { class: 'preview' }, ...this.devs);
     /** @type {MediaStream | null} the camera check's stream */
     this.own = null;
-    /** @type {{state: string, local: MediaStream|null} | null} */
+    /** @type {CallShow | null} */
     this.current = null;
     this.problem = h('p', { class: 'problem' });
     // Browsers refuse play() with sound until the page has had a gesture;
@@ -221,7 +257,7 @@ export class View {
       }
     });
     const stage = h('section', { class: 'stage', 'aria-label': 'Call' },
-      this.remote, this.local, h('div', { class: 'overlay' }, this.say, this.start, this.incoming, this.check, this.problem, this.secure, this.stats),
+      this.tiles, this.local, h('div', { class: 'overlay' }, this.say, this.ask, this.start, this.incoming, this.check, this.problem, this.secure, this.stats),
       this.panel, this.controls);
 
     this.nameInput = /** @type {HTMLInputElement} */ (h('input', { name: 'name', maxlength: '40', autocomplete: 'nickname', required: '' }));
@@ -234,6 +270,8 @@ export class View {
     /** @type {Map<string, HTMLElement>} each peer's row */
     this.rows = new Map();
     this.canCall = false;
+    /** @type {Set<string> | null} */
+    this.inCall = null;
     this.empty = h('p', { class: 'empty' }, 'Nobody else is here yet. Share this page’s address to invite someone.');
     const people = h('aside', { class: 'people', 'aria-label': 'People' },
       h('h2', {}, 'People here'), this.status, this.retry, this.note, this.peers, this.empty, form);
@@ -246,18 +284,24 @@ export class View {
       people.append(ask);
     }
     root.replaceChildren(stage, people, this.live);
-    this.setCall(null, '', '');
+    this.setCall(null, '');
     this.setConn('connecting');
   }
 
-  /** Plays the peer's media, or shows the start button when refused (never while ringing: see setCall). */
+  /** Plays every paused tile's media; a refusal shows the start button (see showStart). */
   play() {
-    const v = this.remote;
-    if (!v.srcObject) {
-      this.start.hidden = true;
-      return;
+    let n = 0;
+    for (const { v } of this.tileMap.values()) {
+      if (!v.srcObject || !v.paused) continue;
+      n++;
+      v.play().then(() => this.refused.delete(v), () => this.refused.add(v)).then(() => this.showStart());
     }
-    v.play().then(() => { this.start.hidden = true; }, () => { this.start.hidden = !v.srcObject || !v.paused || this.callState === 'ringing'; });
+    if (!n) this.showStart();
+  }
+
+  /** The start button shows while a video with a stream, refused, stays paused (never while ringing: see setCall). */
+  showStart() {
+    this.start.hidden = this.callState === 'ringing' || ![...this.tileMap.values()].some(({ v }) => v.srcObject && v.paused && this.refused.has(v));
   }
 
   /** Says text through the live region, keeping the last few. @param {string} text */
@@ -332,14 +376,17 @@ export class View {
    * the list were here before (they answer the page's own hello, one by
    * one, as it opens). While no call can start, the buttons say so with
    * aria-disabled rather than disabled, which would take the focus away
-   * from them.
+   * from them. During a call (inCall: the ids in it) the buttons add
+   * people to it ("Add"), and say "In call" for those in it already.
    * @param {PeerItem[]} peers @param {boolean} canCall @param {string[]} [arrived] ids
+   * @param {Set<string> | null} [inCall]
    */
-  setPeers(peers, canCall, arrived = []) {
+  setPeers(peers, canCall, arrived = [], inCall = null) {
     const list = this.peers, rows = this.rows, had = document.activeElement, ids = new Set(peers.map((p) => p.id));
     /** @type {string[]} */
     const news = [];
     this.canCall = canCall;
+    this.inCall = inCall;
     for (const [id, li] of rows) {
       if (!ids.has(id)) {
         news.push(li.children[0].textContent + ' left');
@@ -352,7 +399,7 @@ export class View {
       let li = rows.get(p.id);
       if (!li) {
         const b = h('button', { type: 'button', class: 'call' }, 'Call');
-        b.addEventListener('click', () => { if (this.canCall) this.act.call(p.id); });
+        b.addEventListener('click', () => { if (this.canCall && !this.inCall?.has(p.id)) this.act.call(p.id); });
         rows.set(p.id, li = h('li', { 'data-peer': p.id }, h('span', { class: 'name' }, p.name), b));
         if (arrived.includes(p.id)) news.push(p.name + ' joined');
       }
@@ -361,7 +408,9 @@ export class View {
         news.push(name.textContent + ' is now ' + p.name);
         name.textContent = p.name;
       }
-      b.setAttribute('aria-disabled', String(!canCall));
+      const text = !inCall ? 'Call' : inCall.has(p.id) ? 'In call' : 'Add';
+      if (b.textContent !== text) b.textContent = text;
+      b.setAttribute('aria-disabled', String(!canCall || text === 'In call'));
       if (li === at) at = li.nextSibling;
       else list.insertBefore(li, at);
     }
@@ -372,48 +421,126 @@ export class View {
   }
 
   /**
-   * @param {{state: string, outgoing: boolean, local: MediaStream|null, remote: MediaStream|null,
-   *   micOn: boolean, camOn: boolean, reason: string} | null} call
-   * @param {string} peerName @param {string} secure a note on end-to-end encryption
+   * Shows the call (null: none).
+   * @param {CallShow | null} show @param {string} secure a note on end-to-end encryption
    */
-  setCall(call, peerName, secure) {
-    const state = call ? call.state : 'idle';
+  setCall(show, secure) {
+    const state = show ? show.state : 'idle', live = state !== 'idle', ringing = state === 'ringing';
+    const tiles = live && show ? show.tiles : [], req = live && show ? show.request : null;
+    const join = !!req && req.join && !ringing, names = tiles.map((t) => t.name).join(', ');
+    const name = ringing && req ? req.name : names;
     // The first render (callState '') announces nothing.
-    if (this.callState) this.announce(callNews(this.callState, state, peerName, call ? call.reason : ''));
+    const news = this.callState ? [callNews(this.callState, state, name, show ? show.reason : '')] : [];
     // Warnings last the call they concern: cleared as one starts or ends.
     if ((this.callState === 'idle') !== (state === 'idle')) this.problem.textContent = '';
     this.callState = state;
-    this.current = call;
-    this.root.dataset.secure = String(secure.startsWith('Signalling end'));
-    this.root.dataset.call = state;
-    this.root.dataset.direction = call ? (call.outgoing ? 'out' : 'in') : '';
+    this.current = show;
+    const root = this.root;
+    root.dataset.secure = String(secure.startsWith('Signalling end'));
+    root.dataset.call = state;
+    root.dataset.direction = show ? (show.outgoing ? 'out' : 'in') : '';
+    if (join) root.dataset.request = 'join';
+    else delete root.dataset.request;
     const say = /** @type {Record<string, string>} */ ({
-      calling: 'Calling ' + peerName + '…',
-      ringing: peerName + ' is calling you',
-      connecting: 'Connecting to ' + peerName + '…',
-      'in call': peerName,
-      reconnecting: 'Reconnecting to ' + peerName + '…',
-      idle: call && call.reason ? call.reason + '. Choose someone to call.' : 'Choose someone to call.',
+      calling: 'Calling ' + name + '…',
+      ringing: name + ' is calling you',
+      connecting: 'Connecting to ' + name + '…',
+      'in call': name,
+      reconnecting: 'Reconnecting to ' + name + '…',
+      idle: show && show.reason ? show.reason + '. Choose someone to call.' : 'Choose someone to call.',
     });
     this.say.textContent = say[state];
-    const live = state !== 'idle';
-    this.incoming.hidden = !(state === 'ringing');
-    this.controls.hidden = !live || state === 'ringing';
-    this.secure.textContent = live && state !== 'ringing' ? secure : '';
+    // Someone asking to join: the same Accept and Decline, over the call going on.
+    this.ask.textContent = join ? req.name + ' asks to join' : '';
+    this.ask.hidden = !join;
+    this.incoming.hidden = !ringing && !join;
+    this.controls.hidden = !live || ringing;
+    this.secure.textContent = live && !ringing ? secure : '';
     if (!live) this.stats.textContent = '';
-    this.mic.textContent = call && !call.micOn ? 'Unmute' : 'Mute';
-    this.mic.setAttribute('aria-pressed', String(!!call && !call.micOn));
-    this.cam.textContent = call && !call.camOn ? 'Start camera' : 'Stop camera';
-    this.cam.setAttribute('aria-pressed', String(!!call && !call.camOn));
-    const src = live && call ? call.remote : null;
-    if (this.remote.srcObject !== src) this.remote.srcObject = src;
+    const off = (/** @type {HTMLElement} */ b, /** @type {boolean} */ on, /** @type {string} */ yes, /** @type {string} */ no) => {
+      b.textContent = on ? yes : no;
+      b.setAttribute('aria-pressed', String(on));
+    };
+    off(this.mic, !!show && !show.micOn, 'Unmute', 'Mute');
+    off(this.cam, !!show && !show.camOn, 'Start camera', 'Stop camera');
+    off(this.share, !!show && show.sharing, 'Stop sharing', 'Share screen');
+    this.share.hidden = !show || !show.canShare;
+    news.push(...this.setTiles(tiles, this.up && live));
+    this.up = live && (this.up || state === 'in call');
+    if (join && this.asking !== req.id) news.push(req.name + ' asks to join');
+    this.asking = join ? req.id : '';
     // While ringing, the callee sees who calls and the two buttons, which
     // must not move under the pointer: the caller's video (black anyway, as
     // nothing flows before accepting) and the start button wait for Accept.
     // The stream is attached already, so that audio output can start early.
-    this.remote.hidden = !src || state === 'ringing';
+    this.tiles.hidden = ringing || !tiles.length;
     this.showOwn();
-    if (this.remote.paused) this.play();
+    this.play();
+    this.announce(news.filter(Boolean).join('. '));
+  }
+
+  /**
+   * Updates the tiles in place, one per id in the order given: a tile
+   * whose video plays is never made again (that would restart it), and a
+   * stream is set only when it changes. Returns who joined (their link
+   * came up for the first time) or left (their tile went, having joined),
+   * said only when `up`, the call having been up before and going on.
+   * @param {TileInfo[]} tiles @param {boolean} up @returns {string[]}
+   */
+  setTiles(tiles, up) {
+    const box = this.tiles, map = this.tileMap, ids = new Set(tiles.map((t) => t.id));
+    /** @type {string[]} */
+    const news = [];
+    for (const [id, t] of map) {
+      if (ids.has(id)) continue;
+      if (up && t.joined) news.push(t.n.textContent + ' left the call');
+      t.v.srcObject = null;
+      t.f.remove();
+      map.delete(id);
+    }
+    let at = box.firstChild;
+    for (const i of tiles) {
+      let t = map.get(i.id);
+      if (!t) {
+        const v = /** @type {HTMLVideoElement} */ (h('video', { class: 'remote', autoplay: '', playsinline: '' }));
+        v.addEventListener('pause', () => this.play());
+        const n = h('b'), c = h('figcaption', {}, n), k = h('small', { class: 'code' });
+        map.set(i.id, t = { f: h('figure', { class: 'tile', 'data-peer': i.id }, v, c, k), v, n, c, k, words: '', joined: false });
+      }
+      const f = t.f;
+      if (t.v.srcObject !== i.remote) t.v.srcObject = i.remote;
+      if (t.n.textContent !== i.name) t.n.textContent = i.name;
+      const words = [i.mic ? '' : 'Muted', i.cam ? '' : 'Camera off', i.sharing ? 'Sharing screen' : '', i.problem || LINK_TEXT[i.state] || ''].filter(Boolean);
+      const said = words.join('\n');
+      if (t.words !== said) {
+        t.words = said;
+        t.c.replaceChildren(t.n, ...words.map((w) => h('small', {}, w)));
+      }
+      const code = i.code || '';
+      if (t.k.textContent !== code) t.k.textContent = code;
+      t.k.hidden = !code;
+      f.setAttribute('aria-label', i.name + words.map((w) => ', ' + w.toLowerCase()).join('') + (code ? ', safety code ' + code : ''));
+      f.setAttribute('data-state', i.state);
+      for (const [k, on] of /** @type {const} */ ([['data-mic', !i.mic], ['data-cam', !i.cam]])) {
+        if (on) f.setAttribute(k, 'off');
+        else f.removeAttribute(k);
+      }
+      f.toggleAttribute('data-speaking', i.speaking);
+      f.toggleAttribute('data-sharing', i.sharing);
+      if (i.state === 'in call' && !t.joined) {
+        t.joined = true;
+        if (up) news.push(i.name + ' joined the call');
+      }
+      if (f === at) at = f.nextSibling;
+      else box.insertBefore(f, at);
+    }
+    box.setAttribute('data-count', String(tiles.length));
+    // Of several, one's own video joins the grid as its last cell.
+    if ((tiles.length > 1) !== (this.local.parentNode === box)) {
+      if (tiles.length > 1) box.append(this.local);
+      else box.after(this.local);
+    }
+    return news;
   }
 
   /** @param {number} bytes received so far @param {number} kbps */

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { transition, offerCollision, newCallId, Call, RING_MS, RECOVER_MS } from '../call.js';
+import { transition, offerCollision, Call, RING_MS, RECOVER_MS } from '../call.js';
+import { randomId } from '../codec.js';
 import './fakes.js'; // a global MediaStream, for the peer's media shown once the timers run
 
 test('call state transitions', () => {
@@ -41,9 +42,9 @@ test('perfect negotiation: who ignores an incoming offer', () => {
 });
 
 test('call ids are random hex', () => {
-  const a = newCallId();
+  const a = randomId();
   assert.match(a, /^[0-9a-f]{16}$/);
-  assert.notEqual(a, newCallId());
+  assert.notEqual(a, randomId());
 });
 
 /** A stand-in for RTCPeerConnection that records what the call does to it. */
@@ -88,8 +89,8 @@ class FakePC {
   restartIce() { this.log.push('restartIce'); }
 }
 
-/** @param {boolean} outgoing */
-function newTestCall(outgoing) {
+/** @param {boolean} outgoing @param {any[]} [tracks] what the page sends */
+function newTestCall(outgoing, tracks = []) {
   /** @type {any[]} */
   const sent = [];
   /** @type {FakePC[]} */
@@ -98,7 +99,7 @@ function newTestCall(outgoing) {
     id: 'c1', peer: 'p', outgoing, iceServers: [],
     send: (m) => sent.push(m), onChange: () => {},
     PC: /** @type {any} */ (function PC() { const pc = new FakePC(); pcs.push(pc); return pc; }),
-    media: async () => /** @type {any} */ ({ getTracks: () => [], getAudioTracks: () => [], getVideoTracks: () => [] }),
+    tracks: () => tracks,
   });
   return { c, sent, pcs };
 }
@@ -249,8 +250,20 @@ test('a broken connection has RECOVER_MS in all to recover, whatever it passes t
     t.mock.timers.tick(1);
     assert.equal(c.state, 'idle', 'ended at the deadline set when the connection broke');
     assert.equal(c.reason, 'The connection was lost');
-    assert.deepEqual(sent[sent.length - 1], { t: 'close', call: 'c1' }, 'the peer is told');
+    assert.deepEqual(sent[sent.length - 1], { t: 'close', lost: true, call: 'c1' }, 'the peer is told it failed');
     assert.ok(pcs[0].log.includes('close'));
+    t.mock.timers.reset();
+  }
+});
+
+test('signalling back: a broken connection on the polite side restarts ICE again', async (t) => {
+  for (const outgoing of [true, false]) {
+    const { c, pcs, pc } = await callIn(t, outgoing, 'in call');
+    c.restart();
+    assert.ok(!pcs[0].log.includes('restartIce'), 'nothing to restart while connected');
+    pc('disconnected');
+    c.restart();
+    assert.equal(pcs[0].log.filter((l) => l === 'restartIce').length, outgoing ? 1 : 0, 'the polite side restarts');
     t.mock.timers.reset();
   }
 });
@@ -283,7 +296,7 @@ test('a call whose connection never comes up ends with a reason', async (t) => {
     t.mock.timers.tick(1);
     assert.equal(c.state, 'idle');
     assert.equal(c.reason, 'The call could not connect');
-    assert.deepEqual(sent[sent.length - 1], { t: 'close', call: 'c1' });
+    assert.deepEqual(sent[sent.length - 1], { t: 'close', lost: true, call: 'c1' });
     t.mock.timers.reset();
   }
   const { c, pc } = await callIn(t, false, 'connecting');
@@ -306,4 +319,63 @@ test('ringing ends on time whatever the connection does meanwhile', async (t) =>
     assert.equal(c.reason, reason);
     t.mock.timers.reset();
   }
+});
+
+test('what the page sends goes on the caller\'s link at once, and on the callee\'s once it answers', async () => {
+  const mic = { kind: 'audio' }, cam = { kind: 'video' };
+  for (const outgoing of [true, false]) {
+    const { c, pcs } = newTestCall(outgoing, [mic, cam]);
+    /** @type {any[]} */
+    const put = [];
+    const PC = c.o.PC;
+    c.o.PC = /** @type {any} */ (function wrapped() {
+      const pc = new /** @type {any} */ (PC)();
+      const add = pc.addTransceiver.bind(pc);
+      pc.addTransceiver = (/** @type {string} */ k, /** @type {any} */ i) => { add(k, i); pc.transceivers.at(-1).sender.replaceTrack = async (/** @type {any} */ t) => { put.push(t); }; };
+      return pc;
+    });
+    if (outgoing) {
+      c.start();
+      await new Promise((r) => setTimeout(r, 1));
+      assert.deepEqual(put, [mic, cam], 'the caller sends from the start');
+    } else {
+      await c.handle({ t: 'sdp', call: 'c1', d: { type: 'offer', sdp: 'v=0' } });
+      // The callee's transceivers come from the offer: watch their senders.
+      /** @type {any[]} */
+      const got = [];
+      for (const t of pcs[0].transceivers) t.sender.replaceTrack = async (/** @type {any} */ x) => { got.push(x); };
+      await c.replace('video', cam);
+      assert.deepEqual(got, [cam], 'replaced once answered');
+    }
+    c.hangup();
+  }
+});
+
+test('tune limits the video sender; stats add up what came in and the peer\'s audio level', async () => {
+  const { c, pcs } = newTestCall(true);
+  c.start();
+  const tr = pcs[0].transceivers.find((t) => t.receiver.track.kind === 'video');
+  let params = { encodings: [{ maxBitrate: 1 }] };
+  tr.sender.getParameters = () => params;
+  tr.sender.setParameters = async (/** @type {any} */ p) => { params = p; };
+  await c.tune({ maxBitrate: 440000, scaleResolutionDownBy: 2 });
+  assert.deepEqual(params.encodings, [{ maxBitrate: 440000, scaleResolutionDownBy: 2 }]);
+  await c.tune({});
+  assert.deepEqual(params.encodings, [{}], 'one peer: the browser decides again');
+  /** @type {any} */ (pcs[0]).getStats = async () => new Map([
+    ['a', { type: 'inbound-rtp', kind: 'audio', bytesReceived: 100, audioLevel: 0.3 }],
+    ['v', { type: 'inbound-rtp', kind: 'video', bytesReceived: 900 }],
+    ['o', { type: 'outbound-rtp', kind: 'video', bytesSent: 5000 }],
+  ]);
+  assert.deepEqual(await c.stats(), { bytes: 1000, level: 0.3 });
+  c.hangup();
+});
+
+test('a close that says the connection failed ends the call as failed, not as hung up', async () => {
+  const { c } = newTestCall(true);
+  c.start();
+  await c.handle({ t: 'accept', call: 'c1' });
+  await c.handle({ t: 'close', call: 'c1', lost: true });
+  assert.equal(c.state, 'idle');
+  assert.equal(c.reason, 'The connection was lost');
 });

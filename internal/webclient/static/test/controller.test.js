@@ -4,7 +4,7 @@ import { controller, serial, OFFERS } from '../controller.js';
 import { Presence, EXPIRE_MS } from '../presence.js';
 import { encodeBody, decodeBody, Sealer } from '../codec.js';
 import { IceServers } from '../ice.js';
-import { FakeStream, fakeDevices, FakeAudioContext, waitFor, shortTimeouts, unanswered } from './fakes.js';
+import { FakeStream, fakeDevices, FakeAudioContext, FakeLink, waitFor, shortTimeouts, unanswered } from './fakes.js';
 
 /**
  * Lets chains of promises settle, for showing that something did not
@@ -76,70 +76,24 @@ class FakeView {
     this.levels = [];
     /** @type {any} */
     this.devices = null;
+    /** @type {any} what the view last showed of the call */
+    this.show = null;
+    /** @type {Set<string> | null} */
+    this.inCall = null;
   }
   setConn() {}
   /** @param {string} t */ setNote(t) { this.note = t; }
   setName() {}
-  /** @param {any[]} p @param {boolean} can @param {string[]} [arrived] */
-  setPeers(p, can, arrived = []) { this.peers = p; this.canCall = can; this.arrived.push(...arrived); }
-  /** @param {any} c @param {string} who @param {string} secure */
-  setCall(c, who, secure) { this.states.push(c ? c.state : 'none'); this.secure = secure; }
+  /** @param {any[]} p @param {boolean} can @param {string[]} [arrived] @param {Set<string> | null} [inCall] */
+  setPeers(p, can, arrived = [], inCall = null) { this.peers = p; this.canCall = can; this.arrived.push(...arrived); this.inCall = inCall; }
+  /** @param {any} c @param {string} secure */
+  setCall(c, secure) { this.states.push(c ? c.state : 'none'); this.show = c; if (secure) this.secure = secure; }
   setStats() {}
   /** @param {any[]} list @param {any} using */ setDevices(list, using) { this.devices = { list, using }; }
   /** @param {string} state @param {any} stream @param {string} problem */
   setPreview(state, stream, problem) { this.previews.push({ state, stream, problem }); }
   /** @param {number} v */ setLevel(v) { this.levels.push(v); }
   /** @param {string} t */ warn(t) { this.warnings.push(t); }
-}
-
-/** A call that follows the protocol's outline without WebRTC. */
-class FakeCall {
-  /** @param {any} o */
-  constructor(o) {
-    this.o = o;
-    this.id = o.id;
-    this.peer = o.peer;
-    this.outgoing = o.outgoing;
-    this.state = o.outgoing ? 'calling' : 'ringing';
-    this.reason = '';
-    /** @type {any} */
-    this.local = null;
-    this.remote = null;
-    /** @type {any} */
-    this.mediaError = null;
-    /** @type {any[]} */
-    this.handled = [];
-    this.started = false;
-  }
-  start() {
-    this.started = true;
-    this.o.send({ t: 'offer', call: this.id });
-  }
-  async accept() {
-    this.state = 'connecting';
-    this.o.send({ t: 'accept', call: this.id });
-    this.local = await this.o.media(this.o.devices, (/** @type {any} */ e) => { this.mediaError = e; });
-    this.o.onChange(this);
-  }
-  decline() {
-    this.o.send({ t: 'decline', call: this.id });
-    this.end('decline', 'Declined', false);
-  }
-  hangup() { this.end('hangup', 'Call ended', true); }
-  /** @param {string} ev @param {string} reason @param {boolean} tell */
-  end(ev, reason, tell) {
-    if (this.state === 'idle') return;
-    if (tell) this.o.send({ t: 'close', call: this.id });
-    this.state = 'idle';
-    this.reason = reason;
-    this.o.onChange(this);
-  }
-  /** @param {any} m */ handle(m) { this.handled.push(m); }
-  toggleMic() {}
-  toggleCamera() { return Promise.reject(Object.assign(new Error('busy'), { name: 'NotReadableError' })); }
-  /** @param {string} kind @param {string} id */
-  useDevice(kind, id) { this.used = [kind, id]; return Promise.resolve(); }
-  received() { return Promise.resolve(0); }
 }
 
 /**
@@ -149,7 +103,7 @@ class FakeCall {
 async function page({ self = 'bbbb', sealed = false, md = undefined, ice = undefined } = {}) {
   const verto = new FakeVerto();
   const view = new FakeView();
-  /** @type {FakeCall[]} */
+  /** @type {FakeLink[]} */
   const calls = [];
   const win = new EventTarget();
   /** @type {(() => void)[]} */
@@ -168,7 +122,7 @@ async function page({ self = 'bbbb', sealed = false, md = undefined, ice = undef
     view: (a) => { view.act = a; return /** @type {any} */ (view); },
     presence, ice, ringer, md, AC: /** @type {any} */ (FakeAudioContext),
     keys: sealed ? Sealer.create() : Promise.resolve(null),
-    newCall: (o) => { const c = new FakeCall(o); calls.push(c); return /** @type {any} */ (c); },
+    newLink: (o) => { const c = new FakeLink(o); calls.push(c); return /** @type {any} */ (c); },
     win: /** @type {any} */ (win),
     every: (f) => { beats.push(f); return () => { beats.splice(beats.indexOf(f), 1); }; },
     timers: { set: (f) => { timers.push(f); return f; }, clear: (f) => { const i = timers.indexOf(f); if (i >= 0) timers.splice(i, 1); } },
@@ -396,12 +350,37 @@ test('glare: of two crossing calls, the one from the smaller id wins', async () 
       assert.equal(p.calls.length, 1, `${self} < ${peer}: their offer is ignored`);
       assert.equal(p.calls[0].state, 'calling');
     } else {
+      await waitFor(() => p.calls.length === 2);
       assert.equal(p.calls[0].state, 'idle', `${self} > ${peer}: our call yields`);
-      assert.equal(p.calls.length, 2);
-      assert.equal(p.calls[1].state, 'ringing');
+      assert.equal(p.calls[1].state, 'in call', 'theirs is taken without ringing: both wanted the call');
     }
     assert.ok(!p.verto.sent.some((s) => s.m.t === 'decline'), 'neither side is declined as busy');
   }
+});
+
+test('in a call: the list adds people and says who is in it; each tile gives its pair\'s safety code', async () => {
+  const p = await page({ sealed: true, md: fakeDevices() });
+  const ann = await Sealer.create(), cy = await Sealer.create();
+  announce(p, 'aaaa', { name: 'Ann', key: ann.pub });
+  announce(p, 'cccc', { name: 'Cy', key: cy.pub });
+  await waitFor(() => p.view.peers.length === 2);
+  assert.equal(p.view.inCall, null, 'no call: Call buttons');
+  /** @param {number} i */
+  const up = (i) => { p.calls[i].state = 'in call'; p.calls[i].o.onChange(p.calls[i]); };
+  p.view.act.call('aaaa');
+  await waitFor(() => p.calls.length === 1);
+  up(0);
+  assert.deepEqual([...(p.view.inCall || [])], ['aaaa']);
+  assert.equal(p.view.canCall, true, 'room for more: Cy can be added');
+  p.view.act.call('cccc');
+  await waitFor(() => p.calls.length === 2);
+  assert.deepEqual(p.calls[1].o.peer, 'cccc');
+  up(1);
+  await waitFor(() => /each person/.test(p.view.secure) && p.view.show.tiles.every((/** @type {any} */ t) => t.code));
+  assert.equal(p.view.secure, 'Signalling end-to-end encrypted · each person’s code on their picture');
+  for (const t of p.view.show.tiles) assert.match(t.code, /^\d\d( \d\d){5}$/, t.id);
+  assert.notEqual(p.view.show.tiles[0].code, p.view.show.tiles[1].code, 'a code per pair');
+  assert.deepEqual([...(p.view.inCall || [])].sort(), ['aaaa', 'cccc']);
 });
 
 test('sealed: once keys are known, unsealed messages are refused (no downgrade)', async () => {
@@ -412,23 +391,25 @@ test('sealed: once keys are known, unsealed messages are refused (no downgrade)'
   announce(p, 'aaaa', { name: 'Ann', key: ann.pub });
   direct(p, 'aaaa', { t: 'offer', call: 'plain' });
   direct(p, 'aaaa', { s: await ann.seal(ours, { t: 'offer', call: 'c1' }, 'aaaa>bbbb') });
-  // Opening the offer and the safety code take Web Crypto a while.
-  await waitFor(() => p.view.secure);
+  // Opening the offer takes Web Crypto a while.
+  await waitFor(() => p.ringer.ringing);
   assert.deepEqual(p.calls.map((c) => c.id), ['c1'], 'unsealed offer dropped, sealed one taken');
-  assert.match(p.view.secure, /^Signalling end-to-end encrypted · code \d\d( \d\d){5}$/);
   // Sealed for another pair of ids: refused, and logged; unsealed:
   // refused. Messages from a peer are taken in order, so once the last
   // is handled the two before it were seen.
-  direct(p, 'aaaa', { s: await ann.seal(ours, { t: 'close', call: 'c1', n: 'other pair' }, 'aaaa>zzzz') });
-  direct(p, 'aaaa', { t: 'close', call: 'c1', n: 'unsealed' });
-  direct(p, 'aaaa', { s: await ann.seal(ours, { t: 'close', call: 'c1', n: 'sealed' }, 'aaaa>bbbb') });
+  direct(p, 'aaaa', { s: await ann.seal(ours, { t: 'ice', call: 'c1', c: 'other pair' }, 'aaaa>zzzz') });
+  direct(p, 'aaaa', { t: 'ice', call: 'c1', c: 'unsealed' });
+  direct(p, 'aaaa', { s: await ann.seal(ours, { t: 'ice', call: 'c1', c: 'sealed' }, 'aaaa>bbbb') });
   await waitFor(() => p.calls[0].handled.length);
-  assert.deepEqual(p.calls[0].handled, [{ t: 'close', call: 'c1', n: 'sealed' }]);
+  assert.deepEqual(p.calls[0].handled, [{ t: 'ice', call: 'c1', c: 'sealed' }]);
   assert.ok(p.warnings.some((w) => w.startsWith('channels: message from aaaa:')), p.warnings.join('\n'));
   // What we send to Ann is sealed too.
   p.view.act.accept();
   await waitFor(() => p.verto.sent.length);
   assert.ok(p.verto.sent.every((s) => s.m.s && s.m.s.ct), JSON.stringify(p.verto.sent));
+  // The safety code, made by Web Crypto, follows the call.
+  await waitFor(() => p.view.secure);
+  assert.match(p.view.secure, /^Signalling end-to-end encrypted · code \d\d( \d\d){5}$/);
   assert.deepEqual(await ann.open(ours, p.verto.sent[0].m.s, 'bbbb>aaaa'), { t: 'accept', call: 'c1' });
 });
 
@@ -523,13 +504,21 @@ test('undelivered messages: the call ends or the person is told, and it is logge
 });
 
 test('a camera that cannot restart is explained', async () => {
-  const p = await page();
+  const md = fakeDevices();
+  let busy = false;
+  const gum = md.getUserMedia;
+  md.getUserMedia = (c) => busy && c.video ? Promise.reject(Object.assign(new Error('busy'), { name: 'NotReadableError' })) : gum(c);
+  const p = await page({ md });
   announce(p, 'aaaa', { name: 'Ann' });
   p.view.act.call('aaaa');
-  await waitFor(() => p.calls.length);
-  p.view.act.camera();
+  await waitFor(() => p.view.show?.local);
+  busy = true; // another app takes the camera
+  p.view.act.camera(); // off
+  await waitFor(() => p.view.show.camOn === false);
+  p.view.act.camera(); // on again: refused
   await waitFor(() => p.view.warnings.length);
   assert.deepEqual(p.view.warnings, ['The camera could not start: another app may be using it.']);
+  assert.equal(p.view.show.camOn, false, 'still off, as the button says');
 });
 
 test('without media devices (plain http) the page says calls can only receive', async () => {
@@ -569,8 +558,8 @@ test('camera check: self-view, level, devices, and its stream becomes the call\'
   assert.equal(p.beats.length, 1, 'no meter while it rings');
   const asked = md.asked.length;
   p.view.act.accept();
-  await waitFor(() => p.calls[0].local);
-  assert.equal(p.calls[0].local, stream);
+  await waitFor(() => p.view.show?.local);
+  assert.equal(p.view.show.local, stream);
   assert.equal(md.asked.length, asked, 'the camera was not asked for again');
   assert.ok(stream.getTracks().every((t) => t.readyState === 'live'));
   assert.equal(p.view.previews.at(-1).state, 'off');

@@ -3,7 +3,10 @@
 // as browsers keep it: an element that leaves the document, even to be put
 // back elsewhere at once (insertBefore of an attached node), or that
 // becomes disabled (Chrome), loses the focus to the body. Nothing parses
-// HTML: text set with innerHTML would never show in textContent.
+// HTML: text set with innerHTML would never show in textContent. dataset
+// reflects the data-* attributes, as in browsers; videos play when the
+// document allows it (doc.canPlay) and refuse as browsers do without a
+// gesture otherwise.
 
 class FakeNode {
   /** @param {FakeDocument} doc */
@@ -53,6 +56,12 @@ class FakeNode {
     this.append(...nodes);
   }
 
+  /** Puts node right after this one. @param {FakeNode} node */
+  after(node) {
+    const p = /** @type {any} */ (this.parentNode);
+    p.insertBefore(node, p.childNodes[p.childNodes.indexOf(this) + 1] || null);
+  }
+
   /** Leaves its parent; the focus leaves with it, as in browsers. */
   remove() {
     const p = this.parentNode;
@@ -83,8 +92,13 @@ export class FakeElement extends FakeNode {
     this.tagName = tag.toUpperCase();
     /** @type {Map<string, string>} */
     this.attributes = new Map();
-    /** @type {Record<string, string>} */
-    this.dataset = {};
+    /** @type {Record<string, string>} data-fooBar is data-foo-bar, as in browsers */
+    this.dataset = new Proxy({}, {
+      get: (_, k) => this.attributes.get(dataName(k)),
+      set: (_, k, v) => { this.setAttribute(dataName(k), v); return true; },
+      deleteProperty: (_, k) => { this.removeAttribute(dataName(k)); return true; },
+      has: (_, k) => this.attributes.has(dataName(k)),
+    });
     this.hidden = false;
     this._disabled = false;
     /** @type {Map<string, Set<(e: any) => void>>} */
@@ -145,6 +159,46 @@ export class FakeElement extends FakeNode {
   }
 }
 
+/** @param {string | symbol} k a dataset key */
+function dataName(k) {
+  return 'data-' + String(k).replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+}
+
+/** A video: srcObject, paused, play() as the document allows, pause() with its event. */
+export class FakeVideo extends FakeElement {
+  /** @param {FakeDocument} doc */
+  constructor(doc) {
+    super(doc, 'video');
+    /** @type {any} */
+    this.src = null;
+    /** how often srcObject was set: each time reloads the media, in browsers */
+    this.srcSets = 0;
+    this.paused = true;
+    this.muted = false;
+    this.plays = 0;
+  }
+
+  get srcObject() { return this.src; }
+  set srcObject(v) {
+    this.srcSets++;
+    this.src = v;
+    this.paused = true;
+  }
+
+  play() {
+    this.plays++;
+    if (!this.ownerDocument.canPlay) return Promise.reject(Object.assign(new Error('play() needs a gesture'), { name: 'NotAllowedError' }));
+    this.paused = false;
+    return Promise.resolve();
+  }
+
+  pause() {
+    if (this.paused) return;
+    this.paused = true;
+    for (const f of this.listeners.get('pause') || []) f({ type: 'pause', target: this });
+  }
+}
+
 export class FakeDocument {
   constructor() {
     this.documentElement = new FakeElement(this, 'html');
@@ -154,10 +208,12 @@ export class FakeDocument {
     this.activeElement = this.body;
     this.title = '';
     this.hidden = false;
+    /** whether media may play (a gesture was made, or autoplay is allowed) */
+    this.canPlay = true;
   }
 
   /** @param {string} tag */
-  createElement(tag) { return new FakeElement(this, tag); }
+  createElement(tag) { return tag === 'video' ? new FakeVideo(this) : new FakeElement(this, tag); }
 
   /** Moves the focus, logging blur and focus on the elements. @param {FakeElement} to */
   blurTo(to) {

@@ -64,6 +64,10 @@ export class FakeStream {
   getTracks() { return this.tracks; }
   getAudioTracks() { return this.tracks.filter((t) => t.kind === 'audio'); }
   getVideoTracks() { return this.tracks.filter((t) => t.kind === 'video'); }
+  /** @param {FakeTrack} t */
+  addTrack(t) { this.tracks.push(t); }
+  /** @param {FakeTrack} t */
+  removeTrack(t) { this.tracks = this.tracks.filter((x) => x !== t); }
 }
 // getMedia's last resort, an empty stream, is made with the global.
 /** @type {any} */ (globalThis).MediaStream = FakeStream;
@@ -112,4 +116,78 @@ export class FakeAudioContext {
   createMediaStreamSource() { return { connect() {} }; }
   resume() { return Promise.resolve(); }
   close() { FakeAudioContext.closed++; return Promise.resolve(); }
+}
+
+/**
+ * A link that follows the call protocol's outline without WebRTC: an
+ * accepted link is connected at once. fail() drops its connection.
+ */
+export class FakeLink {
+  /** @param {any} o */
+  constructor(o) {
+    this.o = o;
+    this.id = o.id;
+    this.peer = o.peer;
+    this.outgoing = o.outgoing;
+    this.state = o.outgoing ? 'calling' : 'ringing';
+    this.reason = '';
+    this.remote = null;
+    this.flags = { mic: true, cam: true, share: false };
+    this.manual = false;
+    this.answered = Promise.resolve();
+    /** @type {any[]} */
+    this.tuned = [];
+    /** @type {Record<string, any>} what is sent, by kind */
+    this.sending = {};
+    /** @type {any[]} the messages of the link it was handed */
+    this.handled = [];
+    this.started = false;
+  }
+  /** @param {string} s */
+  move(s) {
+    this.state = /** @type {any} */ (s);
+    this.o.onChange(this);
+  }
+  /** @param {any} [extra] */
+  start(extra) {
+    this.started = true;
+    this.o.send({ t: 'offer', call: this.id, ...extra });
+    this.attach();
+  }
+  accept() {
+    if (this.state !== 'ringing') return;
+    this.attach();
+    this.move('connecting');
+    this.o.send({ t: 'accept', call: this.id });
+    this.move('in call');
+  }
+  decline() {
+    this.o.send({ t: 'decline', call: this.id });
+    this.end('decline', 'Declined', false);
+  }
+  hangup() { this.end('hangup', 'Call ended', true); }
+  /** @param {string} ev @param {string} reason @param {boolean} tell */
+  end(ev, reason, tell) {
+    if (this.state === 'idle') return;
+    if (tell) this.o.send(ev === 'failed' ? { t: 'close', call: this.id, lost: true } : { t: 'close', call: this.id });
+    this.reason = reason;
+    this.move('idle');
+  }
+  fail() { this.end('failed', 'The connection was lost', true); }
+  restart() { if (this.state === 'reconnecting') this.restarts = (this.restarts || 0) + 1; }
+  /** @param {any} m */
+  handle(m) {
+    this.handled.push(m);
+    if (m.t === 'accept' && this.state === 'calling') {
+      this.move('connecting');
+      this.move('in call');
+    } else if (m.t === 'decline') this.end('declined', m.full ? 'The call is full' : m.busy ? 'Busy' : 'Declined', false);
+    else if (m.t === 'close') this.end(m.lost ? 'failed' : 'closed', m.lost ? 'The connection was lost' : 'Call ended', false);
+  }
+  attach() { for (const t of this.o.tracks()) this.sending[t.kind] = t; }
+  /** @param {string} kind @param {any} t */
+  async replace(kind, t) { this.sending[kind] = t; }
+  /** @param {any} l */
+  async tune(l) { this.tuned.push(l); }
+  async stats() { return { bytes: 100, level: 0 }; }
 }

@@ -155,7 +155,10 @@ function recordingActions() {
   const nop = () => {};
   return {
     called,
-    act: { call: (/** @type {string} */ id) => called.push(id), accept: nop, decline: nop, hangup: nop, mic: nop, camera: nop, name: nop, device: nop, reconnect: nop, preview: nop },
+    act: {
+      call: (/** @type {string} */ id) => called.push(id), accept: () => called.push('accept'), decline: () => called.push('decline'),
+      hangup: nop, mic: nop, camera: nop, share: () => called.push('share'), name: nop, device: nop, reconnect: nop, preview: nop,
+    },
   };
 }
 
@@ -165,11 +168,14 @@ function newView(t) {
   const { act, called } = recordingActions();
   const view = new View(/** @type {any} */ (root), act);
   const find = (/** @type {(e: any) => boolean} */ f) => [...root.all()].filter(f);
-  const row = (/** @type {string} */ id) => find((e) => e.getAttribute('data-peer') === id)[0];
+  const row = (/** @type {string} */ id) => find((e) => e.tagName === 'LI' && e.getAttribute('data-peer') === id)[0];
   const button = (/** @type {string} */ id) => row(id)?.children.find((e) => e.tagName === 'BUTTON');
   const live = () => find((e) => e.getAttribute('aria-live'))[0].children.map((p) => p.textContent);
   const list = () => find((e) => e.tagName === 'UL')[0].children.map((li) => li.getAttribute('data-peer') + ':' + li.textContent);
-  return { doc, view, called, row, button, live, list };
+  const cls = (/** @type {string} */ c) => find((e) => e.getAttribute('class') === c)[0];
+  const tiles = () => cls('tiles');
+  const tile = (/** @type {string} */ id) => tiles().children.find((/** @type {any} */ f) => f.getAttribute('data-peer') === id);
+  return { doc, root, view, called, row, button, live, list, find, cls, tiles, tile };
 }
 
 const ann = { id: 'a', name: 'Ann' }, bob = { id: 'b', name: 'Bob' }, cy = { id: 'c', name: 'Cy' };
@@ -306,4 +312,357 @@ test('people list: says when nobody is here', (t) => {
   assert.equal(empty().hidden, true);
   view.setPeers([], true);
   assert.equal(empty().hidden, false);
+});
+
+/**
+ * A call to show, as the controller makes it.
+ * @param {Partial<import('../view.js').CallShow>} over
+ * @returns {import('../view.js').CallShow}
+ */
+function show(over = {}) {
+  return {
+    state: 'in call', outgoing: true, reason: '', request: null, local: null, micOn: true, camOn: true,
+    sharing: false, canShare: true, tiles: [], ...over,
+  };
+}
+
+/** @type {Record<string, object>} one stream per person, the same object every time, as the controller's */
+const streams = {};
+
+/**
+ * One person in the call. @param {string} id @param {string} name
+ * @param {Partial<import('../view.js').TileInfo>} [over]
+ * @returns {import('../view.js').TileInfo}
+ */
+function person(id, name, over = {}) {
+  return { id, name, state: 'in call', remote: (streams[id] ??= { id: 'stream-' + id }), mic: true, cam: true, sharing: false, speaking: false, problem: '', ...over };
+}
+
+const SECURE = 'Signalling end-to-end encrypted';
+
+test('call tiles: one per person, in the order given, updated in place by id and removed when gone', (t) => {
+  const { view, tiles, tile } = newView(t);
+  assert.equal(tiles().hidden, true, 'no call: no tiles');
+  const annS = { id: 'ann-stream' }, bobS = { id: 'bob-stream' };
+  view.setCall(show({ tiles: [person('a', 'Ann', { remote: annS }), person('b', 'Bob', { remote: bobS })] }), SECURE);
+  const box = tiles();
+  assert.equal(box.hidden, false);
+  assert.equal(box.getAttribute('data-count'), '2');
+  const a = tile('a'), b = tile('b');
+  assert.deepEqual(box.children.map((/** @type {any} */ f) => f.getAttribute('data-peer') || f.getAttribute('class')), ['a', 'b', 'local'], 'of several, one\'s own video is the grid\'s last cell');
+  for (const [f, s] of [[a, annS], [b, bobS]]) {
+    assert.equal(f.tagName, 'FIGURE');
+    assert.equal(f.getAttribute('class'), 'tile');
+    assert.equal(f.getAttribute('data-state'), 'in call');
+    const [v, cap] = f.children;
+    assert.equal(v.tagName, 'VIDEO');
+    assert.equal(v.getAttribute('class'), 'remote');
+    assert.ok(v.hasAttribute('autoplay') && v.hasAttribute('playsinline'));
+    assert.equal(v.srcObject, s);
+    assert.equal(v.paused, false, 'played');
+    assert.equal(cap.tagName, 'FIGCAPTION');
+  }
+  const va = a.children[0], vb = b.children[0];
+  assert.equal(va.srcSets, 1);
+  // Same people, new objects, another order, a third coming: nothing remade.
+  view.setCall(show({ tiles: [person('b', 'Bob', { remote: bobS }), person('c', 'Cy', { state: 'connecting', remote: null }), person('a', 'Ann', { remote: annS })] }), SECURE);
+  assert.deepEqual(box.children.map((/** @type {any} */ f) => f.getAttribute('data-peer')), ['b', 'c', 'a', null], 'the own video stays last');
+  assert.equal(tile('a'), a, 'the same element');
+  assert.equal(tile('b'), b);
+  assert.equal(a.children[0], va, 'the same video');
+  assert.equal(va.srcSets, 1, 'an unchanged stream is not set again (that would restart it)');
+  assert.equal(vb.srcSets, 1);
+  assert.equal(va.paused, false, 'still playing');
+  assert.equal(box.getAttribute('data-count'), '3');
+  assert.equal(tile('c').children[0].srcObject, null);
+  // A new stream for Ann (renegotiated): set, in the same video.
+  const annS2 = { id: 'ann-stream-2' };
+  view.setCall(show({ tiles: [person('b', 'Bob', { remote: bobS }), person('c', 'Cy', { remote: null }), person('a', 'Ann', { remote: annS2 })] }), SECURE);
+  assert.equal(a.children[0], va);
+  assert.equal(va.srcObject, annS2);
+  assert.equal(va.paused, false, 'and played');
+  // Bob goes.
+  view.setCall(show({ tiles: [person('c', 'Cy', { remote: null }), person('a', 'Ann', { remote: annS2 })] }), SECURE);
+  assert.equal(tile('b'), undefined);
+  assert.equal(b.parentNode, null, 'removed from the page');
+  assert.equal(vb.srcObject, null, 'its stream let go');
+  assert.equal(box.getAttribute('data-count'), '2');
+  assert.equal(tile('a'), a);
+  // One person left: their video fills the stage, one's own back in its corner.
+  view.setCall(show({ tiles: [person('a', 'Ann', { remote: annS2 })] }), SECURE);
+  assert.deepEqual(box.children, [a]);
+  // The call ends: no tiles.
+  view.setCall(show({ state: 'idle', tiles: [] }), SECURE);
+  assert.equal(box.children.length, 0);
+  assert.equal(box.hidden, true);
+  assert.equal(box.getAttribute('data-count'), '0');
+  view.setCall(null, '');
+  assert.equal(box.children.length, 0);
+});
+
+test('call tiles: microphone, camera, screen, speaking and problems as attributes and words', (t) => {
+  const { view, tile } = newView(t);
+  view.setCall(show({ tiles: [person('a', 'Ann')] }), SECURE);
+  const a = tile('a'), cap = a.children[1];
+  const words = () => cap.children.slice(1).map((/** @type {any} */ e) => e.textContent);
+  assert.equal(a.getAttribute('aria-label'), 'Ann');
+  assert.equal(cap.textContent, 'Ann');
+  assert.deepEqual(words(), []);
+  for (const k of ['data-mic', 'data-cam', 'data-speaking', 'data-sharing']) assert.equal(a.hasAttribute(k), false, k);
+  view.setCall(show({ tiles: [person('a', 'Ann', { mic: false, cam: false, speaking: true })] }), SECURE);
+  assert.equal(tile('a'), a);
+  assert.equal(a.getAttribute('data-mic'), 'off');
+  assert.equal(a.getAttribute('data-cam'), 'off');
+  assert.equal(a.hasAttribute('data-speaking'), true);
+  assert.deepEqual(words(), ['Muted', 'Camera off']);
+  assert.equal(cap.children[0].textContent, 'Ann', 'the name first');
+  assert.equal(a.getAttribute('aria-label'), 'Ann, muted, camera off');
+  view.setCall(show({ tiles: [person('a', 'Ann', { sharing: true, state: 'reconnecting', problem: 'Connection lost, retrying…' })] }), SECURE);
+  assert.equal(a.hasAttribute('data-mic'), false, 'unmuted again');
+  assert.equal(a.hasAttribute('data-cam'), false);
+  assert.equal(a.hasAttribute('data-speaking'), false);
+  assert.equal(a.hasAttribute('data-sharing'), true);
+  assert.equal(a.getAttribute('data-state'), 'reconnecting');
+  assert.deepEqual(words(), ['Sharing screen', 'Connection lost, retrying…']);
+  assert.equal(a.getAttribute('aria-label'), 'Ann, sharing screen, connection lost, retrying…');
+  view.setCall(show({ tiles: [person('a', 'Ann', { state: 'connecting' })] }), SECURE);
+  assert.deepEqual(words(), ['Connecting…'], 'a link not up says so, when no problem says more');
+  view.setCall(show({ tiles: [person('a', 'Ann')] }), SECURE);
+  assert.deepEqual(words(), []);
+  assert.equal(a.getAttribute('data-state'), 'in call');
+});
+
+test('call tiles: names are text, never markup', (t) => {
+  const { view, tile, cls } = newView(t);
+  const evil = '<img src=x onerror=alert(1)>';
+  view.setCall(show({ tiles: [person('e', evil, { mic: false })] }), SECURE);
+  const e = tile('e'), cap = e.children[1];
+  assert.equal(cap.children[0].textContent, evil);
+  assert.equal(cap.children[0].children.length, 0, 'no elements from the name');
+  assert.deepEqual(cap.children.map((/** @type {any} */ c) => c.tagName), ['B', 'SMALL'], 'only the view’s own elements');
+  assert.equal(e.getAttribute('aria-label'), evil + ', muted');
+  assert.equal(cls('say').textContent, evil);
+  assert.equal(cls('say').children.length, 0);
+  view.setCall(show({ tiles: [person('e', evil + '!')] }), SECURE);
+  assert.equal(tile('e'), e);
+  assert.equal(cap.children[0].textContent, evil + '!');
+});
+
+test('call: what the stage says, for one person and for several', (t) => {
+  const { view, root, cls } = newView(t);
+  const say = () => cls('say').textContent;
+  const ab = [person('a', 'Ann', { state: 'calling' }), person('b', 'Bob', { state: 'calling' })];
+  view.setCall(show({ state: 'calling', tiles: ab.slice(0, 1) }), SECURE);
+  assert.equal(say(), 'Calling Ann…');
+  assert.equal(root.dataset.call, 'calling');
+  assert.equal(root.dataset.direction, 'out');
+  view.setCall(show({ state: 'calling', tiles: ab }), SECURE);
+  assert.equal(say(), 'Calling Ann, Bob…');
+  view.setCall(show({ state: 'connecting', tiles: ab }), SECURE);
+  assert.equal(say(), 'Connecting to Ann, Bob…');
+  view.setCall(show({ state: 'in call', tiles: ab }), SECURE);
+  assert.equal(say(), 'Ann, Bob');
+  assert.equal(cls('secure').textContent, SECURE);
+  assert.equal(root.dataset.secure, 'true');
+  view.setCall(show({ state: 'reconnecting', tiles: ab }), SECURE);
+  assert.equal(say(), 'Reconnecting to Ann, Bob…');
+  view.setCall(show({ state: 'idle', reason: 'Bob declined' }), SECURE);
+  assert.equal(say(), 'Bob declined. Choose someone to call.');
+  assert.equal(root.dataset.call, 'idle');
+  assert.equal(cls('controls').hidden, true);
+});
+
+test('call: ringing hides the tiles until Accept; a join request keeps the call and prompts over it', (t) => {
+  const { view, root, cls, tiles, called, live } = newView(t);
+  const incoming = cls('incoming'), ask = cls('ask');
+  const stream = { id: 'caller' };
+  // Ann calls us: her stream may be attached early, but nothing of it shows.
+  view.setCall(show({ state: 'ringing', outgoing: false, request: { id: 'a', name: 'Ann', join: false }, tiles: [person('a', 'Ann', { state: 'connecting', remote: stream })] }), SECURE);
+  assert.equal(root.dataset.call, 'ringing');
+  assert.equal(root.dataset.request, undefined);
+  assert.equal(root.dataset.direction, 'in');
+  assert.equal(cls('say').textContent, 'Ann is calling you');
+  assert.equal(incoming.hidden, false);
+  assert.equal(ask.hidden, true);
+  assert.equal(tiles().hidden, true, 'the caller’s video waits for Accept');
+  assert.equal(tiles().children[0].children[0].srcObject, stream, 'attached already');
+  assert.equal(cls('controls').hidden, true);
+  assert.equal(cls('secure').textContent, '');
+  assert.equal(live().at(-1), 'Ann is calling');
+  incoming.children[0].click();
+  assert.deepEqual(called, ['accept']);
+  view.setCall(show({ state: 'in call', outgoing: false, tiles: [person('a', 'Ann', { remote: stream })] }), SECURE);
+  assert.equal(tiles().hidden, false);
+  assert.equal(incoming.hidden, true);
+  // Bob asks to join: the call goes on; the same two buttons, over the tiles.
+  const join = show({ state: 'in call', outgoing: false, request: { id: 'b', name: 'Bob', join: true }, tiles: [person('a', 'Ann', { remote: stream })] });
+  view.setCall(join, SECURE);
+  assert.equal(root.dataset.call, 'in call', 'the call goes on');
+  assert.equal(root.dataset.request, 'join');
+  assert.equal(cls('say').textContent, 'Ann');
+  assert.equal(ask.hidden, false);
+  assert.equal(ask.textContent, 'Bob asks to join');
+  assert.equal(incoming.hidden, false);
+  assert.equal(tiles().hidden, false, 'the tiles stay in sight');
+  assert.equal(cls('controls').hidden, false, 'and so do the controls');
+  assert.equal(live().at(-1), 'Bob asks to join');
+  const n = live().length;
+  view.setCall(join, SECURE);
+  assert.equal(live().length, n, 'asked once, said once');
+  incoming.children[1].click();
+  assert.deepEqual(called, ['accept', 'decline']);
+  view.setCall(show({ state: 'in call', outgoing: false, tiles: [person('a', 'Ann', { remote: stream })] }), SECURE);
+  assert.equal(root.dataset.request, undefined);
+  assert.equal(ask.hidden, true);
+  assert.equal(incoming.hidden, true);
+});
+
+test('call: the Share screen button', (t) => {
+  const { view, cls, called } = newView(t);
+  const share = cls('share');
+  assert.equal(share.hidden, true, 'no call');
+  const controls = cls('controls').children.map((/** @type {any} */ e) => e.getAttribute('class'));
+  assert.deepEqual(controls.slice(0, 4), ['mic', 'cam', 'share', 'hangup'], 'next to the camera');
+  view.setCall(show({ tiles: [person('a', 'Ann')] }), SECURE);
+  assert.equal(share.hidden, false);
+  assert.equal(share.textContent, 'Share screen');
+  assert.equal(share.getAttribute('aria-pressed'), 'false');
+  share.click();
+  assert.deepEqual(called, ['share']);
+  view.setCall(show({ sharing: true, tiles: [person('a', 'Ann')] }), SECURE);
+  assert.equal(share.textContent, 'Stop sharing');
+  assert.equal(share.getAttribute('aria-pressed'), 'true');
+  view.setCall(show({ canShare: false, tiles: [person('a', 'Ann')] }), SECURE);
+  assert.equal(share.hidden, true, 'a browser that cannot share shows no button');
+  assert.equal(share.getAttribute('aria-pressed'), 'false');
+});
+
+test('call: who joins, leaves or asks is said once, in words', (t) => {
+  const { view, live } = newView(t);
+  const said = () => live().at(-1);
+  const A = person('a', 'Ann'), B = person('b', 'Bob'), C = person('c', 'Cy');
+  view.setCall(show({ state: 'calling', tiles: [{ ...A, state: 'calling' }, { ...B, state: 'calling' }] }), SECURE);
+  assert.equal(said(), 'Calling Ann, Bob');
+  view.setCall(show({ state: 'in call', tiles: [A, { ...B, state: 'connecting' }] }), SECURE);
+  assert.equal(said(), 'Call with Ann, Bob connected', 'the call coming up is no one joining');
+  view.setCall(show({ state: 'in call', tiles: [A, B] }), SECURE);
+  assert.equal(said(), 'Bob joined the call', 'Bob’s link came up later');
+  let was = live();
+  view.setCall(show({ state: 'in call', tiles: [A, B] }), SECURE);
+  view.setCall(show({ state: 'in call', tiles: [{ ...A, mic: false }, B] }), SECURE);
+  assert.deepEqual(live(), was, 'nothing new: nothing said');
+  view.setCall(show({ state: 'in call', tiles: [A, B, C] }), SECURE);
+  assert.equal(said(), 'Cy joined the call', 'a tile added while in call');
+  view.setCall(show({ state: 'in call', tiles: [A, C, { ...person('d', 'Di'), state: 'calling' }] }), SECURE);
+  assert.equal(said(), 'Bob left the call', 'Di only called, not joined yet');
+  view.setCall(show({ state: 'in call', tiles: [A, C, { ...person('d', 'Di'), state: 'reconnecting', problem: 'Connection lost, retrying…' }] }), SECURE);
+  view.setCall(show({ state: 'in call', tiles: [A, C] }), SECURE);
+  assert.equal(said(), 'Bob left the call', 'Di never joined: her going is not said as leaving');
+  view.setCall(show({ state: 'reconnecting', tiles: [{ ...A, state: 'reconnecting' }, C] }), SECURE);
+  assert.equal(said(), 'Call interrupted, reconnecting');
+  view.setCall(show({ state: 'in call', tiles: [A, C] }), SECURE);
+  assert.equal(said(), 'Call reconnected', 'Ann coming back is no news of her');
+  view.setCall(show({ state: 'in call', request: { id: 'e', name: 'Eve', join: true }, tiles: [A] }), SECURE);
+  assert.equal(said(), 'Cy left the call. Eve asks to join', 'changes at once: one announcement');
+  view.setCall(show({ state: 'idle', reason: '' }), SECURE);
+  assert.equal(said(), 'Call ended', 'the end of the call, not everyone leaving');
+  // A new call: the first one's people are not remembered as joined.
+  view.setCall(show({ state: 'calling', tiles: [{ ...A, state: 'calling' }] }), SECURE);
+  view.setCall(show({ state: 'connecting', tiles: [{ ...A, state: 'connecting' }] }), SECURE);
+  view.setCall(show({ state: 'in call', tiles: [A] }), SECURE);
+  assert.equal(said(), 'Call with Ann connected');
+});
+
+test('call: a video the browser will not play shows the start button; a gesture plays them all', async (t) => {
+  const { doc, view, cls, tile } = newView(t);
+  const start = cls('start');
+  const settle = () => new Promise((ok) => setTimeout(ok));
+  doc.canPlay = false;
+  view.setCall(show({ state: 'ringing', outgoing: false, request: { id: 'a', name: 'Ann', join: false }, tiles: [person('a', 'Ann', { state: 'connecting' })] }), SECURE);
+  await settle();
+  const va = tile('a').children[0];
+  assert.equal(va.paused, true, 'refused');
+  assert.equal(start.hidden, true, 'never while ringing: the Accept button must hold still');
+  view.setCall(show({ state: 'in call', outgoing: false, tiles: [person('a', 'Ann'), person('b', 'Bob')] }), SECURE);
+  await settle();
+  const vb = tile('b').children[0];
+  assert.equal(start.hidden, false, 'refused in the call: the button invites a click');
+  doc.canPlay = true;
+  start.click();
+  await settle();
+  assert.equal(va.paused, false);
+  assert.equal(vb.paused, false, 'every video played');
+  assert.equal(start.hidden, true);
+  // The browser pauses one (a device change, a lost output): it plays again.
+  const plays = vb.plays;
+  vb.pause();
+  await settle();
+  assert.equal(vb.plays, plays + 1);
+  assert.equal(vb.paused, false);
+  // Refused again, then the person's tile goes: the button goes with it.
+  doc.canPlay = false;
+  vb.pause();
+  await settle();
+  assert.equal(start.hidden, false);
+  view.setCall(show({ state: 'in call', outgoing: false, tiles: [person('a', 'Ann')] }), SECURE);
+  await settle();
+  assert.equal(start.hidden, true, 'only Ann’s video, which plays');
+  view.setCall(show({ state: 'in call', outgoing: false, tiles: [person('a', 'Ann'), person('c', 'Cy', { remote: null })] }), SECURE);
+  await settle();
+  assert.equal(start.hidden, true, 'a tile without a stream has nothing to play');
+});
+
+test('call: the own video stays, small, beside the tiles', (t) => {
+  const { view, find } = newView(t);
+  const local = find((e) => e.getAttribute('class') === 'local')[0];
+  assert.equal(local.hidden, true);
+  const mine = { id: 'mine' };
+  view.setCall(show({ local: mine, tiles: [person('a', 'Ann')] }), SECURE);
+  assert.equal(local.srcObject, mine);
+  assert.equal(local.hidden, false);
+  assert.equal(local.muted, true);
+  assert.equal(find((e) => e.tagName === 'VIDEO' && e.getAttribute('class') === 'remote').length, 1);
+  view.setCall(show({ state: 'idle' }), SECURE);
+  assert.equal(local.hidden, true);
+});
+
+test('people list during a call: Add those not in it, "In call" for those in it', (t) => {
+  const { doc, view, called, button, list } = newView(t);
+  view.setPeers([ann, bob, cy], true);
+  const b = button('b');
+  b.focus();
+  view.setPeers([ann, bob, cy], true, [], new Set(['a']));
+  assert.deepEqual(list(), ['a:AnnIn call', 'b:BobAdd', 'c:CyAdd']);
+  assert.equal(doc.activeElement, b, 'the focus stays');
+  assert.equal(button('b'), b, 'the same button');
+  assert.equal(button('a').getAttribute('aria-disabled'), 'true');
+  assert.equal(b.getAttribute('aria-disabled'), 'false');
+  button('a').click();
+  assert.deepEqual(called, [], 'Ann is in the call already');
+  b.click();
+  assert.deepEqual(called, ['b'], 'Add calls Bob into the call');
+  view.setPeers([ann, bob, cy], true, [], new Set(['a', 'b']));
+  assert.deepEqual(list(), ['a:AnnIn call', 'b:BobIn call', 'c:CyAdd']);
+  assert.equal(doc.activeElement, b, 'aria-disabled, not disabled: the focus stays');
+  b.click();
+  assert.deepEqual(called, ['b']);
+  view.setPeers([ann, bob, cy], false, [], new Set(['a']));
+  assert.equal(b.getAttribute('aria-disabled'), 'true', 'no one can be added now');
+  b.click();
+  assert.deepEqual(called, ['b']);
+  view.setPeers([ann, bob, cy], true);
+  assert.deepEqual(list(), ['a:AnnCall', 'b:BobCall', 'c:CyCall'], 'the call over');
+  assert.equal(button('a').getAttribute('aria-disabled'), 'false');
+  button('a').click();
+  assert.deepEqual(called, ['b', 'a']);
+});
+
+test('call tiles: of several, each shows its pair\'s safety code', (t) => {
+  const { view, tile } = newView(t);
+  view.setCall(show({ tiles: [person('a', 'Ann', { code: '11 22 33 44 55 66' }), person('b', 'Bob', { code: '' })] }), SECURE);
+  const k = tile('a').children.find((/** @type {any} */ c) => c.getAttribute('class') === 'code');
+  assert.equal(k.textContent, '11 22 33 44 55 66');
+  assert.equal(k.hidden, false);
+  assert.match(tile('a').getAttribute('aria-label'), /safety code 11 22 33 44 55 66$/);
+  assert.equal(tile('b').children.find((/** @type {any} */ c) => c.getAttribute('class') === 'code').hidden, true, 'no code: nothing shown');
 });
