@@ -306,6 +306,7 @@ export class Group {
 
   /** @param {Call} l @param {boolean} manual */
   take(l, manual) {
+    this.held.delete(l); // no longer waiting: a link like any other
     l.manual = manual;
     l.accept();
     // The answer first, then the camera: both at once slow each other

@@ -359,6 +359,12 @@ test('members\' offers that reach a newcomer before the word letting them in wai
   p.release();
   await p.run();
   assert.deepEqual(mesh(p.g), { aa: 'bb,cc,dd', bb: 'aa,cc,dd', cc: 'aa,bb,dd', dd: 'aa,bb,cc' });
+  // Links that waited are links like any other once taken: the one who let
+  // dd in leaves, and dd stays with the others.
+  p.g.bb.hangup();
+  await p.run();
+  assert.deepEqual(mesh(p.g), { aa: 'cc,dd', bb: '', cc: 'aa,dd', dd: 'aa,cc' });
+  assert.equal(p.g.dd.state, 'in call');
 });
 
 test('an offer on a member\'s word that no word follows is declined after a while', async (t) => {
