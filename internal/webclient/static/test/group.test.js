@@ -516,3 +516,12 @@ test('a peer named before it was known is linked once it is', async () => {
   await p.run();
   assert.deepEqual(mesh(p.g), { aa: 'bb,cc', bb: 'aa,cc', cc: 'aa,bb' });
 });
+
+test('a roster of made-up names makes a full call send nothing; someone listed is told "no room" once', async () => {
+  const p = pages(['aa', 'bb', 'cc', 'dd'], 3);
+  await threeInCall(p);
+  const before = p.sent.aa.length;
+  await p.g.aa.receive('bb', { t: 'roster', call: /** @type {any} */ (p.g.aa.links.get('bb')).id, peers: ['x1', 'x2', 'x3', 'dd'] });
+  await p.g.aa.receive('bb', { t: 'roster', call: /** @type {any} */ (p.g.aa.links.get('bb')).id, peers: ['dd'] });
+  assert.deepEqual(p.sent.aa.slice(before).map((s) => s.to + ' ' + s.m.t), ['dd full']);
+});
