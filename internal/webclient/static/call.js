@@ -360,15 +360,23 @@ export class Call {
    */
   async tune(limits) {
     const s = this.pc?.getTransceivers().find((x) => x.receiver.track.kind === 'video')?.sender;
-    const p = s?.getParameters();
-    if (!s || !p || !p.encodings?.length) return; // not negotiated yet: tuned once connected
-    for (const e of p.encodings) {
-      for (const k of /** @type {const} */ (['maxBitrate', 'scaleResolutionDownBy', 'maxFramerate'])) {
-        if (limits[k]) e[k] = limits[k];
-        else delete e[k];
+    if (!s) return;
+    // Twice at most: a negotiation in between makes the parameters read stale.
+    for (let i = 0; ; i++) {
+      const p = s.getParameters();
+      if (!p || !p.encodings?.length) return; // not negotiated yet: tuned once connected
+      for (const e of p.encodings) {
+        for (const k of /** @type {const} */ (['maxBitrate', 'scaleResolutionDownBy', 'maxFramerate'])) {
+          if (limits[k]) e[k] = limits[k];
+          else delete e[k];
+        }
+      }
+      try {
+        return await s.setParameters(p);
+      } catch (e) {
+        if (i || !(e instanceof Error && e.name === 'InvalidStateError')) throw e;
       }
     }
-    await s.setParameters(p);
   }
 
   /** Bytes received so far and the peer's audio level (0–1). @returns {Promise<{bytes: number, level: number}>} */

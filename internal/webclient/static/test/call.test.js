@@ -362,6 +362,14 @@ test('tune limits the video sender; stats add up what came in and the peer\'s au
   assert.deepEqual(params.encodings, [{ maxBitrate: 440000, scaleResolutionDownBy: 2 }]);
   await c.tune({});
   assert.deepEqual(params.encodings, [{}], 'one peer: the browser decides again');
+  // Parameters gone stale (a negotiation in between): read again, once.
+  let refusals = 1;
+  tr.sender.setParameters = async (/** @type {any} */ p) => {
+    if (refusals-- > 0) throw Object.assign(new Error('stale'), { name: 'InvalidStateError' });
+    params = p;
+  };
+  await c.tune({ maxBitrate: 733333 });
+  assert.deepEqual(params.encodings, [{ maxBitrate: 733333 }]);
   /** @type {any} */ (pcs[0]).getStats = async () => new Map([
     ['a', { type: 'inbound-rtp', kind: 'audio', bytesReceived: 100, audioLevel: 0.3 }],
     ['v', { type: 'inbound-rtp', kind: 'video', bytesReceived: 900 }],
