@@ -114,8 +114,6 @@ export function controller(o) {
     view.warn(text);
   };
   const idle = () => !group || group.state === 'idle';
-  /** @param {string} s */
-  const isLive = (s) => s === 'in call' || s === 'reconnecting' || s === 'connecting';
 
   const keys = o.keys.then((s) => { sealer = s; }, (e) => warn('no key pair, so unsealed', e));
 
@@ -256,10 +254,10 @@ export function controller(o) {
    * the view announces (not those who answer ours: they were here before)
    */
   function refreshPeers(arrived) {
-    const g = group, s = g ? g.state : 'idle';
+    const g = group;
     // In a call, the list adds people to it: while nothing rings and there is room.
-    const can = !g || s === 'idle' || (isLive(s) && !g.request && g.size() < g.o.max);
-    view.setPeers(presence.list(), verto.state === 'ready' && can, arrived, g && s !== 'idle' ? new Set(g.links.keys()) : null);
+    const can = !g || (g.canPlace() && g.size() < g.o.max);
+    view.setPeers(presence.list(), verto.state === 'ready' && can, arrived, g && g.state !== 'idle' ? new Set(g.links.keys()) : null);
   }
 
   /**
@@ -419,8 +417,7 @@ export function controller(o) {
   async function placeCall(peer) {
     await refreshIce();
     const g = await loadGroup();
-    const s = g.state;
-    if (!(s === 'idle' || (isLive(s) && !g.request))) return;
+    if (!g.canPlace()) return;
     const why = g.place(peer);
     if (why) view.warn(why);
   }

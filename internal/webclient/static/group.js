@@ -95,7 +95,7 @@ export class Group {
     /** Why the last call ended, for the view. */
     this.reason = '';
     this.outgoing = false;
-    /** When this page's first link of the call was accepted: a newcomer leaves a call found full. */
+    /** When this page, linked with one, was told of others (it is joining a call): a newcomer leaves a call found full. */
     this.since = 0;
     /** @type {Map<string, number>} peers a member said are joining, until when */
     this.vouched = new Map();
@@ -130,6 +130,12 @@ export class Group {
     let s = 'idle';
     for (const l of this.links.values()) if (!this.held.has(l) && RANK.indexOf(l.state) > RANK.indexOf(s)) s = l.state;
     return s;
+  }
+
+  /** Whether the person may ring someone now: no call, or one up with nobody ringing here. */
+  canPlace() {
+    const s = this.state;
+    return s === 'idle' || (s !== 'ringing' && s !== 'calling' && !this.request);
   }
 
   /** The link ringing here (a call, or someone asking to join), if any. */

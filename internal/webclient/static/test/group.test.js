@@ -126,9 +126,12 @@ test('a call of two, then a third added by a member: the newcomer links with eve
 test('asking to join a running call: one member accepts, the newcomer links with all', async () => {
   const p = pages(['aa', 'bb', 'cc', 'dd']);
   await threeInCall(p);
+  assert.equal(p.g.bb.canPlace(), true, 'in a call, nobody ringing: Add');
   // dd presses Call on bb, who is in a call with aa and cc.
   p.g.dd.place('bb');
+  assert.equal(p.g.dd.canPlace(), false, 'calling: nothing more to place');
   await p.run();
+  assert.equal(p.g.bb.canPlace(), false, 'someone asks: answer first');
   assert.equal(p.g.bb.state, 'in call', 'the call goes on while dd asks');
   assert.deepEqual(p.g.bb.show().request, { id: 'dd', name: 'DD', join: true });
   assert.equal(p.g.aa.request, null, 'only the one asked rings');
