@@ -528,3 +528,19 @@ test('a roster of made-up names makes a full call send nothing; someone listed i
   await p.g.aa.receive('bb', { t: 'roster', call: /** @type {any} */ (p.g.aa.links.get('bb')).id, peers: ['dd'] });
   assert.deepEqual(p.sent.aa.slice(before).map((s) => s.to + ' ' + s.m.t), ['dd full']);
 });
+
+test('a member who reloads leaves the call at once; one whose signalling drops stays until its connection decides', async () => {
+  const p = pages(['aa', 'bb', 'cc']);
+  await threeInCall(p);
+  // cc's signalling is gone (a closed laptop lid, a lost network): the media may go on.
+  p.g.aa.gone('cc', false);
+  assert.equal(p.g.aa.links.get('cc')?.state, 'in call', 'its own recovery deadline decides');
+  // bb reloaded (a new page instance): its old links are gone for good.
+  p.g.aa.gone('bb', true);
+  p.g.cc.gone('bb', true);
+  await p.run();
+  const m = mesh(p.g);
+  assert.deepEqual([m.aa, m.cc], ['cc', 'aa'], 'aa and cc still linked, with nobody else');
+  assert.equal(p.g.aa.state, 'in call', 'aa and cc go on');
+  assert.deepEqual(p.notices.aa, [], 'a reload is no failure to report');
+});
