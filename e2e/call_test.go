@@ -23,7 +23,7 @@ const (
 	// assetBytes sums the uncompressed bodies of the scripts and
 	// stylesheets the page loaded for itself, not the chunks it loads on
 	// demand (the camera check, the calls).
-	assetBytes = `performance.getEntriesByType('resource').filter(e => /\.(js|css)$/.test(new URL(e.name).pathname) && !/\/(check|group)\.[0-9a-f]{8}\.js$/.test(new URL(e.name).pathname)).reduce((n, e) => n + e.decodedBodySize, 0)`
+	assetBytes = `performance.getEntriesByType('resource').filter(e => /\.(js|css)$/.test(new URL(e.name).pathname) && !/\/(check|group|chat|moderate)\.[0-9a-f]{8}\.js$/.test(new URL(e.name).pathname)).reduce((n, e) => n + e.decodedBodySize, 0)`
 )
 
 // sees is true when the page lists the peer with this client id.

@@ -44,6 +44,18 @@ func assemble(ctx context.Context, cfg config.Config, st *store.Store, logger *s
 	if err != nil {
 		return nil, nil, fmt.Errorf("load browser client: %w", err)
 	}
+	// The hub is built below; only a request can call Kick or Unkick, and
+	// requests come once assemble has returned.
+	var verto *hub.Hub
+	var kick, unkick func(context.Context, string)
+	if cfg.VertoURL == "" {
+		// The embedded hub closes a removed member's sockets at once;
+		// FreeSWITCH's stay until they close (docs/FREESWITCH.md). An
+		// unremove lifts the hub's own refusal that the kick began;
+		// FreeSWITCH has none (only the directory's).
+		kick = func(_ context.Context, clientID string) { verto.Remove(clientID) }
+		unkick = func(_ context.Context, clientID string) { verto.Unremove(clientID) }
+	}
 	app, err := web.New(web.Options{
 		Config: cfg,
 		Store:  st,
@@ -54,6 +66,8 @@ func assemble(ctx context.Context, cfg config.Config, st *store.Store, logger *s
 		MaxStoredClients: cfg.MaxStoredClients,
 		MaxCallSize:      cfg.MaxCallSize,
 		Metrics:          m.Web(),
+		Kick:             kick,
+		Unkick:           unkick,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -75,6 +89,7 @@ func assemble(ctx context.Context, cfg config.Config, st *store.Store, logger *s
 		MaxClientsPerChannel: dirLimit,
 		CacheTTL:             directoryCacheTTL(cfg),
 		Logger:               logger.With("component", "directory"),
+		Metrics:              m.Moderation(),
 	}); err != nil {
 		return nil, nil, fmt.Errorf("register directory handlers: %w", err)
 	}
@@ -101,7 +116,7 @@ func assemble(ctx context.Context, cfg config.Config, st *store.Store, logger *s
 			return nil, nil, errors.Join(err, closeCluster(ctx))
 		}
 	}
-	verto := hub.New(hub.Options{
+	verto = hub.New(hub.Options{
 		Gateway:        reg,
 		Domain:         cfg.VertoDomain(),
 		Hostname:       cfg.FreeSWITCHHostname,
@@ -113,6 +128,15 @@ func assemble(ctx context.Context, cfg config.Config, st *store.Store, logger *s
 		Metrics:              m.Hub(),
 		Fabric:               fabric,
 		LeaveParams:          presenceLeave,
+		// A removal made on another process: this one's channel and
+		// moderation caches must not let a reload here outrun it.
+		Removed: func(id string) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := st.ForgetClient(ctx, id); err != nil {
+				logger.Warn("forget a removed client's channel", "client", id, "err", err)
+			}
+		},
 	})
 
 	mux := http.NewServeMux()
@@ -148,7 +172,7 @@ const (
 )
 
 // startSweeper runs the store's sweeper (expired sessions, unused clients,
-// SQLite WAL checkpoint) until ctx ends or the returned stop is called,
+// ended removals, SQLite WAL checkpoint) until ctx ends or the returned stop is called,
 // which waits for it. Clients idle for a session lifetime go too.
 func startSweeper(ctx context.Context, st *store.Store, cfg config.Config, logger *slog.Logger) (stop func()) {
 	return inBackground(ctx, func(ctx context.Context) {
@@ -160,8 +184,9 @@ func startSweeper(ctx context.Context, st *store.Store, cfg config.Config, logge
 				if err != nil {
 					logger.Warn("sweep", "err", err)
 				}
-				if r.Sessions > 0 || r.Clients > 0 || r.Devices > 0 {
-					logger.Info("swept", "expired_sessions", r.Sessions, "unused_clients", r.Clients, "expired_devices", r.Devices)
+				if r.Sessions > 0 || r.Clients > 0 || r.Devices > 0 || r.Removals > 0 {
+					logger.Info("swept", "expired_sessions", r.Sessions, "unused_clients", r.Clients, "expired_devices", r.Devices,
+						"ended_removals", r.Removals)
 				}
 				if !r.Checkpointed {
 					logger.Debug("WAL checkpoint incomplete: readers kept it busy")

@@ -21,6 +21,8 @@ func (quietLocal) Event(string, string, []byte)                        {}
 func (quietLocal) Message(hub.Message)                                 {}
 func (quietLocal) Busy(string) ([]string, bool)                        { return nil, false }
 func (quietLocal) Punt(string, string, func(int64) bool) (int64, bool) { return 0, false }
+func (quietLocal) Remove(string)                                       {}
+func (quietLocal) Unremove(string)                                     {}
 func (quietLocal) Charge(string, bool, int)                            {}
 func (quietLocal) Gone(hub.Member, bool)                               {}
 func (quietLocal) Back(hub.Member, map[string][]byte, bool)            {}

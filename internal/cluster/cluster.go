@@ -214,7 +214,7 @@ type Node struct {
 	nonce      uint64
 	levelsLate atomic.Uint64
 
-	gone serial // Gone and Back, in the order of the deaths and returns
+	gone serial // Gone, Back and Remove, in the order of the deaths, returns and removals
 
 	reqs        chan request // membership and replay requests, for the loop
 	reconnected chan struct{}
@@ -1399,6 +1399,28 @@ func (n *Node) Punt(uid, sessid string, at int64) {
 	n.publish(n.subject("user", token(uid)), e.b)
 }
 
+// Remove implements hub.Fabric. It goes to every node, on the subject
+// they all hear: a node where the user has no connection now must refuse
+// its logins all the same. A node of a release before this kind ignores
+// it (onNodes drops kinds it does not know): its connections of the user
+// stay until they close, and the directory refuses the user's logins
+// there.
+func (n *Node) Remove(uid string) {
+	e := n.plain(kindRemove)
+	e.str(uid)
+	n.publish(n.subject("nodes"), e.b)
+}
+
+// Unremove implements hub.Fabric. It goes to every node, as Remove does,
+// and in order with it (one subject, one connection). A node of a release
+// before this kind ignores it: it refuses the user's logins until its
+// refusal ends by itself.
+func (n *Node) Unremove(uid string) {
+	e := n.plain(kindUnremove)
+	e.str(uid)
+	n.publish(n.subject("nodes"), e.b)
+}
+
 // Busy implements hub.Fabric.
 func (n *Node) Busy(uid string) (homes []string, busy bool) { return n.tbl.busyAt(uid) }
 
@@ -1596,6 +1618,23 @@ func (n *Node) onNodes(msg *nats.Msg) {
 		return
 	case kindLevels:
 		n.onLevels(from, &d)
+		return
+	case kindRemove:
+		uid := d.str()
+		if d.err == nil && uid != "" {
+			// Off this goroutine, as Gone is (the hub posts a disconnect
+			// report, which may wait), and in order with Gone and Back: a
+			// member removed before its node is heard again is not
+			// given back.
+			n.gone.do(func() { n.local.Remove(uid) })
+		}
+		return
+	case kindUnremove:
+		uid := d.str()
+		if d.err == nil && uid != "" {
+			// In order with the removals it may follow.
+			n.gone.do(func() { n.local.Unremove(uid) })
+		}
 		return
 	default:
 		return // a kind this node does not know: a later addition to its version

@@ -21,8 +21,8 @@ import (
 //	                      names, to the hubs where it has connections
 //	ROOT.nodes            heartbeats, membership changes (one, or several
 //	                      numbered on in one message), the budget levels
-//	                      of members who left, busy and free notes and
-//	                      goodbyes of every hub, to every hub
+//	                      of members who left, busy and free notes,
+//	                      removals and goodbyes of every hub, to every hub
 //	ROOT.node.ID.sync     requests for hub ID's whole membership, and for
 //	                      its members back (from a hub that took it for
 //	                      dead)
@@ -102,6 +102,8 @@ const (
 	kindReplay    = 'R' // node, part, last, count, (member, count, (channel, params)…)…
 	kindAskLevels = 'l' // node asking, nonce, uid
 	kindLevels    = 'L' // node, nonce (0: members who left), count, (uid, known, broadcast tokens, message tokens)…
+	kindRemove    = 'k' // node, uid: close uid's connections and refuse its logins for a while (hub.Hub.Remove)
+	kindUnremove  = 'u' // node, uid: end the refusal of uid's logins (hub.Hub.Unremove)
 )
 
 // Features a node announces at the end of its heartbeats (a field older

@@ -19,6 +19,8 @@ func (fuzzLocal) Event(string, string, []byte)                           {}
 func (fuzzLocal) Message(hub.Message)                                    {}
 func (fuzzLocal) Busy(string) ([]string, bool)                           { return []string{"c"}, true }
 func (fuzzLocal) Punt(_, _ string, older func(int64) bool) (int64, bool) { return 7, !older(7) }
+func (fuzzLocal) Remove(string)                                          {}
+func (fuzzLocal) Unremove(string)                                        {}
 func (fuzzLocal) Charge(string, bool, int)                               {}
 func (fuzzLocal) Gone(hub.Member, bool)                                  {}
 func (fuzzLocal) Back(hub.Member, map[string][]byte, bool)               {}
@@ -80,6 +82,8 @@ func FuzzMessages(f *testing.F) {
 		e.tokens(7)
 	})
 	seed(kindBye, func(e *enc) { e.str("other") })
+	seed(kindRemove, func(e *enc) { e.str("peer"); e.str("u") })
+	seed(kindUnremove, func(e *enc) { e.str("peer"); e.str("u") })
 	seed(kindSync, func(e *enc) { e.str("peer") })
 	seed(kindRevive, func(e *enc) { e.str("peer"); e.flag(true) })
 	seed(kindSnapshot, func(e *enc) {

@@ -311,6 +311,7 @@ type client struct {
 	ws     *websocket.Conn
 	frames chan map[string]any
 	closed chan struct{}
+	err    error // why reading ended; set before closed is
 	id     int
 }
 
@@ -324,16 +325,22 @@ func dialNode(t testing.TB, n *node, name string) *client {
 // is the system's choice.
 func dialNodeFrom(t testing.TB, n *node, name, ip string) *client {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	var opts *websocket.DialOptions
 	if ip != "" {
 		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
 		opts = &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}}
 	}
-	ws, _, err := websocket.Dial(ctx, "ws://"+n.addr+"/verto", opts)
+	return dialURL(t, "ws://"+n.addr+"/verto", name, opts)
+}
+
+// dialURL opens a Verto WebSocket to url ("ws://host/verto").
+func dialURL(t testing.TB, url, name string, opts *websocket.DialOptions) *client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, url, opts)
 	if err != nil {
-		t.Fatalf("dial %s: %v", n.addr, err)
+		t.Fatalf("dial %s: %v", url, err)
 	}
 	ws.SetReadLimit(1 << 20)
 	c := &client{t: t, name: name, ws: ws, frames: make(chan map[string]any, 4096), closed: make(chan struct{})}
@@ -342,6 +349,7 @@ func dialNodeFrom(t testing.TB, n *node, name, ip string) *client {
 		for {
 			_, data, err := ws.Read(context.Background())
 			if err != nil {
+				c.err = err
 				return
 			}
 			var m map[string]any

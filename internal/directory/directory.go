@@ -18,6 +18,13 @@
 // client names the channel's other connected clients, at most
 // MaxLeaveMembers, to which report.lua sends the leaver's leave notice.
 //
+// A directory lookup is refused for a client its channel's managers
+// removed, and, while the channel is locked, for one not admitted to the
+// lock (see store's moderation.go). The client cache does not hide either:
+// the channel's moderation state is read on every login, from the store's
+// own cache of at most store.ModerationAge, which costs a channel that was
+// never moderated at most one query a second.
+//
 // With MaxClientsPerChannel set, a directory lookup of a client that is
 // not connected holds a place in its channel (ReserveLogin) until the
 // login report arrives or ReservationTTL passes, so that simultaneous
@@ -39,6 +46,7 @@ import (
 	"time"
 
 	"channels/internal/fsapi"
+	"channels/internal/metrics"
 	"channels/internal/store"
 )
 
@@ -54,6 +62,9 @@ type Store interface {
 	ConnectedClients(ctx context.Context, channelID, except string, limit int) ([]string, error)
 	ReserveLogin(ctx context.Context, clientID, channelID string, limit int, now, until time.Time) (int, bool, error)
 	ReleaseLogin(ctx context.Context, id string) error
+	// Moderation is the channel's removals and lock, as read less than
+	// store.ModerationAge ago (or changed since by this process).
+	Moderation(ctx context.Context, channelID string) (store.Moderation, error)
 }
 
 // Options configure the handlers.
@@ -77,8 +88,10 @@ type Options struct {
 	Now func() time.Time
 	// CacheTTL is how long a client's password and channel, which never
 	// change, are kept in memory after a lookup (0: DefaultCacheTTL;
-	// negative: no cache). The TTL bounds how long a client whose channel
-	// was deleted can still log in. With MaxClientsPerChannel set, logins
+	// negative: no cache). A client whose channel was deleted, or who was
+	// removed from it, is refused despite the cache: every login reads
+	// its channel's moderation state (at most store.ModerationAge old).
+	// With MaxClientsPerChannel set, logins
 	// read the store every time (connected counts change); the reports
 	// still take the channel from the cache.
 	CacheTTL time.Duration
@@ -87,6 +100,8 @@ type Options struct {
 	// MaxLeaveMembers bounds the members a disconnect report's answer
 	// names (0: DefaultMaxLeaveMembers).
 	MaxLeaveMembers int
+	// Metrics counts the logins moderation refuses (nil: not counted).
+	Metrics *metrics.Moderation
 }
 
 // Defaults.
@@ -247,8 +262,8 @@ func (h *Login) Requires() []fsapi.Pair {
 }
 
 // Process implements fsapi.Handler: the client's directory entry, or
-// ErrNotFound for a malformed or unknown user and for a client whose
-// channel is full.
+// ErrNotFound for a malformed or unknown user, for a client its channel's
+// moderation refuses, and for a client whose channel is full.
 func (h *Login) Process(ctx context.Context, form url.Values) (fsapi.Document, error) {
 	id := form.Get("user")
 	if !store.ValidID(id) {
@@ -257,7 +272,18 @@ func (h *Login) Process(ctx context.Context, form url.Values) (fsapi.Document, e
 	limit := h.opts.MaxClientsPerChannel
 	if limit <= 0 {
 		if cached, ok := h.cache.get(id); ok {
-			return h.document(cached), nil
+			mod, err := h.moderation(ctx, cached)
+			if err != nil {
+				return fsapi.Document{}, err
+			}
+			// A locked channel needs the client's admission, which
+			// changes: read from the store below.
+			if mod.Locked.IsZero() {
+				if err := h.refuse(ctx, mod, cached); err != nil {
+					return fsapi.Document{}, err
+				}
+				return h.document(cached), nil
+			}
 		}
 	}
 	c, err := h.opts.Store.ClientByID(ctx, id)
@@ -266,6 +292,13 @@ func (h *Login) Process(ctx context.Context, form url.Values) (fsapi.Document, e
 	}
 	if err != nil {
 		return fsapi.Document{}, fmt.Errorf("directory login %s: %w", id, err)
+	}
+	mod, err := h.moderation(ctx, c)
+	if err != nil {
+		return fsapi.Document{}, err
+	}
+	if err := h.refuse(ctx, mod, c); err != nil {
+		return fsapi.Document{}, err
 	}
 	if limit > 0 && c.Connected.IsZero() {
 		now := h.opts.Now()
@@ -284,6 +317,38 @@ func (h *Login) Process(ctx context.Context, form url.Values) (fsapi.Document, e
 	}
 	h.cache.put(c)
 	return h.document(c), nil
+}
+
+// moderation reads the moderation state of c's channel; a channel deleted
+// meanwhile is not found.
+func (h *Login) moderation(ctx context.Context, c store.Client) (store.Moderation, error) {
+	mod, err := h.opts.Store.Moderation(ctx, c.ChannelID)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Moderation{}, fmt.Errorf("directory login: channel of client %s gone: %w", c.ID, fsapi.ErrNotFound)
+	}
+	if err != nil {
+		return store.Moderation{}, fmt.Errorf("directory login %s: %w", c.ID, err)
+	}
+	return mod, nil
+}
+
+// refuse returns an error wrapping fsapi.ErrNotFound, logged and counted,
+// when mod keeps c out; nil otherwise.
+func (h *Login) refuse(ctx context.Context, mod store.Moderation, c store.Client) error {
+	why := mod.Refusal(c)
+	switch why {
+	case "":
+		return nil
+	case store.RefusedRemoved:
+		r, _ := mod.Removal(c.ID)
+		h.opts.Logger.WarnContext(ctx, "directory login refused: removed from channel",
+			"login", c.ID, "channel", c.ChannelID, "until", r.Until)
+		h.opts.Metrics.Refused(metrics.RefusedLogin, metrics.RefusedRemoved)
+	default:
+		h.opts.Logger.InfoContext(ctx, "directory login refused: channel locked", "login", c.ID, "channel", c.ChannelID)
+		h.opts.Metrics.Refused(metrics.RefusedLogin, metrics.RefusedLocked)
+	}
+	return fmt.Errorf("directory login %s: %s in channel %s: %w", c.ID, why, c.ChannelID, fsapi.ErrNotFound)
 }
 
 func (h *Login) document(c store.Client) fsapi.Document {

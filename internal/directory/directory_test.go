@@ -338,8 +338,10 @@ func TestCache(t *testing.T) {
 					if e := parse(t, f.respond(lookup(c.ID))); e.NotFound || e.Params["password"] != c.Password {
 						t.Fatalf("first lookup: %+v", e)
 					}
-					if err := b.Store.DeleteChannel(ctx, f.ch.ID); err != nil {
-						t.Fatal(err)
+					// The sweeper deletes the client (it never logged in);
+					// its channel stays.
+					if n, err := b.Store.DeleteUnusedClients(ctx, store.SweepRules{Now: time.Now().Add(time.Hour), NeverLoggedIn: time.Nanosecond}); err != nil || n != 1 {
+						t.Fatalf("delete the client: %d, %v", n, err)
 					}
 					f.now = f.now.Add(tt.advance)
 					e := parse(t, f.respond(lookup(c.ID)))

@@ -31,6 +31,7 @@ type conn struct {
 	stopOnce   sync.Once
 	stopping   atomic.Bool
 	closeCode  atomic.Int32
+	closeWhy   string // the close frame's reason; set with closeCode, before the close marker is queued
 	readerDone chan struct{}
 	writerDone chan struct{}
 
@@ -180,7 +181,7 @@ func (c *conn) writeLoop() {
 		for i := range batch {
 			f := &batch[i]
 			if f.closing() {
-				_ = c.ws.Close(websocket.StatusCode(c.closeCode.Load()), "")
+				_ = c.ws.Close(websocket.StatusCode(c.closeCode.Load()), c.closeWhy)
 				c.cancel()
 				return
 			}
@@ -365,9 +366,16 @@ func (q *outQueue) backlog() (frames, bytes int) {
 
 // stop closes the connection with code once the frames queued so far are
 // written. Safe from any goroutine.
-func (c *conn) stop(code websocket.StatusCode) {
+func (c *conn) stop(code websocket.StatusCode) { c.stopWith(code, "") }
+
+// stopWith is stop with a reason in the close frame. Only the first stop
+// or stopWith counts. The reason is written before the close marker is
+// queued, so the writer, which takes the marker under the queue's lock,
+// reads it after.
+func (c *conn) stopWith(code websocket.StatusCode, reason string) {
 	c.stopOnce.Do(func() {
 		c.closeCode.Store(int32(code))
+		c.closeWhy = reason
 		c.out.push(outFrame{}, true) // the close marker always fits: the queue bound is for frames
 		c.stopping.Store(true)
 	})

@@ -254,6 +254,13 @@ func (c *conn) authenticate(req *request) (code int, msg string, ok bool) {
 		c.after = append(c.after, func() { c.stop(websocket.StatusTryAgainLater) })
 		h.opts.Metrics.LoginFailed(metrics.LoginLimitUnknown)
 		return verto.CodeAuthFailed, verto.MsgLimitUnknown, false
+	case userRemoved:
+		// Refused as the directory refuses it (it will, once its answers
+		// catch up), and closed with the code that tells the page why.
+		h.log.Info("verto: login of a removed member refused", "user", login, "addr", c.addr)
+		c.after = append(c.after, func() { c.stopWith(StatusRemoved, ReasonRemoved) })
+		h.opts.Metrics.LoginFailed(loginRemoved)
+		return verto.CodeAuthFailed, verto.MsgLoginIncorrect, false
 	}
 	if prev != nil {
 		prev.enqueue(verto.Request(h.nextID(), verto.MethodPunt, nil))

@@ -46,6 +46,14 @@ type Fabric interface {
 	// Punt asks the other hubs to punt the session (uid, sessid) that a
 	// login stamped at (Stamp) has just taken over, if theirs is older.
 	Punt(uid, sessid string, at int64)
+	// Remove asks every other hub to remove uid (Local.Remove), whatever
+	// this hub knows of it: a hub where uid has no connection now refuses
+	// its logins all the same. It must not block (a hub that does not hear
+	// it keeps uid's connections there).
+	Remove(uid string)
+	// Unremove asks every other hub to end its refusal of uid's logins
+	// (Local.Unremove). It must not block.
+	Unremove(uid string)
 	// Busy reports whether a connection of uid on another hub said lately
 	// that a quarter of its queue is waiting, and the channels such
 	// connections are allowed (nil: any): direct messages to it are then
@@ -132,6 +140,13 @@ type Local interface {
 	// the newer one is reported with its stamp (held), so that the fabric
 	// can tell the other hub to give way.
 	Punt(uid, sessid string, older func(at int64) bool) (kept int64, held bool)
+	// Remove closes uid's local connections with StatusRemoved and
+	// refuses its logins here for Options.RemovedRefusal: another hub
+	// removed it (Hub.Remove).
+	Remove(uid string)
+	// Unremove ends the refusal of uid's logins here: another hub's
+	// manager ended its removal early (Hub.Unremove).
+	Unremove(uid string)
 	// Charge counts a broadcast (or direct message) of n bytes that a
 	// member sent through another hub against its budget here, whether or
 	// not the member is here now (it may come).
@@ -204,6 +219,18 @@ func (l local) Punt(uid, sessid string, older func(at int64) bool) (kept int64, 
 	return kept, held
 }
 
+func (l local) Remove(uid string) {
+	if n := l.h.removeHere(uid); n > 0 {
+		l.h.log.Info("verto: member removed by another process", "user", uid, "connections", n)
+	}
+}
+
+func (l local) Unremove(uid string) {
+	if l.h.reg.unrefuse(uid) {
+		l.h.log.Info("verto: member unremoved by another process", "user", uid)
+	}
+}
+
 func (l local) Charge(uid string, broadcast bool, n int) {
 	l.h.budgets.charge(uid, broadcast, n, time.Now())
 }
@@ -244,6 +271,11 @@ func (l local) Back(m Member, announcements map[string][]byte, report bool) {
 	defer h.wg.Done()
 	if h.reg.isMember(m.UID) {
 		return // it is here now, and said so itself
+	}
+	if h.reg.removedLately(m.UID) {
+		// Removed while its hub was cut off, which did not hear it: its
+		// leave stands (its connections there close by themselves).
+		return
 	}
 	for ch, params := range announcements {
 		if len(params) < 2 || params[0] != '{' || params[len(params)-1] != '}' {

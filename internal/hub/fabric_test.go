@@ -22,6 +22,8 @@ type fakeFabric struct {
 	broadcasts []string // params
 	relayed    []Message
 	punts      []string
+	removed    []string // uids
+	unremoved  []string // uids
 	members    map[string]Member
 	subs       map[string]int
 	remote     map[string]int
@@ -65,6 +67,16 @@ func (f *fakeFabric) Relay(m Message) { f.mu.Lock(); f.relayed = append(f.relaye
 func (f *fakeFabric) Punt(uid, sessid string, _ int64) {
 	f.mu.Lock()
 	f.punts = append(f.punts, uid+"/"+sessid)
+	f.mu.Unlock()
+}
+func (f *fakeFabric) Remove(uid string) {
+	f.mu.Lock()
+	f.removed = append(f.removed, uid)
+	f.mu.Unlock()
+}
+func (f *fakeFabric) Unremove(uid string) {
+	f.mu.Lock()
+	f.unremoved = append(f.unremoved, uid)
 	f.mu.Unlock()
 }
 func (f *fakeFabric) UserChanged(m Member) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -128,6 +129,7 @@ type clientFrame struct {
 	data   []byte
 	closed bool
 	status websocket.StatusCode
+	reason string // of the close frame
 }
 
 func dial(t testing.TB, th *testHub, name string, header http.Header) *wsClient {
@@ -144,7 +146,9 @@ func dial(t testing.TB, th *testHub, name string, header http.Header) *wsClient 
 		for {
 			_, data, err := ws.Read(context.Background())
 			if err != nil {
-				c.frames <- clientFrame{closed: true, status: websocket.CloseStatus(err)}
+				var ce websocket.CloseError
+				_ = errors.As(err, &ce)
+				c.frames <- clientFrame{closed: true, status: websocket.CloseStatus(err), reason: ce.Reason}
 				close(c.frames)
 				return
 			}

@@ -174,6 +174,18 @@ type Options struct {
 	// hub delivers LeaveParams for it on its channels, unless it is back
 	// by then (a reload, a reconnect). Default 1 s.
 	LeaveGrace time.Duration
+	// RemovedRefusal is how long after Remove every hub of the cluster
+	// refuses logins of the removed user, whatever the Gateway answers:
+	// long enough to cover a directory whose answers lag the removal (the
+	// Channels directory refuses removed clients itself within about a
+	// second). Default 2 min.
+	RemovedRefusal time.Duration
+	// Removed, when set, is told the login name ("id", without the
+	// domain) of every removal this hub hears, its own and the other
+	// hubs', so that what the process caches of the member's channel is
+	// read afresh (a reload on this process must not outrun the removal).
+	// It runs on the hub's own goroutines and should return quickly.
+	Removed func(id string)
 }
 
 // Defaults for Options.
@@ -200,6 +212,7 @@ const (
 	DefaultGatewayTimeout     = 10 * time.Second
 	DefaultLoginTimeout       = 30 * time.Second
 	DefaultLeaveGrace         = time.Second
+	DefaultRemovedRefusal     = 2 * time.Minute
 	DefaultHostname           = "channels"
 )
 
@@ -296,6 +309,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.LeaveGrace <= 0 {
 		o.LeaveGrace = DefaultLeaveGrace
+	}
+	if o.RemovedRefusal <= 0 {
+		o.RemovedRefusal = DefaultRemovedRefusal
 	}
 }
 

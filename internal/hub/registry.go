@@ -3,6 +3,7 @@ package hub
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // registry is where connections meet: every live connection, sessions by
@@ -18,7 +19,8 @@ type registry struct {
 	present  map[string]map[string]struct{} // allowed channel → users with a live connection
 	channels map[string]*topic
 	perAddr  map[string]int
-	fab      Fabric // nil: one process (see fabric.go)
+	refused  refusals // users removed lately, whose logins are refused (remove.go)
+	fab      Fabric   // nil: one process (see fabric.go)
 }
 
 // sessionKey names a session by login and sessid together, so a sessid
@@ -127,6 +129,7 @@ const (
 	tooManyConns              // the user has MaxConnsPerClient connections
 	channelFull               // a channel of the user has MaxClientsPerChannel users present
 	limitUnknown              // the cluster cannot count a channel's users now (Fabric.Admit: Undecided)
+	userRemoved               // the user was removed lately (Hub.Remove)
 )
 
 // login is what attach needs to know of an authenticated connection.
@@ -143,10 +146,17 @@ type login struct {
 // maxUsers, when positive, the users present in each of its channels — a
 // user already present there always gets in, so reconnects and second tabs
 // never count twice, and the check and the registration happen under one
-// lock, so simultaneous logins cannot overshoot.
+// lock, so simultaneous logins cannot overshoot. A user removed lately
+// (remove.go) is refused.
 func (r *registry) attach(c *conn, l login, maxConns, maxUsers int) (attachResult, *conn) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// Under the lock that Remove takes to close the user's connections:
+	// a login attaches either before (and is closed with them) or after
+	// (and sees the refusal).
+	if r.refused.has(l.uid, time.Now) {
+		return userRemoved, nil
+	}
 	key := sessionKey{l.uid, l.sessid}
 	prev := r.sessions[key]
 	if prev == c {

@@ -15,6 +15,7 @@ const (
 	LoginTooManyConnections = "too_many_connections" // sockets per client
 	LoginChannelFull        = "channel_full"         // -max-clients-per-channel
 	LoginLimitUnknown       = "limit_unknown"        // the cluster could not count the channel's clients
+	LoginRemoved            = "removed"              // a member removed from its channel moments ago (hub.Remove)
 )
 
 // Why the hub cut a connection that did not keep up
@@ -66,7 +67,7 @@ func newHub(f promauto.Factory) *Hub {
 		logins:     f.NewCounter(opts("logins_total", "Successful Verto logins.")),
 		loginFailures: newCounters(f.NewCounterVec(opts("login_failures_total", "Refused Verto logins, by reason."),
 			[]string{"reason"}), LoginMissingParams, LoginMissingPassword, LoginUnknownUser, LoginBadPassword,
-			LoginOtherUser, LoginTooManyConnections, LoginChannelFull, LoginLimitUnknown),
+			LoginOtherUser, LoginTooManyConnections, LoginChannelFull, LoginLimitUnknown, LoginRemoved),
 		requests: newCounters(f.NewCounterVec(opts("requests_total", "Verto JSON-RPC requests received (batch items one each), by method; methods the hub lacks count as other."),
 			[]string{"method"}), vertoMethods...),
 		broadcasts: f.NewCounter(opts("broadcasts_total", "Local broadcasts accepted for fan-out to a channel's subscribers.")),

@@ -2,7 +2,8 @@
 // owns its registry (never the client library's global one) and every
 // metric, and hands each part of the application a small value of typed
 // hooks: HTTP (a middleware), Web (sign-ins, rate limits), FSAPI (/fsapi
-// outcomes) and Hub (the embedded Verto hub). Every hook is a method that
+// outcomes), Hub (the embedded Verto hub) and Moderation (channel
+// managers' removals and locks, and the refusals they cause). Every hook is a method that
 // does nothing on a nil receiver, so a part built without metrics pays one
 // comparison per hook and its code needs no branches.
 //
@@ -40,6 +41,7 @@ type Metrics struct {
 	web   *Web
 	fsapi *FSAPI
 	hub   *Hub
+	mod   *Moderation
 }
 
 // New returns a registry holding the Go runtime and process collectors,
@@ -52,13 +54,16 @@ func New() *Metrics {
 		collectors.NewBuildInfoCollector(),
 	)
 	f := promauto.With(reg)
-	return &Metrics{
+	m := &Metrics{
 		reg:   reg,
 		http:  newHTTP(f),
 		web:   newWeb(f),
 		fsapi: newFSAPI(f),
 		hub:   newHub(f),
+		mod:   newModeration(f),
 	}
+	m.web.mod = m.mod
+	return m
 }
 
 // The hooks of each part; nil when m is nil, so wiring code can pass them
@@ -94,6 +99,14 @@ func (m *Metrics) Hub() *Hub {
 		return nil
 	}
 	return m.hub
+}
+
+// Moderation returns channel moderation's hooks.
+func (m *Metrics) Moderation() *Moderation {
+	if m == nil {
+		return nil
+	}
+	return m.mod
 }
 
 // Registry is the registry itself, for tests and for collectors of other

@@ -23,6 +23,7 @@ const (
 	LimitTURNRenewals      = "turn_renewals"       // TURN credential renewals per address
 	LimitPasswordChecks    = "password_checks"     // password checks under way (503)
 	LimitStoredClients     = "stored_clients"      // new clients while -max-stored-clients are stored (503)
+	LimitModerationReads   = "moderation_reads"    // GET /c/{id}/moderation per client
 )
 
 // Web holds the web application's metrics.
@@ -30,6 +31,7 @@ type Web struct {
 	signIns        prometheus.Counter
 	signInFailures counters
 	rateLimited    counters
+	mod            *Moderation
 }
 
 func newWeb(f promauto.Factory) *Web {
@@ -46,8 +48,18 @@ func newWeb(f promauto.Factory) *Web {
 			Namespace: namespace, Subsystem: "web", Name: "rate_limited_total",
 			Help: "Requests refused by a limit of the web application (HTTP 429, or 503 for password checks and stored clients), by limit.",
 		}, []string{"limit"}), LimitSignInAddress, LimitSignInNameAddress, LimitSignInName,
-			LimitSignInDevice, LimitNewClients, LimitTURNRenewals, LimitPasswordChecks, LimitStoredClients),
+			LimitSignInDevice, LimitNewClients, LimitTURNRenewals, LimitPasswordChecks, LimitStoredClients,
+			LimitModerationReads),
 	}
+}
+
+// Moderation returns the hooks of channel moderation, which the web app
+// shares with the directory (Metrics.Moderation); nil on a nil Web.
+func (m *Web) Moderation() *Moderation {
+	if m == nil {
+		return nil
+	}
+	return m.mod
 }
 
 // SignIn counts a successful sign-in.

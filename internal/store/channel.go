@@ -16,6 +16,12 @@ type Channel struct {
 	Public  bool
 	OwnerID int64 // 0: no owner
 	Created time.Time
+	// Locked is when the channel was locked (moderation.go); the zero
+	// time while it is not.
+	Locked time.Time
+	// RemovalsUntil is the latest end of the channel's removals: after it
+	// none is active, and nothing need look them up. Zero: never any.
+	RemovalsUntil time.Time
 }
 
 func nullID(id int64) sql.NullInt64 { return sql.NullInt64{Int64: id, Valid: id != 0} }
@@ -51,18 +57,28 @@ func (s *Store) PutChannel(ctx context.Context, c Channel) error {
 	return nil
 }
 
-const channelColumns = `id, topic, public, owner_id, created`
+const channelColumns = `id, topic, public, owner_id, created, locked, removals_until`
 
 func scanChannel(row scanner) (Channel, error) {
 	var c Channel
-	var owner sql.NullInt64
+	var owner, locked, removals sql.NullInt64
 	var created int64
-	if err := row.Scan(&c.ID, &c.Topic, &c.Public, &owner, &created); err != nil {
+	if err := row.Scan(&c.ID, &c.Topic, &c.Public, &owner, &created, &locked, &removals); err != nil {
 		return Channel{}, err
 	}
 	c.OwnerID = owner.Int64
 	c.Created = fromMicros(created)
+	c.Locked = nullTime(locked)
+	c.RemovalsUntil = nullTime(removals)
 	return c, nil
+}
+
+// nullTime is the time a nullable column holds; NULL is the zero time.
+func nullTime(us sql.NullInt64) time.Time {
+	if !us.Valid {
+		return time.Time{}
+	}
+	return fromMicros(us.Int64)
 }
 
 // ChannelByID looks a channel up by id.
@@ -76,14 +92,14 @@ func (s *Store) ChannelByID(ctx context.Context, id string) (Channel, error) {
 
 // UpdateChannel saves a channel's topic and visibility.
 func (s *Store) UpdateChannel(ctx context.Context, c Channel) error {
-	defer s.recent.forget(c.ID)
+	defer s.forgetChannel(c.ID)
 	return s.execOne(ctx, "update channel "+c.ID,
 		`UPDATE channels SET topic = ?, public = ? WHERE id = ?`, c.Topic, c.Public, c.ID)
 }
 
 // DeleteChannel removes a channel and, with it, its clients.
 func (s *Store) DeleteChannel(ctx context.Context, id string) error {
-	defer s.recent.forget(id)
+	defer s.forgetChannel(id)
 	return s.execOne(ctx, "delete channel "+id, `DELETE FROM channels WHERE id = ?`, id)
 }
 

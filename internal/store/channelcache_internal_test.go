@@ -29,9 +29,9 @@ func TestRecentChannelsBound(t *testing.T) {
 				if tt.staleEvery > 0 && i%tt.staleEvery == 0 {
 					at = t0.Add(-RecentChannelAge)
 				}
-				r.put(Channel{ID: fmt.Sprint(i)}, at)
+				r.put(Channel{ID: fmt.Sprint(i)}, at, r.generation(fmt.Sprint(i)))
 			}
-			r.put(Channel{ID: "new"}, t0)
+			r.put(Channel{ID: "new"}, t0, r.generation("new"))
 			if len(r.m) != tt.wantLen {
 				t.Errorf("%d channels remembered, want %d", len(r.m), tt.wantLen)
 			}
@@ -39,7 +39,7 @@ func TestRecentChannelsBound(t *testing.T) {
 				t.Error("the newest channel is not remembered")
 			}
 			// Updating a remembered channel never evicts.
-			r.put(Channel{ID: "new", Topic: "again"}, t0)
+			r.put(Channel{ID: "new", Topic: "again"}, t0, r.generation("new"))
 			if got, _ := r.get("new", t0); got.Topic != "again" || len(r.m) != tt.wantLen {
 				t.Errorf("after an update: %+v, %d remembered", got, len(r.m))
 			}

@@ -23,11 +23,30 @@ type Client struct {
 	// LastLogin is when the client last logged in, connected or not; the
 	// zero time if it never did (as far as this database knows).
 	LastLogin time.Time
+	// Origin is the address prefix the channel page created the client
+	// from (forwarded.LimitKey: an IPv4 address or an IPv6 /64); "" for
+	// clients from before it was kept, and for those made otherwise.
+	Origin string
+	// Admitted is the lock time (Channel.Locked) the client was admitted
+	// for: present at the lock, or a manager's (moderation.go).
+	Admitted time.Time
+}
+
+// AdmittedTo reports whether the client was admitted to a channel locked
+// at the given time.
+func (c Client) AdmittedTo(locked time.Time) bool {
+	return !locked.IsZero() && c.Admitted.Equal(locked)
 }
 
 // CreateClient adds a client to a channel with a new random id and
 // password (UUIDv4s from crypto/rand).
 func (s *Store) CreateClient(ctx context.Context, channelID string) (Client, error) {
+	return s.CreateClientFrom(ctx, channelID, "")
+}
+
+// CreateClientFrom is CreateClient for a client whose page was asked for
+// from the address prefix origin (Client.Origin).
+func (s *Store) CreateClientFrom(ctx context.Context, channelID, origin string) (Client, error) {
 	id, err := uuid.NewRandom()
 	if err != nil {
 		return Client{}, fmt.Errorf("create client: %w", err)
@@ -36,7 +55,7 @@ func (s *Store) CreateClient(ctx context.Context, channelID string) (Client, err
 	if err != nil {
 		return Client{}, fmt.Errorf("create client: %w", err)
 	}
-	c := Client{ID: id.String(), Password: pw.String(), ChannelID: channelID, Created: fromMicros(micros(s.now()))}
+	c := Client{ID: id.String(), Password: pw.String(), ChannelID: channelID, Created: fromMicros(micros(s.now())), Origin: origin}
 	if err := s.PutClient(ctx, c); err != nil {
 		return Client{}, err
 	}
@@ -54,8 +73,8 @@ func (s *Store) PutClient(ctx context.Context, c Client) error {
 		connected = sql.NullInt64{Int64: micros(c.Connected), Valid: true}
 	}
 	_, err := s.exec(ctx,
-		`INSERT INTO clients (id, password, channel_id, created, connected, last_login) VALUES (?, ?, ?, ?, ?, ?)`,
-		c.ID, c.Password, c.ChannelID, micros(c.Created), connected, connected)
+		`INSERT INTO clients (id, password, channel_id, created, connected, last_login, origin) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.Password, c.ChannelID, micros(c.Created), connected, connected, c.Origin)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("put client %s: %w", c.ID, ErrConflict)
 	}
@@ -69,14 +88,16 @@ func (s *Store) PutClient(ctx context.Context, c Client) error {
 func (s *Store) ClientByID(ctx context.Context, id string) (Client, error) {
 	var c Client
 	var created int64
-	var connected sql.NullInt64
+	var connected, lastLogin, admitted sql.NullInt64
 	err := s.queryRow(ctx,
-		`SELECT id, password, channel_id, created, connected FROM clients WHERE id = ?`, id).
-		Scan(&c.ID, &c.Password, &c.ChannelID, &created, &connected)
+		`SELECT id, password, channel_id, created, connected, last_login, origin, admitted FROM clients WHERE id = ?`, id).
+		Scan(&c.ID, &c.Password, &c.ChannelID, &created, &connected, &lastLogin, &c.Origin, &admitted)
 	if err != nil {
 		return Client{}, notFound(err, "client "+id)
 	}
 	c.Created = fromMicros(created)
+	c.LastLogin = nullTime(lastLogin)
+	c.Admitted = nullTime(admitted)
 	if connected.Valid {
 		c.Connected = fromMicros(connected.Int64)
 	}
@@ -254,18 +275,24 @@ func (s *Store) ConnectedClients(ctx context.Context, channelID, except string, 
 func (s *Store) ClientInChannel(ctx context.Context, clientID, channelID string) (Channel, Client, error) {
 	var ch Channel
 	var c Client
-	var owner, connected, lastLogin sql.NullInt64
+	var owner, locked, removals, connected, lastLogin, admitted sql.NullInt64
 	var chCreated, cCreated int64
+	gen := s.recent.generation(channelID)
 	err := s.queryRow(ctx,
-		`SELECT ch.id, ch.topic, ch.public, ch.owner_id, ch.created, c.id, c.password, c.created, c.connected, c.last_login
+		`SELECT ch.id, ch.topic, ch.public, ch.owner_id, ch.created, ch.locked, ch.removals_until,
+		   c.id, c.password, c.created, c.connected, c.last_login, c.origin, c.admitted
 		 FROM clients c JOIN channels ch ON ch.id = c.channel_id
 		 WHERE c.id = ? AND c.channel_id = ?`, clientID, channelID).
-		Scan(&ch.ID, &ch.Topic, &ch.Public, &owner, &chCreated, &c.ID, &c.Password, &cCreated, &connected, &lastLogin)
+		Scan(&ch.ID, &ch.Topic, &ch.Public, &owner, &chCreated, &locked, &removals,
+			&c.ID, &c.Password, &cCreated, &connected, &lastLogin, &c.Origin, &admitted)
 	if err != nil {
 		return Channel{}, Client{}, notFound(err, "client "+clientID+" in channel "+channelID)
 	}
 	ch.OwnerID = owner.Int64
 	ch.Created = fromMicros(chCreated)
+	ch.Locked = nullTime(locked)
+	ch.RemovalsUntil = nullTime(removals)
+	c.Admitted = nullTime(admitted)
 	c.ChannelID = ch.ID
 	c.Created = fromMicros(cCreated)
 	if connected.Valid {
@@ -274,7 +301,8 @@ func (s *Store) ClientInChannel(ctx context.Context, clientID, channelID string)
 	if lastLogin.Valid {
 		c.LastLogin = fromMicros(lastLogin.Int64)
 	}
-	s.recent.put(ch, s.now())
+	s.afterRead(channelID)
+	s.recent.put(ch, s.now(), gen)
 	return ch, c, nil
 }
 

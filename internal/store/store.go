@@ -56,7 +56,19 @@ type Store struct {
 	stmts map[string]*sql.Stmt // prepared statements by query as written
 
 	recent  recentChannels // see RecentChannel
+	mods    moderations    // see Moderation
 	queries atomic.Int64   // see Queries
+
+	// readHook, set by tests only, runs between the query of a read that
+	// a cache keeps and its keeping: a change can race it there.
+	readHook func(channelID string)
+}
+
+// afterRead runs the test hook of a read a cache keeps (readHook).
+func (s *Store) afterRead(channelID string) {
+	if s.readHook != nil {
+		s.readHook(channelID)
+	}
 }
 
 // Open connects to the database named by databaseURL — a postgres:// or

@@ -91,14 +91,16 @@ type SweepResult struct {
 	Sessions, Clients int64
 	// Devices is how many expired trusted devices went.
 	Devices int64
+	// Removals is how many ended removals (moderation.go) went.
+	Removals int64
 	// Checkpointed is false when readers kept SQLite's WAL from being
 	// truncated; the next sweep tries again.
 	Checkpointed bool
 }
 
 // Sweep runs one pass of the background sweeper: it deletes expired
-// sessions, unused clients and expired trusted devices, then checkpoints
-// the WAL.
+// sessions, unused clients, expired trusted devices and ended removals,
+// then checkpoints the WAL.
 func (s *Store) Sweep(ctx context.Context, rules SweepRules) (SweepResult, error) {
 	var r SweepResult
 	var errs []error
@@ -110,6 +112,9 @@ func (s *Store) Sweep(ctx context.Context, rules SweepRules) (SweepResult, error
 		errs = append(errs, err)
 	}
 	if r.Devices, err = s.deleteTrustedDevicesExpiredAt(ctx, rules.Now); err != nil {
+		errs = append(errs, err)
+	}
+	if r.Removals, err = s.deleteRemovalsExpiredAt(ctx, rules.Now); err != nil {
 		errs = append(errs, err)
 	}
 	if r.Checkpointed, err = s.Checkpoint(ctx); err != nil {

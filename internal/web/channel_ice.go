@@ -106,7 +106,8 @@ var errNoClient = &statusError{status: http.StatusForbidden, message: "This brow
 // {id} channel: fresh time-limited TURN credentials, bound to its client
 // id. It only serves a session that already holds a client there (the
 // channel page made it); it never creates a session or a client, so it
-// hands out nothing the page did not, and each address may renew only
+// hands out nothing the page did not, nor anything to a client the page
+// would now refuse (refuseMember), and each address may renew only
 // iceRenewBurst times, then once per iceRenewEvery.
 func (s *Server) channelICE(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
@@ -127,10 +128,16 @@ func (s *Server) channelICE(w http.ResponseWriter, r *http.Request) error {
 		s.metrics.RateLimited(metrics.LimitTURNRenewals)
 		return &statusError{status: http.StatusTooManyRequests, message: "Too many requests. Please wait a minute.", retryAfter: wait}
 	}
-	if _, _, err := s.store.ClientInChannel(ctx, clientID, id); errors.Is(err, store.ErrNotFound) {
+	ch, c, err := s.store.ClientInChannel(ctx, clientID, id)
+	if errors.Is(err, store.ErrNotFound) {
 		return errNoClient // deleted with its channel, or swept
 	} else if err != nil {
 		return fmt.Errorf("look up client %s: %w", clientID, err)
+	}
+	// A client the channel page would refuse (removed, or kept out by
+	// the lock) gets no relay either: the page's refusal, as its 403.
+	if err := s.refuseMember(r, ch, c, s.manages(r)(ch)); err != nil {
+		return err
 	}
 	answer, err := s.ice.forClient(clientID)
 	if err != nil {

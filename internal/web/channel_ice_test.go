@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"channels/internal/config"
+	"channels/internal/store"
 	"channels/internal/store/storetest"
 	"channels/internal/turn"
 )
@@ -242,6 +244,60 @@ func TestICETTL(t *testing.T) {
 			}
 			if exp := turn.Expiry(at, tc.ttl).Unix(); a.ICETTL != tc.want || a.ICEExpires != exp {
 				t.Errorf("iceTtl %d, iceExpires %d; want %d, %d", a.ICETTL, a.ICEExpires, tc.want, exp)
+			}
+		})
+	}
+}
+
+// TestChannelICERefused: a client the channel page refuses — removed, or
+// kept out by the lock — gets no renewed credentials either, but the
+// page's 403; the members the lock admits and the managers still do.
+func TestChannelICERefused(t *testing.T) {
+	s, _ := turnSite(t, nil)
+	s.store.SetClock(s.srv.now)
+	u := s.user("olga", "olga's password", false)
+	ch := s.channel("Moderated", true, u.ID)
+	owner := s.browser()
+	owner.signIn("olga", "olga's password")
+	ownerPage := owner.channelPage(ch.ID)
+	member := func(connected bool) (*browser, string) {
+		b := s.browser()
+		id := b.channelPage(ch.ID).ClientID
+		if connected {
+			if err := s.store.ClientLoggedIn(t.Context(), id, "192.0.2.1:5000", s.srv.now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return b, id
+	}
+	removed, rid := member(true)
+	present, _ := member(true)
+	absent, _ := member(false)
+	s.advance(store.LockPresence)
+	if r := owner.post("/c/"+ch.ID+"/remove", url.Values{"client": {rid}}); r.status != 200 {
+		t.Fatalf("remove: %d %s", r.status, r.body)
+	}
+	if r := owner.post("/c/"+ch.ID+"/lock", url.Values{"locked": {"1"}}); r.status != 200 {
+		t.Fatalf("lock: %d %s", r.status, r.body)
+	}
+	for _, tc := range []struct {
+		name   string
+		b      *browser
+		status int
+		says   string
+	}{
+		{"removed", removed, http.StatusForbidden, "You were removed from this channel"},
+		{"absent at the lock", absent, http.StatusForbidden, "This channel is locked"},
+		{"present at the lock", present, http.StatusOK, ""},
+		{"owner", owner, http.StatusOK, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := tc.b.get(ownerPage.ICEURL)
+			if r.status != tc.status || !strings.Contains(r.body, tc.says) {
+				t.Errorf("status %d, want %d saying %q: %s", r.status, tc.status, tc.says, r.body)
+			}
+			if tc.status != http.StatusOK && strings.Contains(r.body, "turn.example") {
+				t.Errorf("refused client got TURN servers: %s", r.body)
 			}
 		})
 	}

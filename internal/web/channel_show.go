@@ -30,6 +30,16 @@ type channelConfig struct {
 	// MaxCall is the most people in one call (-max-call-size, 2 to 6),
 	// for the browser client to keep its calls within.
 	MaxCall int `json:"maxCall"`
+	// Moderate says the browser's user may remove people and lock the
+	// channel (its owner, an administrator).
+	Moderate bool `json:"moderate"`
+	// Locked says the channel is locked: nobody new can join.
+	Locked bool `json:"locked"`
+	// Removed are the client ids removed from the channel now.
+	Removed []string `json:"removed"`
+	// ModURL is where the page GETs the moderation state afresh
+	// (channel_moderation.go).
+	ModURL string `json:"modUrl"`
 }
 
 type channelData struct {
@@ -41,15 +51,25 @@ type channelData struct {
 // channelShow is the channel page. It gives the browser its client in the
 // channel — the one its session remembers, or a new one.
 func (s *Server) channelShow(w http.ResponseWriter, r *http.Request) error {
+	u, _ := s.currentUser(r)
+	manager := s.manages(r)
 	ch, c, err := s.channelAndClient(r)
 	if err != nil {
 		return err
+	}
+	var mod store.Moderation
+	if manager(ch) {
+		mod, err = s.admitManager(r, u, ch, c)
+	} else {
+		mod, err = s.store.ModerationOf(r.Context(), ch)
+	}
+	if err != nil {
+		return pageModerationError(ch.ID, err)
 	}
 	ice, err := s.ice.forClient(c.ID)
 	if err != nil {
 		return err
 	}
-	u, signedIn := s.currentUser(r)
 	// The page carries the client's password: never cache it.
 	w.Header().Set("Cache-Control", "no-store")
 	s.render(w, r, http.StatusOK, "channel.html", ch.Topic, channelData{
@@ -67,8 +87,12 @@ func (s *Server) channelShow(w http.ResponseWriter, r *http.Request) error {
 			ICETransportPolicy: s.ice.policy,
 			Topic:              ch.Topic,
 			MaxCall:            s.maxCall,
+			Moderate:           manager(ch),
+			Locked:             !mod.Locked.IsZero(),
+			Removed:            mod.RemovedIDs(),
+			ModURL:             "/c/" + ch.ID + "/moderation",
 		},
-		CanManage: signedIn && canManage(u, ch),
+		CanManage: manager(ch),
 	})
 	return nil
 }

@@ -16,6 +16,11 @@ func (s *Server) secure(next http.Handler) http.Handler {
 		cop.AddTrustedOrigin(u.Scheme + "://" + u.Host) //nolint:errcheck // validated by config
 	}
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if moderationAction(r.URL.Path) {
+			// The manager's page fetches these and reads JSON.
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": "This request came from another site, so it was refused."})
+			return
+		}
 		s.render(w, r, http.StatusForbidden, "error.html", "Forbidden", errorData{
 			Status:  http.StatusForbidden,
 			Message: "This request came from another site, so it was refused. Please use the form on this site.",

@@ -27,6 +27,11 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /c/{id}/delete", s.page(s.channelDeleteShow))
 	mux.Handle("POST /c/{id}/delete", s.page(s.channelDelete))
 
+	mux.Handle("POST /c/{id}/remove", s.page(s.api(s.channelRemove)))
+	mux.Handle("POST /c/{id}/unremove", s.page(s.api(s.channelUnremove)))
+	mux.Handle("POST /c/{id}/lock", s.page(s.api(s.channelLock)))
+	mux.Handle("GET /c/{id}/moderation", s.page(s.api(s.channelModeration)))
+
 	mux.HandleFunc("GET /healthz", s.healthz)
 	if s.static != nil {
 		mux.Handle("GET /static/", s.static)

@@ -93,8 +93,16 @@ func (s *Server) currentUser(r *http.Request) (store.User, bool) {
 // a browser without one), a new client is refused with a 503 before
 // anything is written, and the address's budget is given back
 // (admitNewClient); re-created clients and signed-in users are not.
+//
+// Moderation (channel_moderation.go) refuses, with a 403 and before
+// anything is written: the session's client when it is removed, or not
+// admitted to the channel's lock (re-created or not); and a browser that
+// would get a new client while the channel is locked or a removed
+// client's address is the browser's. A signed-in user who may moderate
+// the channel is never refused.
 func (s *Server) channelAndClient(r *http.Request) (store.Channel, store.Client, error) {
 	ctx := r.Context()
+	manager := s.manages(r)
 	id := r.PathValue("id")
 	if !store.ValidID(id) {
 		return store.Channel{}, store.Client{}, errNotFound
@@ -103,10 +111,16 @@ func (s *Server) channelAndClient(r *http.Request) (store.Channel, store.Client,
 	clientID := s.sessions.GetString(ctx, key)
 	if clientID != "" {
 		if ch, c, ok := s.trustedClient(r, id, clientID); ok {
+			if err := s.refuseMember(r, ch, c, false); err != nil { // trusted: not signed in
+				return store.Channel{}, store.Client{}, err
+			}
 			return ch, c, nil
 		}
 		ch, c, err := s.store.ClientInChannel(ctx, clientID, id)
 		if err == nil {
+			if err := s.refuseMember(r, ch, c, manager(ch)); err != nil {
+				return store.Channel{}, store.Client{}, err
+			}
 			if s.sessions.GetString(ctx, pwKey) != c.Password {
 				// A session from before passwords were kept.
 				s.sessions.Put(ctx, pwKey, c.Password)
@@ -125,10 +139,19 @@ func (s *Server) channelAndClient(r *http.Request) (store.Channel, store.Client,
 	if err != nil {
 		return store.Channel{}, store.Client{}, err
 	}
+	if clientID != "" && store.ValidID(clientID) {
+		// The client as it would be re-created: admitted to no lock.
+		if err := s.refuseMember(r, ch, store.Client{ID: clientID, ChannelID: ch.ID}, manager(ch)); err != nil {
+			return store.Channel{}, store.Client{}, err
+		}
+	}
 	if c, ok, err := s.recreateClient(r, ch, clientID, s.sessions.GetString(ctx, pwKey)); ok || err != nil {
 		return ch, c, err
 	}
 	if err := s.refuseEmbedded(r, ch.ID); err != nil { // before it costs the visitor's budget
+		return store.Channel{}, store.Client{}, err
+	}
+	if err := s.refuseNewcomer(r, ch, manager(ch)); err != nil { // likewise
 		return store.Channel{}, store.Client{}, err
 	}
 	addr, now := clientAddr(r), s.now()
@@ -147,7 +170,7 @@ func (s *Server) channelAndClient(r *http.Request) (store.Channel, store.Client,
 		s.newClients.refund(token, now) // not the visitor's doing
 		return store.Channel{}, store.Client{}, err
 	}
-	c, err := s.store.CreateClient(ctx, ch.ID)
+	c, err := s.store.CreateClientFrom(ctx, ch.ID, addr)
 	if err != nil {
 		return store.Channel{}, store.Client{}, fmt.Errorf("create client in channel %s: %w", ch.ID, err)
 	}
@@ -206,7 +229,9 @@ func (s *Server) trustedClient(r *http.Request, channelID, clientID string) (sto
 		return store.Channel{}, store.Client{}, false
 	}
 	ch, ok := s.store.RecentChannel(channelID)
-	if !ok {
+	if !ok || !ch.Locked.IsZero() {
+		// While the channel is locked, the client's admission is read
+		// with it.
 		return store.Channel{}, store.Client{}, false
 	}
 	return ch, store.Client{ID: clientID, Password: pw, ChannelID: channelID}, true
@@ -242,7 +267,7 @@ func (s *Server) recreateClient(r *http.Request, ch store.Channel, id, password 
 		return store.Client{}, false, nil
 	}
 	ctx := r.Context()
-	c := store.Client{ID: id, Password: password, ChannelID: ch.ID, Created: s.now()}
+	c := store.Client{ID: id, Password: password, ChannelID: ch.ID, Created: s.now(), Origin: clientAddr(r)}
 	err := s.store.PutClient(ctx, c)
 	if errors.Is(err, store.ErrConflict) {
 		// Another request of the same browser put it back first, or the id

@@ -8,6 +8,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"html/template"
@@ -58,6 +59,15 @@ type Options struct {
 	// Metrics counts sign-ins and rate limits, and labels HTTP metrics
 	// with this app's route patterns (nil: no metrics).
 	Metrics *metrics.Web
+	// Kick, when set, ends at once every connection of a client a
+	// manager just removed from its channel (the embedded hub's Remove);
+	// nil with FreeSWITCH, whose sockets stay until they close (the
+	// directory refuses their next login).
+	Kick func(ctx context.Context, clientID string)
+	// Unkick, when set, lets a client whose removal a manager just ended
+	// log in again at once (the embedded hub's Unremove, which drops the
+	// hub's own short refusal after Kick); nil with FreeSWITCH.
+	Unkick func(ctx context.Context, clientID string)
 }
 
 // Server is the web application. It is an http.Handler.
@@ -94,6 +104,14 @@ type Server struct {
 	maxCall int
 	// ice gives each client its STUN/TURN servers (channel_ice.go).
 	ice *iceSource
+	// kick closes a removed client's connections (Options.Kick; nil:
+	// none to close).
+	kick func(ctx context.Context, clientID string)
+	// unkick lets an unremoved client log in again (Options.Unkick; nil:
+	// nothing to lift).
+	unkick func(ctx context.Context, clientID string)
+	// modReads is each client's budget of GET /c/{id}/moderation.
+	modReads *limiter
 	// dummyHash is verified against when the user name is unknown, so a
 	// failed sign-in takes as long whether or not the name exists. It is
 	// made on first use: hashing costs tens of milliseconds.
@@ -196,6 +214,9 @@ func New(opts Options) (*Server, error) {
 		stored:     &storedRows{max: int64(opts.MaxStoredClients)},
 		metrics:    opts.Metrics,
 		maxCall:    opts.MaxCallSize,
+		kick:       opts.Kick,
+		unkick:     opts.Unkick,
+		modReads:   newLimiter(modReadBurst, modReadEvery, maxTracked),
 	}
 	// Credentials are minted by s.now, which tests may replace.
 	if s.ice, err = newICE(opts.Config, func() time.Time { return s.now() }); err != nil {

@@ -94,7 +94,7 @@ func TestEmbeddedAssets(t *testing.T) {
 	if got, want := strings.Join(a.Names(), ","), "channel.js,site.css"; got != want {
 		t.Errorf("Names = %s, want %s", got, want)
 	}
-	for _, n := range []string{"verto.js", "check.js", "group.js", "call.js"} {
+	for _, n := range []string{"verto.js", "check.js", "group.js", "call.js", "chat.js", "moderate.js"} {
 		if _, ok := a.Asset(n); ok {
 			t.Errorf("%s, an imported module, is served on its own", n)
 		}
@@ -105,16 +105,17 @@ func TestEmbeddedAssets(t *testing.T) {
 			t.Errorf("URL(%q) = %q, want /static/name.hash.ext", name, u)
 		}
 	}
-	// The camera check (check.js) and the calls (group.js with call.js)
-	// are split off into chunks that the channel page's bundle loads only
-	// with import(); the bundle imports nothing at once.
+	// The camera check (check.js), the calls (group.js with call.js),
+	// the chat (chat.js) and the managers' tools (moderate.js) are split
+	// off into chunks that the channel page's bundle loads only with
+	// import(); the bundle imports nothing at once.
 	ch, _ := a.Asset("channel.js")
-	lazy := regexp.MustCompile(`^check\.[0-9a-f]{8}\.js,group\.[0-9a-f]{8}\.js$`)
+	lazy := regexp.MustCompile(`^check\.[0-9a-f]{8}\.js,group\.[0-9a-f]{8}\.js,chat\.[0-9a-f]{8}\.js,moderate\.[0-9a-f]{8}\.js$`)
 	if len(ch.Imports) != 0 || !lazy.MatchString(strings.Join(ch.Lazy, ",")) {
-		t.Errorf("channel.js imports %v at once and %v later; want only check.<hash>.js and group.<hash>.js, later", ch.Imports, ch.Lazy)
+		t.Errorf("channel.js imports %v at once and %v later; want only check, group, chat and moderate.<hash>.js, later", ch.Imports, ch.Lazy)
 	}
-	if n := len(a.Files()); n != 4 {
-		t.Errorf("%d files served, want 4 (the bundle, its two chunks, the style sheet)", n)
+	if n := len(a.Files()); n != 6 {
+		t.Errorf("%d files served, want 6 (the bundle, its four chunks, the style sheet)", n)
 	}
 	checkImports(t, a)
 }

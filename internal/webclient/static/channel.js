@@ -10,16 +10,17 @@ import { controller } from './controller.js';
 
 /**
  * @typedef {{channelId: string, clientId: string, password: string, vertoUrl: string,
- *   domain: string, topic: string, maxCall?: number} & import('./ice.js').IceConfig} ChannelConfig
+ *   domain: string, topic: string, maxCall?: number,
+ *   moderate?: boolean, locked?: boolean, removed?: string[], modUrl?: string} & import('./ice.js').IceConfig} ChannelConfig
  */
 
 const NAME_KEY = 'channels.name';
 const SESSID_KEY = 'channels.sessid.';
 
-/** localStorage, or null where it is off. */
-const ls = (() => {
-  try { return localStorage; } catch { return null; }
-})();
+/** localStorage and sessionStorage, or null where they are off. */
+const [ls, ss] = [() => localStorage, () => sessionStorage].map((f) => {
+  try { return f(); } catch { return null; }
+});
 
 /** @param {string} k @param {string} v */
 function save(k, v) {
@@ -33,10 +34,11 @@ function main() {
   /** @type {ChannelConfig} */
   const cfg = JSON.parse(cfgEl.textContent || '{}');
   const key = SESSID_KEY + cfg.channelId;
+  const chat = document.getElementById('chat');
   controller({
-    channelId: cfg.channelId,
+    // channelId, maxCall and the moderation state (modUrl, removed, locked, moderate)
+    ...cfg,
     self: cfg.clientId,
-    maxCall: cfg.maxCall,
     name: ls?.getItem(NAME_KEY) ?? null,
     saveName: (n) => save(NAME_KEY, n),
     presence: new Presence(cfg.clientId),
@@ -46,7 +48,11 @@ function main() {
     md: navigator.mediaDevices,
     AC: globalThis.AudioContext,
     win: globalThis,
-    view: (act) => new View(root, act),
+    view: (act) => new View(root, act, chat),
+    chat: {
+      section: /** @type {HTMLElement} */ (chat), subtle: crypto.subtle, storage: ss, win: globalThis,
+      random: (n) => crypto.getRandomValues(new Uint8Array(n)),
+    },
     verto: (h) => new Verto({
       // Absolute as configured, or relative to this page; http(s) becomes ws(s).
       url: new URL(cfg.vertoUrl || '/verto', location.href).href.replace(/^http/, 'ws'),

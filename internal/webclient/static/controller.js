@@ -1,12 +1,13 @@
-// The channel page's routing between signalling, presence, calls, sealing
-// and the camera check. No DOM: the Verto client, the view, the ringer,
-// calls, media devices and timers are handed in, so Node's test runner
-// drives it with fakes. (A closure rather than a class: its names then
+// The channel page's routing between signalling, presence, calls, sealing,
+// the camera check, the chat and moderation. No DOM: the Verto client, the
+// view, the ringer, calls, media devices and timers are handed in, so
+// Node's test runner drives it with fakes. (A closure rather than a class: its names then
 // minify, which keeps the page within its size budget.)
 
 import { Answers, HEARTBEAT_MS, CONFIRM_MS, cleanName } from './presence.js';
-import { encodeBody, decodeBody, bareId, safetyCode, randomId } from './codec.js';
+import { encodeBody, decodeBody, bareId, safetyCode, randomId, toBase64, fromBase64 } from './codec.js';
 import { getMedia, mediaProblem, missing, every as everyMs } from './media.js';
+import { REMOVED } from './view.js'; // the words only: no DOM here
 
 /**
  * @typedef {import('./presence.js').Presence} Presence
@@ -22,7 +23,7 @@ import { getMedia, mediaProblem, missing, every as everyMs } from './media.js';
  *   onEvent: (p: any) => void, onInfo: (p: any) => void,
  * }} VertoHandlers
  * @typedef {{
- *   state: string, start: () => void, lost: () => void, reconnectNow: () => void,
+ *   state: string, start: () => void, lost: () => void, reconnectNow: () => void, halt: (s: 'removed') => void,
  *   subscribe: (channel: string) => Promise<any>,
  *   broadcast: (channel: string, data: string) => Promise<any>,
  *   info: (to: string, body: string) => Promise<any>,
@@ -35,7 +36,21 @@ import { getMedia, mediaProblem, missing, every as everyMs } from './media.js';
  *   setDevices: (list: MediaDeviceInfo[], using: DeviceIds) => void,
  *   setPreview: (state: 'off'|'starting'|'on', stream: MediaStream | null, problem: string) => void,
  *   setLevel: (v: number) => void, warn: (text: string) => void,
+ *   setLocked: (on: boolean) => void, announce: (text: string) => void,
  * }} ViewLike the part of View used here
+ * @typedef {{
+ *   take: (from: string, m: any) => void, key: (from: string, m: any) => void, gone: (id: string) => void,
+ *   removed: (id: string) => void, stop: (text: string) => void, peersChanged: () => void,
+ *   fresh: (id?: string) => void,
+ * }} Chat the chat (chat.js), as the page drives it
+ * @typedef {{
+ *   section: HTMLElement, subtle?: SubtleCrypto, random: (n: number) => Uint8Array,
+ *   storage: Storage | null, win: any,
+ * }} ChatEnv the browser's parts the chat is handed (channel.js finds them)
+ * @typedef {{removed?: string[], locked?: boolean, you?: string}} Moderation
+ *   the channel's moderation state (GET modUrl, or a manager's own change):
+ *   removed client ids, whether locked, and whether this page's client is
+ *   removed (or, refused at login, shut out by the lock)
  * @typedef {{
  *   channelId: string, self: string, name: string | null, inst?: string,
  *   verto: (h: VertoHandlers) => VertoLike, view: (a: Actions) => ViewLike,
@@ -47,7 +62,16 @@ import { getMedia, mediaProblem, missing, every as everyMs } from './media.js';
  *   win?: {addEventListener: (type: string, f: () => void) => void},
  *   every?: import('./media.js').Every, timers?: import('./presence.js').Timers, random?: () => number,
  *   log?: {warn: (...a: any[]) => void},
+ *   chat?: ChatEnv, importChat?: () => Promise<{chat: (o: any) => Chat}>,
+ *   modUrl?: string, removed?: string[], locked?: boolean, moderate?: boolean,
+ *   importModerate?: () => Promise<{moderate: (o: import('./moderate.js').ModerateOptions) => void}>,
+ *   fetch?: typeof fetch,
  * }} ControllerOptions
+ *   chat: what the chat needs of the browser (without its section it
+ *   cannot load: that is logged). removed, locked: the moderation
+ *   state the page was made with; moderate: this person manages the channel
+ *   (moderate.js adds Remove and Lock). importChat, importModerate: the
+ *   chunks' loaders (tests hand in their own).
  */
 
 /** Call messages whose loss a person must hear about (candidates are many, and spare). */
@@ -56,6 +80,8 @@ const TOLD = ['accept', 'decline', 'close', 'sdp'];
 const RATE_LIMITED = -32010;
 /** How many offered call ids a page remembers, to take each offer once. */
 export const OFFERS = 256;
+/** The moderation state is fetched at most once per this long (hints meanwhile fold into one fetch). */
+export const MOD_GAP_MS = 3000;
 
 /**
  * Runs job after the jobs queued before it under key, in order, with
@@ -147,6 +173,7 @@ export function controller(o) {
       // Loaded on the first request; a check closed while it loads does not open.
       else if (o.md) loadCheck().then((p) => { if (want) return p.open(); }).catch((e) => fail('The camera check failed', e));
     },
+    chat: () => { loadChat().catch((e) => warn('chat', e)); },
   };
   const view = o.view(act);
 
@@ -158,6 +185,14 @@ export function controller(o) {
       }
       view.setConn(s, detail);
       refreshPeers();
+      if (s === 'removed') {
+        // Removed from the channel (the hub closed the socket, or the
+        // moderation state says so): every call ends here, without a word
+        // to peers this page can no longer reach, and the chat stops.
+        group?.links.forEach((_, id) => group?.gone(id, true));
+        loadChat().then((c) => c.stop(REMOVED), (e) => warn('chat', e));
+        mod(); // for the details
+      } else if (s === 'login failed') mod(); // why: removed, or locked out?
     },
     onReady: () => {
       refreshIce();
@@ -165,8 +200,10 @@ export function controller(o) {
         announce(true);
         group?.recover();
       }, (e) => {
-        if (e.data && e.data.unauthorizedChannels) view.setConn('login failed', 'not allowed in this channel');
-        else {
+        if (e.data && e.data.unauthorizedChannels) {
+          view.setConn('login failed', 'not allowed in this channel');
+          mod(); // why: removed, or locked out?
+        } else {
           warn('subscribe, so reconnecting', e);
           verto.lost();
         }
@@ -220,13 +257,18 @@ export function controller(o) {
     return o.ice.refresh().catch((e) => warn('ICE refresh, old servers kept', e));
   }
 
+  /** Sends m to everyone on the channel. @param {any} m */
+  function cast(m) {
+    return verto.broadcast(channelId, encodeBody(m));
+  }
+
   /** @param {boolean} hello */
   function announce(hello) {
     if (verto.state !== 'ready') return;
     const at = presence.now();
     // A lost heartbeat is repeated by the next one; a hello the hub's
     // budget refused, once the budget allows.
-    verto.broadcast(channelId, encodeBody({ t: 'available', name, key: sealer?.pub || '', inst, hello }))
+    cast({ t: 'available', name, key: sealer?.pub || '', inst, hello })
       .then(() => {
         if (!hello) return;
         // Peers still listed from before a reconnect who do not answer
@@ -245,6 +287,7 @@ export function controller(o) {
     for (const id of gone) {
       answers.forget(id);
       group?.gone(id, false);
+      chat?.gone(id);
     }
     refreshPeers();
   }
@@ -258,21 +301,31 @@ export function controller(o) {
     // In a call, the list adds people to it: while nothing rings and there is room.
     const can = !g || (g.canPlace() && g.size() < g.o.max);
     view.setPeers(presence.list(), verto.state === 'ready' && can, arrived, g && g.state !== 'idle' ? new Set(g.links.keys()) : null);
+    chat?.peersChanged();
   }
 
   /**
    * Messages to one peer leave in the order they were made, sealed when
-   * both sides can; sending does not wait for the relay's receipts.
+   * both sides can; sending does not wait for the relay's receipts, nor
+   * holds the next message back for them.
    */
   /** @type {Map<string, Promise<void>>} */
   const queues = new Map();
-  /** @param {string} to @param {any} m @returns {Promise<void>} once handed to the socket */
-  function sendTo(to, m) {
-    return serial(queues, to, async () => {
+  /**
+   * @param {string} to @param {any} m
+   * @param {boolean} [sure] only sealed, and the promise tells the relay's
+   * answer (rejected: refused, or no keys to seal with); otherwise
+   * failures go to undelivered
+   * @returns {Promise<any>} once handed to the socket; sure: once the relay took it
+   */
+  function sendTo(to, m, sure) {
+    return new Promise((ok, no) => serial(queues, to, async () => {
       const key = presence.get(to)?.key;
-      const body = sealer && key ? { s: await sealer.seal(key, m, self + '>' + to) } : m;
-      verto.info(to, encodeBody(body)).catch((e) => undelivered(to, m, e));
-    }, (e) => undelivered(to, m, e));
+      if (sure && !(sealer && key)) throw Error('no keys to seal with');
+      const sent = verto.info(to, encodeBody(sealer && key ? { s: await sealer.seal(key, m, self + '>' + to) } : m));
+      if (sure) ok(sent);
+      else sent.catch((e) => undelivered(to, m, e));
+    }, (e) => sure ? no(e) : undelivered(to, m, e)).then(ok));
   }
 
   /**
@@ -301,14 +354,24 @@ export function controller(o) {
       return;
     }
     // In the peer's queue, behind its direct messages: presence changes
-    // apply in the order they came.
-    serial(inbox, from, async () => took(from, presence.take(from, a)), (e) => warn('announcement from ' + from, e));
+    // apply in the order they came, and chat messages wait there for the
+    // chat to load.
+    serial(inbox, from, async () => {
+      // Chat and hints only from a peer listed (never a banned one).
+      const t = a?.t, known = presence.get(from);
+      if (t === 'mod') known && mod();
+      else if (t === 'chat') known && (await loadChat()).take(from, a);
+      else took(from, presence.take(from, a));
+    }, (e) => warn('announcement from ' + from, e));
   }
 
   /** @param {string} from @param {import('./presence.js').Outcome} out */
   function took(from, out) {
     if (out.answer) answers.want(from);
-    if (out.left) answers.forget(from);
+    if (out.left) {
+      answers.forget(from);
+      chat?.gone(from);
+    }
     // A call under way outlives a lost signalling connection (media is
     // peer to peer): its own recovery deadline decides; one still ringing
     // ends.
@@ -336,8 +399,9 @@ export function controller(o) {
     let m = decodeBody(body);
     // An answer to our hello: the relay carries it only between members of
     // a common channel, so it lets its sender in. A leave: only ever from
-    // the one who left, so it need not be sealed.
-    if (m && (m.t === 'here' || m.t === 'unavailable')) return took(from, presence.take(from, m, true));
+    // the one who left, so it need not be sealed. An answer says its
+    // sender lists us now: a chat key it got before that was dropped.
+    if (m && (m.t === 'here' || m.t === 'unavailable')) return chat?.fresh(from), took(from, presence.take(from, m, true));
     const peer = presence.admit(from);
     if (!peer) return; // other direct messages only from people known on this channel
     let sealed = false;
@@ -347,6 +411,12 @@ export function controller(o) {
       sealed = true;
     }
     if (!m || typeof m.t !== 'string') return;
+    if (/^ckq?$/.test(m.t)) {
+      // A chat key (or the ask for ours) only ever travels sealed: an
+      // unsealed one is no key.
+      if (sealed) (await loadChat()).key(from, m);
+      return;
+    }
     if (sealer && peer.key && !sealed) return; // no downgrade once keys are known
     if (m.t === 'offer') {
       // Keys are made per page, so a sealed offer can only be replayed to
@@ -411,6 +481,94 @@ export function controller(o) {
       loadingGroup = undefined;
       throw e;
     });
+  }
+
+  /** @type {Chat | null} the chat, once loaded */
+  let chat = null;
+  /** @type {Promise<Chat> | undefined} */
+  let loadingChat;
+  /**
+   * The chat (chat.js, a file of its own), loaded when its field takes the
+   * focus, a chat message or key arrives, or this tab kept the channel's
+   * chat: a visit that never chats never loads it. After the key pair, so
+   * that it knows whether it can seal. A failed load (or a page without
+   * the chat's section) is tried again by the next of those.
+   * @returns {Promise<Chat>}
+   */
+  function loadChat() {
+    return loadingChat ||= keys.then(o.importChat || (() => import('./chat.js'))).then((m) => chat = m.chat({
+      .../** @type {ChatEnv} */ (o.chat), channelId, self, log, canSeal: !!sealer, b64: { to: toBase64, from: fromBase64 }, now: presence.now,
+      peers: () => presence.list(),
+      name: (/** @type {string} */ id) => cleanName(presence.get(id)?.name, id),
+      // Sealed for that peer only, and done once the relay took it.
+      sendKey: (/** @type {string} */ to, /** @type {any} */ m) => sendTo(to, m, true),
+      broadcast: cast,
+      announce: (/** @type {string} */ t) => view.announce(t),
+    }), (e) => {
+      loadingChat = undefined;
+      throw e;
+    });
+  }
+
+  const get = o.fetch || fetch;
+  /** When the moderation state was last fetched. */
+  let modAt = -MOD_GAP_MS;
+  /** @type {any} the next fetch, waiting */
+  let modWait = null;
+  /**
+   * Fetches the channel's moderation state (a peer hinted it changed, the
+   * login failed, the socket was closed as removed): at once, or once
+   * MOD_GAP_MS have passed since the last fetch, asks meanwhile folding
+   * into that one; when refused as too many, after Retry-After. Failures
+   * are logged: the next hint tries again.
+   * @param {number} [ms] how long to wait
+   */
+  function mod(ms = modAt + MOD_GAP_MS - presence.now()) {
+    // Due now: a timer of 0 (or less), which is at once.
+    modWait ||= timers.set(() => {
+      modWait = null;
+      modAt = presence.now();
+      // Same origin, the session cookie going with it (fetch's default).
+      get(/** @type {string} */ (o.modUrl)).then(async (r) => {
+        // Seconds; none (null) or a date (NaN): the usual gap.
+        if (r.status === 429) return mod(1000 * /** @type {any} */ (r.headers.get('Retry-After')) || MOD_GAP_MS);
+        if (!r.ok) throw Error('HTTP ' + r.status);
+        moderated(await r.json(), true);
+      }).catch((e) => warn('moderation state', e));
+    }, ms);
+  }
+
+  /**
+   * Applies the moderation state: bans the newly removed (dropped from the
+   * list, no answer to their hello, their calls ended, their messages
+   * ignored, the chat re-keyed without them); with the whole state (all,
+   * as fetched), lifts the bans of those no longer removed (ended, or
+   * undone): their next announcement lists them again. Shows whether the
+   * channel is locked; stops the page if its own client was removed.
+   * @param {Moderation} s @param {boolean} [all] s.removed is every
+   * removal (not a manager's one change)
+   */
+  function moderated(s, all) {
+    const out = s.removed || [];
+    for (const id of out) {
+      if (presence.banned.has(id)) continue;
+      presence.ban(id);
+      answers.forget(id);
+      group?.gone(id, true);
+      chat?.removed(id);
+    }
+    // presence.banned holds moderation's bans only (the page's config's
+    // included): those the server no longer lists are lifted.
+    if (all) for (const id of presence.banned) out.includes(id) || presence.unban(id);
+    refreshPeers();
+    view.setLocked(!!s.locked);
+    if (s.you === 'removed') verto.halt('removed');
+  }
+  moderated(o);
+  if (o.moderate) {
+    (o.importModerate || (() => import('./moderate.js')))().then((m) => m.moderate({
+      channelId, view: /** @type {any} */ (view), fetch: get, apply: moderated, broadcast: cast, log,
+    })).catch((e) => warn('moderation tools', e));
   }
 
   /** @param {string} peer */
@@ -488,6 +646,8 @@ export function controller(o) {
       o.win?.addEventListener('pagehide', () => group?.hangup());
       o.win?.addEventListener('online', () => verto.reconnectNow());
       every(heartbeat, HEARTBEAT_MS * (0.85 + 0.3 * (o.random || Math.random)()));
+      // This tab showed the channel's chat before a reload: it shows it again.
+      if (o.chat?.storage?.getItem('channels.chat.' + channelId)) act.chat();
       verto.start();
     },
   };

@@ -27,6 +27,11 @@ export const PAGE_GAP_MS = 100;
 /** After a reconnect, peers not heard from again within this long are
  * dropped: they left while we were away. */
 export const CONFIRM_MS = 5000;
+/** The most peers a page keeps banned (removed from the channel): the
+ * oldest ban goes first, so a long list costs bounded memory; the server
+ * refuses them anyway, so a forgotten ban only lets a peer's messages in
+ * again, not the peer back into the channel. */
+export const BANS = 1000;
 
 /**
  * What a peer announces on the channel ("available", "unavailable") or
@@ -49,6 +54,24 @@ export class Presence {
     this.now = now;
     /** @type {Map<string, Peer>} */
     this.peers = new Map();
+    /** @type {Set<string>} peers removed from the channel, oldest first */
+    this.banned = new Set();
+  }
+
+  /**
+   * A peer removed from the channel: dropped from the list and ignored
+   * from now on, until unban (the most recent BANS are kept).
+   * Returns whether it was listed. @param {string} id
+   */
+  ban(id) {
+    const b = this.banned;
+    if (b.add(id).size > BANS) b.delete(/** @type {string} */ (b.values().next().value));
+    return this.peers.delete(id);
+  }
+
+  /** A ban lifted: the peer's next announcement lists it again. @param {string} id */
+  unban(id) {
+    this.banned.delete(id);
   }
 
   /**
@@ -63,7 +86,7 @@ export class Presence {
    */
   take(from, a, direct = false) {
     const out = { added: false, changed: false, restarted: false, answer: false, left: false };
-    if (!from || from === this.self || !a || typeof a !== 'object') return out;
+    if (!from || from === this.self || this.banned.has(from) || !a || typeof a !== 'object') return out;
     if (a.t === 'unavailable') {
       out.changed = out.left = this.peers.delete(from);
       return out;
@@ -88,7 +111,8 @@ export class Presence {
 
   /**
    * The peer a direct message from `id` may be taken from: only one seen
-   * on the channel; it counts as heard from. @param {string} id
+   * on the channel (never a banned one, which take never lists); it
+   * counts as heard from. @param {string} id
    */
   admit(id) {
     const p = this.peers.get(id);

@@ -6,6 +6,9 @@ export const AUTH_REQUIRED = -32000;
 export const AUTH_FAILED = -32001;
 /** mod_verto's refusal of a sessid that another login holds. */
 export const SESSION_IN_USE = 'Session in use';
+/** The close code of a socket whose member was removed from the channel
+ * (the hub's; see docs/HUB.md): no reconnect would be let in. */
+export const REMOVED = 4003;
 
 /** An error reply, whether in `error` or as `code` inside `result`. */
 export class VertoError extends Error {
@@ -120,7 +123,7 @@ export class Requests {
 }
 
 /**
- * @typedef {'connecting'|'ready'|'reconnecting'|'punted'|'login failed'|'closed'} VertoState
+ * @typedef {'connecting'|'ready'|'reconnecting'|'punted'|'login failed'|'closed'|'removed'} VertoState
  * @typedef {{
  *   url: string, login: string, passwd: string, sessid?: string,
  *   WebSocket?: any, timers?: Timers, random?: () => number, timeout?: number,
@@ -171,9 +174,14 @@ export class Verto {
 
   /** Closes the connection for good. */
   stop() {
+    this.halt('closed');
+  }
+
+  /** Closes the connection for good, in state s (punted, removed, closed). @param {VertoState} s */
+  halt(s) {
     this.stopped = true;
     this.teardown();
-    this.setState('closed');
+    this.setState(s);
   }
 
   /** Reconnects now, e.g. when the browser comes back online. */
@@ -219,7 +227,8 @@ export class Verto {
       });
     };
     ws.onmessage = (/** @type {{data: any}} */ ev) => this.receive(ev.data);
-    ws.onclose = () => this.lost();
+    // Removed from the channel: the server would refuse every reconnect.
+    ws.onclose = (/** @type {{code?: number}} */ ev) => ev?.code === REMOVED ? this.halt('removed') : this.lost();
   }
 
   /** The socket closed or broke: try again after a backoff. */
@@ -327,9 +336,7 @@ export class Verto {
         this.o.onInfo?.(params);
         break;
       case 'verto.punt':
-        this.stopped = true;
-        this.teardown();
-        this.setState('punted');
+        this.halt('punted');
         break;
     }
   }

@@ -14,6 +14,9 @@ export function h(tag, attrs = {}, ...kids) {
   return el;
 }
 
+/** What a removed person reads, in the status and the chat. */
+export const REMOVED = 'You were removed from this channel';
+
 const CONN_TEXT = /** @type {Record<string, string>} */ ({
   connecting: 'Connecting…',
   ready: 'Online',
@@ -21,6 +24,7 @@ const CONN_TEXT = /** @type {Record<string, string>} */ ({
   punted: 'Opened in another tab',
   'login failed': 'Login failed',
   closed: 'Offline',
+  removed: REMOVED,
 });
 
 /**
@@ -29,8 +33,12 @@ const CONN_TEXT = /** @type {Record<string, string>} */ ({
  *   call: (id: string) => void, accept: () => void, decline: () => void, hangup: () => void,
  *   mic: () => void, camera: () => void, share: () => void, name: (n: string) => void,
  *   device: (kind: 'audio'|'video', id: string) => void, reconnect: () => void,
- *   preview: (on: boolean) => void,
+ *   preview: (on: boolean) => void, chat: () => void,
  * }} Actions
+ * What the managers' moderation (moderate.js) adds to the view: to each
+ * row of the people list as it is made or updated, and on a change of the
+ * channel's lock.
+ * @typedef {{row: (li: HTMLElement, p: PeerItem) => void, lock: (on: boolean) => void}} ModHook
  */
 
 /**
@@ -180,13 +188,19 @@ export function callNews(prev, state, name, reason) {
 export function connNews(prev, state) {
   if (prev === state) return '';
   if (state === 'ready') return 'Connected to the server';
-  if (state === 'reconnecting' || state === 'punted' || state === 'login failed') return CONN_TEXT[state];
+  if (['reconnecting', 'punted', 'login failed', 'removed'].includes(state)) return CONN_TEXT[state];
   return '';
 }
 
 export class View {
-  /** @param {HTMLElement} root @param {Actions} act */
-  constructor(root, act) {
+  /** @type {ModHook | null | undefined} the managers' tools, once loaded */
+  mod;
+
+  /**
+   * @param {HTMLElement} root @param {Actions} act
+   * @param {HTMLElement | null} [chat] the chat, server-rendered after root: it moves in, after the people
+   */
+  constructor(root, act, chat) {
     this.root = root;
     this.act = act;
     const btn = (/** @type {string} */ text, /** @type {string} */ cls, /** @type {() => void} */ f) => {
@@ -273,8 +287,10 @@ export class View {
     /** @type {Set<string> | null} */
     this.inCall = null;
     this.empty = h('p', { class: 'empty' }, 'Nobody else is here yet. Share this page’s address to invite someone.');
+    // Styled as the note above it.
+    this.locked = h('p', { class: 'note locked-note', hidden: '' }, 'This channel is locked: nobody new can join.');
     const people = h('aside', { class: 'people', 'aria-label': 'People' },
-      h('h2', {}, 'People here'), this.status, this.retry, this.note, this.peers, this.empty, form);
+      h('h2', {}, 'People here'), this.status, this.retry, this.note, this.locked, this.peers, this.empty, form);
     const N = globalThis.Notification;
     if (N && N.permission === 'default') {
       // Asked only on this click, never by itself.
@@ -284,6 +300,14 @@ export class View {
       people.append(ask);
     }
     root.replaceChildren(stage, people, this.live);
+    if (chat) {
+      // Beside the people on a wide screen, after them on a phone. Its code
+      // loads when it takes the focus, or a pointer (a window without the
+      // system's focus gets no focus events), or input (its form, method
+      // dialog, sends nothing before).
+      people.after(chat);
+      for (const e of ['focusin', 'pointerdown', 'input']) chat.addEventListener(e, act.chat);
+    }
     this.setCall(null, '');
     this.setConn('connecting');
   }
@@ -363,6 +387,12 @@ export class View {
     this.note.hidden = !text;
   }
 
+  /** Whether the channel is locked: nobody new can join. @param {boolean} on */
+  setLocked(on) {
+    this.locked.hidden = !on;
+    this.mod?.lock(on);
+  }
+
   /** @param {string} name */
   setName(name) {
     this.nameInput.value = name;
@@ -411,6 +441,7 @@ export class View {
       const text = !inCall ? 'Call' : inCall.has(p.id) ? 'In call' : 'Add';
       if (b.textContent !== text) b.textContent = text;
       b.setAttribute('aria-disabled', String(!canCall || text === 'In call'));
+      this.mod?.row(li, p);
       if (li === at) at = li.nextSibling;
       else list.insertBefore(li, at);
     }

@@ -30,9 +30,13 @@ class FakeVerto {
     this.refuse = () => null;
     /** @type {((m: any) => Error | null)} a refusal for a broadcast, or null */
     this.refuseBroadcast = () => null;
+    /** @type {((to: string, m: any) => Promise<any>) | null} the relay's answer to a direct message, when not at once */
+    this.answer = null;
     this.starts = 0;
   }
   start() { this.starts++; }
+  /** Stops for good, as Verto does (a removal). @param {string} s */
+  halt(s) { this.state = s; this.h.onState(s); }
   lost() {}
   reconnectNow() {}
   subscribe() { return Promise.resolve({}); }
@@ -50,7 +54,7 @@ class FakeVerto {
     const err = this.refuse(to, m);
     if (err) return Promise.reject(err);
     this.sent.push({ to, m });
-    return Promise.resolve({});
+    return this.answer ? this.answer(to, m) : Promise.resolve({});
   }
 }
 
@@ -80,8 +84,12 @@ class FakeView {
     this.show = null;
     /** @type {Set<string> | null} */
     this.inCall = null;
+    this.conn = '';
+    this.locked = false;
   }
-  setConn() {}
+  /** @param {string} s */ setConn(s) { this.conn = s; }
+  /** @param {boolean} on */ setLocked(on) { this.locked = on; }
+  announce() {}
   /** @param {string} t */ setNote(t) { this.note = t; }
   setName() {}
   /** @param {any[]} p @param {boolean} can @param {string[]} [arrived] @param {Set<string> | null} [inCall] */
@@ -98,9 +106,10 @@ class FakeView {
 
 /**
  * A controller for client `self`, online in channel "room", with fakes
- * all round. @param {{self?: string, sealed?: boolean, md?: any, ice?: any}} [o]
+ * all round; more options (the chat's, moderation's) in opts.
+ * @param {{self?: string, sealed?: boolean, md?: any, ice?: any, opts?: Partial<import('../controller.js').ControllerOptions>}} [o]
  */
-async function page({ self = 'bbbb', sealed = false, md = undefined, ice = undefined } = {}) {
+async function page({ self = 'bbbb', sealed = false, md = undefined, ice = undefined, opts = {} } = {}) {
   const verto = new FakeVerto();
   const view = new FakeView();
   /** @type {FakeLink[]} */
@@ -116,6 +125,8 @@ async function page({ self = 'bbbb', sealed = false, md = undefined, ice = undef
   ice ||= { refreshed: 0, list: () => [], refresh() { this.refreshed++; return Promise.resolve(); } };
   /** @type {(() => void)[]} */
   const timers = [];
+  /** @type {Map<() => void, number>} each timer's delay */
+  const delays = new Map();
   const ctl = controller({
     channelId: 'room', self, name: 'Me', inst: 'page-1',
     verto: (h) => { verto.h = h; return /** @type {any} */ (verto); },
@@ -125,8 +136,9 @@ async function page({ self = 'bbbb', sealed = false, md = undefined, ice = undef
     newLink: (o) => { const c = new FakeLink(o); calls.push(c); return /** @type {any} */ (c); },
     win: /** @type {any} */ (win),
     every: (f) => { beats.push(f); return () => { beats.splice(beats.indexOf(f), 1); }; },
-    timers: { set: (f) => { timers.push(f); return f; }, clear: (f) => { const i = timers.indexOf(f); if (i >= 0) timers.splice(i, 1); } },
+    timers: { set: (f, ms) => { timers.push(f); delays.set(f, ms); return f; }, clear: (f) => { const i = timers.indexOf(f); if (i >= 0) timers.splice(i, 1); } },
     log: { warn: (...a) => { warnings.push(a.map(String).join(' ')); } },
+    ...opts,
   });
   ctl.start();
   verto.state = 'ready';
@@ -134,7 +146,7 @@ async function page({ self = 'bbbb', sealed = false, md = undefined, ice = undef
   verto.h.onReady();
   // The hello goes out once the key pair is made.
   await waitFor(() => verto.broadcasts.length > 0);
-  return { verto, view, calls, win, beats, clock, presence, ringer, ice, warnings, timers };
+  return { verto, view, calls, win, beats, clock, presence, ringer, ice, warnings, timers, delays };
 }
 
 /** Someone announcing themselves on the channel. @param {any} p @param {string} id @param {any} a */
@@ -648,4 +660,501 @@ test('serial: jobs under one key run in order, failures are reported, and finish
   await a3;
   assert.equal(map.size, 0);
   assert.deepEqual(log.slice(-4), ['end c1', 'end a2', 'start a3', 'end a3']);
+});
+
+/**
+ * A chat chunk that records what the page asks of it; gate holds its
+ * load back until opened.
+ */
+function fakeChat() {
+  /** @type {() => void} */
+  let open = () => {};
+  const f = {
+    loads: 0,
+    /** @type {any[]} what the chat was told, in order (peersChanged left out: it comes often; fresh apart) */
+    calls: [],
+    /** @type {string[]} the peers fresh() was told of ('*': everyone) */
+    fresh: [],
+    /** @type {any} the options the page gave */
+    o: null,
+    gate: Promise.resolve(),
+    hold() { f.gate = new Promise((ok) => { open = () => ok(undefined); }); },
+    release: () => open(),
+    importChat: async () => {
+      f.loads++;
+      await f.gate;
+      return {
+        /** @param {any} o */
+        chat: (o) => {
+          f.o = o;
+          const rec = (/** @type {string} */ n) => (/** @type {any[]} */ ...a) => { f.calls.push([n, ...a]); };
+          return {
+            take: rec('take'), key: rec('key'), gone: rec('gone'), removed: rec('removed'), stop: rec('stop'), peersChanged() {},
+            fresh: (/** @type {string | undefined} */ id) => { f.fresh.push(id ?? '*'); },
+          };
+        },
+      };
+    },
+  };
+  return f;
+}
+
+/** A chat message on the channel. @param {any} p @param {string} id @param {string} c */
+function chatFrom(p, id, c) {
+  p.verto.h.onEvent({ eventChannel: 'room', userid: id + '@example.org', eventData: encodeBody({ t: 'chat', k: 'k1', iv: 'aXY=', c }) });
+}
+
+/** The moderation hint on the channel. @param {any} p @param {string} id */
+function hint(p, id) {
+  p.verto.h.onEvent({ eventChannel: 'room', userid: id + '@example.org', eventData: encodeBody({ t: 'mod' }) });
+}
+
+/**
+ * A server answering GET modUrl: each answer from the queue (the last
+ * one again when it runs out); what was asked is in asked.
+ * @param {...any} answers bodies, or {status, retryAfter}
+ */
+function modServer(...answers) {
+  const s = {
+    /** @type {{url: string, init: any}[]} */
+    asked: [],
+    answers,
+    /** @param {string} url @param {any} [init] */
+    fetch: async (url, init) => {
+      s.asked.push({ url, init });
+      const a = s.answers.length > 1 ? s.answers.shift() : s.answers[0];
+      const status = a.status || 200;
+      return /** @type {any} */ ({ status, ok: status < 300, headers: { get: (/** @type {string} */ h) => (h === 'Retry-After' ? a.retryAfter ?? null : null) }, json: async () => a });
+    },
+  };
+  return s;
+}
+
+/** Runs the timers due now (those set with a delay of at most ms), as they fire. @param {any} p @param {number} [ms] */
+function fire(p, ms = 0) {
+  for (const f of [...p.timers]) {
+    if (p.delays.get(f) > ms) continue;
+    p.timers.splice(p.timers.indexOf(f), 1);
+    f();
+  }
+}
+
+test('chat: loaded by the first chat message from someone listed, and handed it; from strangers and the removed, nothing', async () => {
+  const chat = fakeChat();
+  const p = await page({ opts: { importChat: chat.importChat, chat: /** @type {any} */ ({ section: {}, storage: null }), removed: ['eeee'] } });
+  chatFrom(p, 'zzzz', 'from a stranger');
+  announce(p, 'eeee', { name: 'Eve' }); // removed: never listed
+  chatFrom(p, 'eeee', 'from the removed');
+  await settle();
+  assert.equal(chat.loads, 0, 'nothing to show: not loaded');
+  assert.deepEqual(p.view.peers, []);
+  announce(p, 'aaaa', { name: 'Ann' });
+  chatFrom(p, 'aaaa', 'hi');
+  await waitFor(() => chat.calls.length);
+  assert.equal(chat.loads, 1);
+  assert.deepEqual(chat.calls, [['take', 'aaaa', { t: 'chat', k: 'k1', iv: 'aXY=', c: 'hi' }]]);
+  // What the chunk is handed.
+  assert.equal(chat.o.channelId, 'room');
+  assert.equal(chat.o.self, 'bbbb');
+  assert.equal(chat.o.canSeal, false, 'no key pair on this page');
+  assert.deepEqual(chat.o.peers().map((/** @type {any} */ x) => x.id), ['aaaa']);
+  assert.equal(chat.o.name('aaaa'), 'Ann');
+  await chat.o.broadcast({ t: 'chat', k: 'k2', iv: 'x', c: 'y' });
+  assert.deepEqual(p.verto.broadcasts.at(-1), { ch: 'room', t: 'chat', k: 'k2', iv: 'x', c: 'y' });
+  chatFrom(p, 'eeee', 'still removed');
+  chatFrom(p, 'aaaa', 'again');
+  await waitFor(() => chat.calls.length === 2);
+  assert.deepEqual(chat.calls.map((c) => c[2].c), ['hi', 'again']);
+});
+
+test('chat: a peer\'s messages wait for the chat to load, in the order they came, its leave behind them', async () => {
+  const chat = fakeChat();
+  chat.hold();
+  const p = await page({ opts: { importChat: chat.importChat, chat: /** @type {any} */ ({ section: {}, storage: null }) } });
+  announce(p, 'aaaa', { name: 'Ann' });
+  announce(p, 'cccc', { name: 'Cy' });
+  chatFrom(p, 'aaaa', 'one');
+  chatFrom(p, 'cccc', 'cy');
+  chatFrom(p, 'aaaa', 'two');
+  announce(p, 'aaaa', { t: 'unavailable' });
+  await settle();
+  assert.equal(chat.loads, 1, 'one load for all');
+  assert.deepEqual(chat.calls, []);
+  assert.equal(p.view.peers.length, 2, 'Ann\'s leave waits behind her messages');
+  chat.release();
+  await waitFor(() => chat.calls.length === 4);
+  assert.deepEqual(chat.calls.filter((c) => c[1] === 'aaaa').map((c) => c[0] + (c[2] ? ' ' + c[2].c : '')), ['take one', 'take two', 'gone']);
+  assert.deepEqual(p.view.peers.map((x) => x.id), ['cccc']);
+});
+
+test('chat: loaded when the field takes the focus, or when this tab kept the channel\'s chat; a failed load is tried again', async () => {
+  const chat = fakeChat();
+  let fail = true;
+  const importChat = () => {
+    if (fail) { fail = false; return Promise.reject(new Error('offline')); }
+    return chat.importChat();
+  };
+  const p = await page({ opts: { importChat, chat: /** @type {any} */ ({ section: {}, storage: null }) } });
+  await settle();
+  assert.equal(chat.loads, 0, 'not at start');
+  p.view.act.chat();
+  await waitFor(() => p.warnings.some((w) => w.startsWith('channels: chat:')));
+  assert.equal(chat.o, null);
+  p.view.act.chat(); // focused again
+  await waitFor(() => chat.o);
+  assert.equal(chat.loads, 1);
+  p.view.act.chat();
+  await settle();
+  assert.equal(chat.loads, 1, 'loaded once');
+
+  for (const [kept, want] of /** @type {const} */ ([['[{"text":"hi"}]', 1], [null, 0]])) {
+    const c = fakeChat();
+    /** @type {string[]} */
+    const keys = [];
+    const storage = { getItem: (/** @type {string} */ k) => { keys.push(k); return kept; } };
+    await page({ opts: { importChat: c.importChat, chat: /** @type {any} */ ({ section: {}, storage }) } });
+    await settle();
+    assert.deepEqual(keys, ['channels.chat.room']);
+    assert.equal(c.loads, want, String(kept));
+  }
+});
+
+test('chat keys: taken only sealed; sendKey seals, waits for the relay, and refuses without keys', async () => {
+  const chat = fakeChat();
+  const p = await page({ sealed: true, opts: { importChat: chat.importChat, chat: /** @type {any} */ ({ section: {}, storage: null }) } });
+  const ours = p.verto.broadcasts[0].key;
+  const ann = await Sealer.create();
+  announce(p, 'aaaa', { name: 'Ann', key: ann.pub });
+  const ck = { t: 'ck', k: 'k1', key: 'a2V5' };
+  direct(p, 'aaaa', ck); // unsealed: no key
+  direct(p, 'aaaa', { s: await ann.seal(ours, ck, 'aaaa>bbbb') });
+  await waitFor(() => chat.calls.length);
+  assert.deepEqual(chat.calls, [['key', 'aaaa', ck]], 'only the sealed one');
+  assert.equal(chat.loads, 1);
+  assert.equal(chat.o.canSeal, true);
+
+  // Sending: sealed, and resolved only once the relay took it.
+  /** @type {(v: any) => void} */
+  let accept = () => {};
+  p.verto.answer = () => new Promise((ok) => { accept = ok; });
+  let done = false;
+  const sent = chat.o.sendKey('aaaa', { t: 'ck', k: 'mine', key: 'cmF3' }).then(() => { done = true; });
+  await waitFor(() => p.verto.sent.length);
+  await settle();
+  assert.equal(done, false, 'handed to the socket, not yet taken by the relay');
+  const m = p.verto.sent[0].m;
+  assert.ok(m.s && m.s.ct, 'sealed');
+  assert.deepEqual(await ann.open(ours, m.s, 'bbbb>aaaa'), { t: 'ck', k: 'mine', key: 'cmF3' });
+  accept({});
+  await sent;
+  assert.equal(done, true);
+  // Refused by the relay: rejected.
+  p.verto.answer = null;
+  p.verto.refuse = () => Object.assign(new Error('Rate limit exceeded'), { code: -32010 });
+  await assert.rejects(chat.o.sendKey('aaaa', { t: 'ck', k: 'mine', key: 'cmF3' }), /Rate limit/);
+  // A peer without a key: never sent unsealed.
+  p.verto.refuse = () => null;
+  announce(p, 'cccc', { name: 'Cy' });
+  await waitFor(() => p.view.peers.length === 2);
+  const before = p.verto.sent.length;
+  await assert.rejects(chat.o.sendKey('cccc', { t: 'ck', k: 'mine', key: 'cmF3' }), /no keys/);
+  assert.equal(p.verto.sent.length, before, 'nothing sent');
+});
+
+test('chat keys: on a page without keys, none is taken or sent', async () => {
+  const chat = fakeChat();
+  const p = await page({ opts: { importChat: chat.importChat, chat: /** @type {any} */ ({ section: {}, storage: null }) } });
+  announce(p, 'aaaa', { name: 'Ann' });
+  direct(p, 'aaaa', { t: 'ck', k: 'k1', key: 'a2V5' });
+  direct(p, 'aaaa', { t: 'offer', call: 'c1' }); // behind it: once this rings, the key was seen
+  await waitFor(() => p.ringer.ringing);
+  assert.deepEqual(chat.calls, []);
+  p.view.act.chat();
+  await waitFor(() => chat.o);
+  await assert.rejects(chat.o.sendKey('aaaa', { t: 'ck', k: 'x', key: 'eQ==' }), /no keys/);
+  assert.ok(!p.verto.sent.some((s) => s.m.t === 'ck'));
+});
+
+test('chat keys: an ask for ours (ckq) goes to the chat only sealed, from someone listed', async () => {
+  const chat = fakeChat();
+  const p = await page({ sealed: true, opts: { importChat: chat.importChat, chat: /** @type {any} */ ({ section: {}, storage: null }) } });
+  const ours = p.verto.broadcasts[0].key;
+  const ann = await Sealer.create(), zed = await Sealer.create();
+  announce(p, 'aaaa', { name: 'Ann', key: ann.pub });
+  direct(p, 'aaaa', { t: 'ckq' }); // unsealed
+  direct(p, 'zzzz', { s: await zed.seal(ours, { t: 'ckq' }, 'zzzz>bbbb') }); // not listed
+  direct(p, 'aaaa', { s: await ann.seal(ours, { t: 'ckq' }, 'aaaa>bbbb') });
+  await waitFor(() => chat.calls.length);
+  await settle();
+  assert.deepEqual(chat.calls, [['key', 'aaaa', { t: 'ckq' }]]);
+  assert.equal(chat.loads, 1);
+});
+
+test('chat keys: handed again to each peer who answers our hello (after our reconnect, everyone present)', async () => {
+  const chat = fakeChat();
+  const p = await page({ opts: { importChat: chat.importChat, chat: /** @type {any} */ ({ section: {}, storage: null }) } });
+  announce(p, 'aaaa', { name: 'Ann' });
+  p.view.act.chat();
+  await waitFor(() => chat.o);
+  assert.deepEqual(chat.fresh, []);
+  // Our connection dropped and came back: the hello goes out again.
+  p.verto.state = 'connecting';
+  p.verto.h.onState('connecting');
+  p.verto.state = 'ready';
+  p.verto.h.onState('ready');
+  p.verto.h.onReady();
+  await waitFor(() => p.verto.broadcasts.filter((b) => b.hello).length === 2);
+  // Ann lists us again (she had dropped us): what she got before may be lost.
+  direct(p, 'aaaa', { t: 'here', name: 'Ann', inst: 'aaaa-1' });
+  direct(p, 'cccc', { t: 'here', name: 'Cy' }); // one new to us
+  await waitFor(() => chat.fresh.length === 2);
+  assert.deepEqual(chat.fresh, ['aaaa', 'cccc']);
+  assert.deepEqual(p.view.peers.map((x) => x.id), ['aaaa', 'cccc']);
+});
+
+test('moderation: a hint fetches the state at once, then at most once per 3 s, hints meanwhile folding into one', async () => {
+  const srv = modServer({ removed: [], locked: false, you: '' });
+  const p = await page({ opts: { fetch: srv.fetch, modUrl: '/c/room/moderation' } });
+  announce(p, 'aaaa', { name: 'Ann' });
+  hint(p, 'zzzz'); // not listed: ignored
+  await settle();
+  fire(p);
+  assert.equal(srv.asked.length, 0);
+  hint(p, 'aaaa');
+  await settle();
+  fire(p);
+  assert.equal(srv.asked.length, 1, 'at once');
+  assert.equal(srv.asked[0].url, '/c/room/moderation');
+  p.clock.pass(1000);
+  hint(p, 'aaaa');
+  hint(p, 'aaaa');
+  hint(p, 'aaaa');
+  await settle();
+  fire(p, 1999);
+  assert.equal(srv.asked.length, 1, 'not within 3 s of the last');
+  const waits = p.timers.filter((f) => p.delays.get(f) === 2000);
+  assert.equal(waits.length, 1, 'one fetch waits, 3 s after the last');
+  p.clock.pass(2000);
+  fire(p, 2000);
+  assert.equal(srv.asked.length, 2, 'the hints meanwhile: one fetch');
+  await settle();
+  fire(p, 3000);
+  assert.equal(srv.asked.length, 2, 'and no more');
+});
+
+test('moderation: too many asks (429) are asked again after Retry-After; failures are logged', async () => {
+  const srv = modServer({ status: 429, retryAfter: '7' }, { status: 500 }, { removed: [], locked: true });
+  const p = await page({ opts: { fetch: srv.fetch, modUrl: '/m' } });
+  announce(p, 'aaaa', { name: 'Ann' });
+  hint(p, 'aaaa');
+  await settle();
+  fire(p);
+  await settle();
+  assert.equal(srv.asked.length, 1);
+  assert.deepEqual(p.timers.map((f) => p.delays.get(f)).filter((ms) => ms === 7000), [7000], 'asked again after 7 s');
+  p.clock.pass(7000);
+  fire(p, 7000);
+  await settle();
+  assert.equal(srv.asked.length, 2);
+  assert.ok(p.warnings.some((w) => w.startsWith('channels: moderation state:') && w.includes('HTTP 500')), p.warnings.join('\n'));
+  assert.equal(p.view.locked, false, 'an error answer is not applied');
+  p.clock.pass(3000);
+  hint(p, 'aaaa');
+  await settle();
+  fire(p);
+  await waitFor(() => p.view.locked);
+});
+
+test('moderation: someone else removed is banned: off the list, their call ended, the chat told; the lock shown', async () => {
+  const chat = fakeChat();
+  const srv = modServer({ removed: ['aaaa'], locked: true, you: '' });
+  const p = await page({ opts: { fetch: srv.fetch, modUrl: '/m', importChat: chat.importChat, chat: /** @type {any} */ ({ section: {}, storage: null }) } });
+  announce(p, 'aaaa', { name: 'Ann' });
+  announce(p, 'cccc', { name: 'Cy' });
+  chatFrom(p, 'aaaa', 'hi'); // loads the chat
+  p.view.act.call('aaaa');
+  await waitFor(() => p.calls.length && chat.calls.length);
+  p.calls[0].state = 'in call'; // a call under way
+  hint(p, 'cccc');
+  await settle();
+  fire(p);
+  await waitFor(() => p.view.peers.length === 1);
+  assert.deepEqual(p.view.peers.map((x) => x.id), ['cccc']);
+  assert.equal(p.calls[0].state, 'idle', 'the call with her ended');
+  assert.deepEqual(chat.calls.slice(1), [['removed', 'aaaa']], 'the chat re-keys without her');
+  assert.equal(p.view.locked, true);
+  // From now on she is ignored: announcements, chat, calls, hints.
+  announce(p, 'aaaa', { name: 'Ann', hello: true });
+  chatFrom(p, 'aaaa', 'still here?');
+  direct(p, 'aaaa', { t: 'here', name: 'Ann' });
+  direct(p, 'aaaa', { t: 'offer', call: 'c9' });
+  hint(p, 'aaaa');
+  await settle();
+  fire(p, 3000);
+  assert.deepEqual(p.view.peers.map((x) => x.id), ['cccc']);
+  assert.equal(p.calls.length, 1, 'no call from her');
+  assert.equal(chat.calls.length, 2, 'nothing more to the chat');
+  assert.equal(srv.asked.length, 1, 'her hint fetches nothing');
+  assert.ok(!p.verto.sent.some((s) => s.to === 'aaaa' && s.m.t === 'here'), 'her hello is not answered');
+  // Told again (the next fetch): she is not removed twice.
+  p.clock.pass(3000);
+  hint(p, 'cccc');
+  await settle();
+  fire(p);
+  await waitFor(() => srv.asked.length === 2);
+  await settle();
+  assert.equal(chat.calls.length, 2, 'the chat is re-keyed once');
+});
+
+test('moderation: a removal that ended or was undone lifts the ban: the next announcement lists the peer again', async () => {
+  const srv = modServer({ removed: ['aaaa', 'cccc', 'eeee'] }, { removed: ['cccc'] });
+  const p = await page({ opts: { fetch: srv.fetch, modUrl: '/m', removed: ['eeee'] } });
+  announce(p, 'aaaa', { name: 'Ann' });
+  announce(p, 'dddd', { name: 'Di' });
+  await waitFor(() => p.view.peers.length === 2);
+  hint(p, 'dddd');
+  await settle();
+  fire(p);
+  await waitFor(() => p.view.peers.length === 1);
+  assert.deepEqual([...p.presence.banned].sort(), ['aaaa', 'cccc', 'eeee']);
+  p.clock.pass(3000);
+  hint(p, 'dddd');
+  await settle();
+  fire(p);
+  await waitFor(() => srv.asked.length === 2);
+  await waitFor(() => !p.presence.banned.has('aaaa'));
+  assert.deepEqual([...p.presence.banned].sort(), ['cccc'], 'the config\'s removal ended too');
+  announce(p, 'aaaa', { name: 'Ann' });
+  announce(p, 'cccc', { name: 'Cy' });
+  announce(p, 'eeee', { name: 'Eve' });
+  await waitFor(() => p.view.peers.length === 3);
+  await settle();
+  assert.deepEqual(p.view.peers.map((x) => x.id), ['aaaa', 'dddd', 'eeee']);
+});
+
+test('moderation: a manager\'s own removal lifts no other ban', async () => {
+  /** @type {any[]} */
+  const made = [];
+  const importModerate = async () => ({ moderate: (/** @type {any} */ o) => { made.push(o); } });
+  const p = await page({ opts: { importModerate, moderate: true, removed: ['eeee'] } });
+  await waitFor(() => made.length);
+  made[0].apply({ removed: ['aaaa'], locked: false });
+  assert.deepEqual([...p.presence.banned].sort(), ['aaaa', 'eeee']);
+});
+
+test('moderation: a banned peer\'s hello waiting for its answer is not answered', async () => {
+  const srv = modServer({ removed: ['aaaa'] });
+  const p = await page({ opts: { fetch: srv.fetch, modUrl: '/m' } });
+  const answers = () => p.verto.sent.filter((s) => s.to === 'aaaa' && s.m.t === 'here').length;
+  for (let i = 0; i < 4; i++) announce(p, 'aaaa', { name: 'Ann', hello: true });
+  await waitFor(() => answers() === 3); // her budget: the 4th waits a second
+  announce(p, 'cccc', { name: 'Cy' });
+  hint(p, 'cccc');
+  await settle();
+  fire(p); // the fetch, due now (not the answer, a second away)
+  await waitFor(() => p.presence.banned.has('aaaa'));
+  p.clock.pass(1000);
+  fire(p, 1000);
+  await settle();
+  assert.equal(answers(), 3, 'the 4th is not sent');
+
+  // The same without the ban: the 4th goes a second later (so the check above can fail).
+  const q = await page();
+  for (let i = 0; i < 4; i++) announce(q, 'aaaa', { name: 'Ann', hello: true });
+  await waitFor(() => q.verto.sent.length === 3);
+  q.clock.pass(1000);
+  fire(q, 1000);
+  await waitFor(() => q.verto.sent.length === 4);
+});
+
+test('moderation: this page removed: calls end without a word, Verto stops for good, the chat stops', async () => {
+  const chat = fakeChat();
+  const srv = modServer({ removed: ['bbbb'], locked: false, you: 'removed' });
+  const p = await page({ opts: { fetch: srv.fetch, modUrl: '/m', importChat: chat.importChat, chat: /** @type {any} */ ({ section: {}, storage: null }) } });
+  announce(p, 'aaaa', { name: 'Ann' });
+  direct(p, 'aaaa', { t: 'offer', call: 'c1' });
+  await waitFor(() => p.ringer.ringing);
+  p.view.act.accept();
+  await waitFor(() => p.calls[0].state === 'in call');
+  const sent = p.verto.sent.length;
+  hint(p, 'aaaa');
+  await settle();
+  fire(p);
+  await waitFor(() => p.view.conn === 'removed');
+  assert.equal(p.verto.state, 'removed', 'stopped for good');
+  assert.equal(p.calls[0].state, 'idle');
+  assert.equal(p.verto.sent.length, sent, 'no close sent: the socket is gone');
+  await waitFor(() => chat.calls.length);
+  assert.deepEqual(chat.calls, [['stop', 'You were removed from this channel']], 'loaded to say so, and stopped');
+  assert.deepEqual(p.view.warnings, [], 'no "could not reach"');
+});
+
+test('moderation: a socket closed as removed stops at once, then fetches why; a failed login fetches too', async () => {
+  const chat = fakeChat();
+  const srv = modServer({ removed: ['bbbb'], locked: false, you: 'removed' });
+  const p = await page({ opts: { fetch: srv.fetch, modUrl: '/m', importChat: chat.importChat, chat: /** @type {any} */ ({ section: {}, storage: null }) } });
+  announce(p, 'aaaa', { name: 'Ann' });
+  p.view.act.call('aaaa');
+  await waitFor(() => p.calls.length);
+  p.verto.halt('removed'); // what Verto does on close code 4003
+  assert.equal(p.calls[0].state, 'idle', 'at once, before any fetch');
+  await waitFor(() => chat.calls.length);
+  assert.deepEqual(chat.calls, [['stop', 'You were removed from this channel']]);
+  fire(p);
+  await waitFor(() => srv.asked.length === 1);
+
+  const locked = modServer({ removed: [], locked: true, you: 'locked' });
+  const q = await page({ opts: { fetch: locked.fetch, modUrl: '/m' } });
+  q.verto.state = 'login failed';
+  q.verto.h.onState('login failed', 'Authentication Failure');
+  fire(q);
+  await waitFor(() => q.view.locked);
+  assert.equal(locked.asked.length, 1);
+  assert.equal(q.verto.state, 'login failed', 'locked out, not removed: it keeps trying, slowly');
+
+  // Logged in, but the channel refused: the same.
+  const refused = modServer({ removed: [], locked: true, you: 'locked' });
+  const r = await page({ opts: { fetch: refused.fetch, modUrl: '/m' } });
+  r.verto.subscribe = () => Promise.reject(Object.assign(new Error('refused'), { data: { unauthorizedChannels: ['room'] } }));
+  r.verto.h.onReady();
+  await waitFor(() => r.timers.some((f) => r.delays.get(f) <= 0)); // the fetch, due now
+  fire(r);
+  await waitFor(() => r.view.locked);
+  assert.equal(refused.asked.length, 1);
+});
+
+test('moderation: the state the page was made with applies at start', async () => {
+  const p = await page({ opts: { removed: ['aaaa'], locked: true } });
+  assert.equal(p.view.locked, true);
+  announce(p, 'aaaa', { name: 'Ann', hello: true });
+  announce(p, 'cccc', { name: 'Cy' });
+  await waitFor(() => p.view.peers.length);
+  await settle();
+  assert.deepEqual(p.view.peers.map((x) => x.id), ['cccc']);
+  const q = await page();
+  assert.equal(q.view.locked, false);
+});
+
+test('managers: moderate.js is loaded at start and handed the view, fetch and what applies a change', async () => {
+  /** @type {any[]} */
+  const made = [];
+  const importModerate = async () => ({ moderate: (/** @type {any} */ o) => { made.push(o); } });
+  const none = await page({ opts: { importModerate } });
+  await settle();
+  assert.equal(made.length, 0, 'not for others');
+  const srv = modServer({});
+  const p = await page({ opts: { importModerate, moderate: true, fetch: srv.fetch } });
+  await waitFor(() => made.length);
+  const o = made[0];
+  assert.equal(o.channelId, 'room');
+  assert.equal(o.fetch, srv.fetch);
+  assert.equal(o.view, p.view);
+  announce(p, 'aaaa', { name: 'Ann' });
+  await waitFor(() => p.view.peers.length);
+  o.apply({ removed: ['aaaa'], locked: true });
+  assert.deepEqual(p.view.peers, []);
+  assert.equal(p.view.locked, true);
+  await o.broadcast({ t: 'mod' });
+  assert.deepEqual(p.verto.broadcasts.at(-1), { ch: 'room', t: 'mod' });
+  assert.equal(none.verto.broadcasts.length, 1);
 });

@@ -99,7 +99,6 @@ export class FakeElement extends FakeNode {
       deleteProperty: (_, k) => { this.removeAttribute(dataName(k)); return true; },
       has: (_, k) => this.attributes.has(dataName(k)),
     });
-    this.hidden = false;
     this._disabled = false;
     /** @type {Map<string, Set<(e: any) => void>>} */
     this.listeners = new Map();
@@ -110,6 +109,10 @@ export class FakeElement extends FakeNode {
   get children() { return /** @type {FakeElement[]} */ (this.childNodes.filter((n) => n instanceof FakeElement)); }
   get childElementCount() { return this.children.length; }
   get firstElementChild() { return this.children[0] ?? null; }
+
+  /** Reflects the hidden attribute, as in browsers. */
+  get hidden() { return this.hasAttribute('hidden'); }
+  set hidden(v) { this.toggleAttribute('hidden', !!v); }
 
   get disabled() { return this._disabled; }
   set disabled(v) {
@@ -136,6 +139,20 @@ export class FakeElement extends FakeNode {
   addEventListener(t, f) { this.listeners.set(t, (this.listeners.get(t) || new Set()).add(f)); }
   /** @param {string} t @param {(e: any) => void} f */
   removeEventListener(t, f) { this.listeners.get(t)?.delete(f); }
+  /**
+   * Fires an event of type at this element, bubbling up through its
+   * ancestors as focusin and submit do; returns the event, whose
+   * defaultPrevented says whether a listener prevented the default.
+   * @param {string} type @param {Record<string, any>} [props]
+   */
+  fire(type, props = {}) {
+    const e = { type, target: this, defaultPrevented: false, preventDefault() { e.defaultPrevented = true; }, ...props };
+    for (/** @type {FakeNode | null} */ let n = this; n; n = n.parentNode) {
+      if (n instanceof FakeElement) for (const f of n.listeners.get(type) || []) f(e);
+    }
+    return e;
+  }
+
   /** A click, as a person makes it: disabled buttons take none. */
   click() {
     if (this._disabled) return;
@@ -162,6 +179,21 @@ export class FakeElement extends FakeNode {
 /** @param {string | symbol} k a dataset key */
 function dataName(k) {
   return 'data-' + String(k).replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+}
+
+/** A select: its value is its selected option's (the first's if none is), as in browsers. */
+export class FakeSelect extends FakeElement {
+  /** @param {FakeDocument} doc */
+  constructor(doc) { super(doc, 'select'); }
+  get options() { return this.children.filter((e) => e.tagName === 'OPTION'); }
+  get value() {
+    const o = this.options.find((e) => e.hasAttribute('selected')) || this.options[0];
+    return o ? o.getAttribute('value') ?? o.textContent : '';
+  }
+  /** Chooses the option with value v, as a person would. @param {string} v */
+  set value(v) {
+    for (const o of this.options) o.toggleAttribute('selected', o.getAttribute('value') === v);
+  }
 }
 
 /** A video: srcObject, paused, play() as the document allows, pause() with its event. */
@@ -213,7 +245,7 @@ export class FakeDocument {
   }
 
   /** @param {string} tag */
-  createElement(tag) { return tag === 'video' ? new FakeVideo(this) : new FakeElement(this, tag); }
+  createElement(tag) { return tag === 'video' ? new FakeVideo(this) : tag === 'select' ? new FakeSelect(this) : new FakeElement(this, tag); }
 
   /** Moves the focus, logging blur and focus on the elements. @param {FakeElement} to */
   blurTo(to) {

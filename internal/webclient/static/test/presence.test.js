@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Presence, Answers, cleanName, EXPIRE_MS, ANSWER_GAP_MS, ANSWER_BURST, PAGE_BURST, PAGE_GAP_MS } from '../presence.js';
+import { Presence, Answers, cleanName, BANS, EXPIRE_MS, ANSWER_GAP_MS, ANSWER_BURST, PAGE_BURST, PAGE_GAP_MS } from '../presence.js';
 
 test('presence bookkeeping', async (t) => {
   let now = 1000;
@@ -73,6 +73,45 @@ test('direct messages only from peers seen on the channel or answering', () => {
   assert.equal(p.admit('b')?.name, 'Bob', 'a member on the channel may call');
   p.take('b', { t: 'unavailable' });
   assert.equal(p.admit('b'), undefined, 'not after leaving');
+});
+
+test('a banned peer leaves the list and is never let in again; bans are bounded', () => {
+  const p = new Presence('me');
+  p.take('b', { t: 'available', name: 'Bob' });
+  p.take('c', { t: 'available', name: 'Cy' });
+  assert.equal(p.ban('b'), true, 'was listed');
+  assert.deepEqual(p.list().map((x) => x.id), ['c']);
+  assert.equal(p.admit('b'), undefined, 'no direct message from a banned peer');
+  for (const [a, direct] of /** @type {const} */ ([[{ t: 'available', name: 'Bob', hello: true }, false], [{ t: 'here', name: 'Bob' }, true]])) {
+    const out = p.take('b', a, direct);
+    assert.deepEqual(out, { added: false, changed: false, restarted: false, answer: false, left: false }, JSON.stringify(a));
+  }
+  assert.deepEqual(p.list().map((x) => x.id), ['c']);
+  assert.equal(p.ban('x'), false, 'banned before ever listed');
+  assert.equal(p.take('x', { t: 'available', name: 'X' }).added, false);
+  // The oldest bans go first once BANS are kept.
+  for (let i = 0; i < BANS - 2; i++) p.ban('n' + i); // with b and x: BANS
+  assert.equal(p.banned.size, BANS);
+  assert.equal(p.take('b', { t: 'available', name: 'Bob' }).added, false, 'b still banned');
+  p.ban('one more');
+  assert.equal(p.banned.size, BANS);
+  assert.equal(p.take('b', { t: 'available', name: 'Bob' }).added, true, 'the oldest ban, b, went');
+  assert.equal(p.take('x', { t: 'available', name: 'X' }).added, false, 'x is kept');
+});
+
+test('a ban lifted: the next announcement lists the peer again, an answer lets it in', () => {
+  const p = new Presence('me');
+  p.take('b', { t: 'available', name: 'Bob' });
+  p.ban('b');
+  p.ban('c');
+  p.unban('b');
+  p.unban('c');
+  p.unban('never banned');
+  assert.equal(p.banned.size, 0);
+  assert.equal(p.admit('b'), undefined, 'not listed until it says so');
+  assert.equal(p.take('b', { t: 'available', name: 'Bob', hello: true }).answer, true);
+  assert.equal(p.take('c', { t: 'here', name: 'Cy' }, true).added, true);
+  assert.deepEqual(p.list().map((x) => x.id), ['b', 'c']);
 });
 
 /** Timers run by hand. */

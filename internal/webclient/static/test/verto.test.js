@@ -41,6 +41,8 @@ class FakeSocket {
   /** @param {string} s */
   send(s) { this.sent.push(JSON.parse(s)); }
   close() { if (this.readyState === 3) return; this.readyState = 3; this.onclose?.(); }
+  /** The server closes the socket with a close code. @param {number} code */
+  closedBy(code) { this.readyState = 3; this.onclose?.({ code, reason: '' }); }
   /** @param {any} m */
   recv(m) { this.onmessage?.({ data: JSON.stringify(m) }); }
   last() { return this.sent[this.sent.length - 1]; }
@@ -272,6 +274,29 @@ test('punt stops for good', async () => {
   assert.equal(s.v.state, 'punted');
   s.clock.advance(120000);
   assert.equal(FakeSocket.all.length, 1);
+});
+
+test('closed as removed (4003): state removed, never reconnects', async () => {
+  const s = setup();
+  s.v.start();
+  await logIn(s.ws());
+  const p = s.v.subscribe('c');
+  s.ws().closedBy(4003);
+  assert.equal(s.v.state, 'removed');
+  assert.deepEqual(s.states.slice(-1), ['removed']);
+  await assert.rejects(p, /disconnected/);
+  s.clock.advance(120000);
+  assert.equal(FakeSocket.all.length, 1, 'no reconnect');
+  s.v.reconnectNow(); // the browser back online
+  assert.equal(FakeSocket.all.length, 1, 'still none');
+  // Any other close code reconnects as before.
+  const o = setup();
+  o.v.start();
+  await logIn(o.ws());
+  o.ws().closedBy(1006);
+  assert.equal(o.v.state, 'reconnecting');
+  o.clock.advance(300);
+  assert.equal(FakeSocket.all.length, 2);
 });
 
 test('bad credentials: login failed, retried slowly', async () => {

@@ -146,6 +146,69 @@ test('announcements', () => {
   assert.equal(connNews('ready', 'ready'), '');
   assert.equal(connNews('ready', 'reconnecting'), 'Reconnecting…');
   assert.equal(connNews('', 'connecting'), '');
+  assert.equal(connNews('ready', 'removed'), 'You were removed from this channel');
+});
+
+test('removed from the channel: the status says so, in words too', (t) => {
+  const { view, root, cls, live } = newView(t);
+  view.setConn('ready');
+  view.setConn('removed');
+  assert.equal(root.dataset.conn, 'removed');
+  assert.equal(cls('status').textContent, 'You were removed from this channel');
+  assert.equal(live().at(-1), 'You were removed from this channel');
+});
+
+test('locked: a note in the people list says nobody new can join', (t) => {
+  const { view, find } = newView(t);
+  const note = find((e) => e.tagName === 'P' && e.getAttribute('class')?.split(' ').includes('locked-note'))[0];
+  assert.ok(note.parentNode.getAttribute('class') === 'people', 'in the people aside');
+  assert.equal(note.hidden, true, 'not locked at first');
+  view.setLocked(true);
+  assert.equal(note.hidden, false);
+  assert.equal(note.textContent, 'This channel is locked: nobody new can join.');
+  /** @type {boolean[]} */
+  const told = [];
+  view.mod = { row() {}, lock: (on) => told.push(on) };
+  view.setLocked(false);
+  assert.equal(note.hidden, true);
+  assert.deepEqual(told, [false], 'the managers\' hook hears of it');
+});
+
+test('the chat section moves in after the people; focusing it loads the chat', (t) => {
+  /** @type {any} */
+  let field = null;
+  const { root, called } = newView(t, (doc) => {
+    const chat = doc.createElement('section');
+    chat.setAttribute('id', 'chat');
+    const form = doc.createElement('form');
+    field = doc.createElement('textarea');
+    form.append(field);
+    chat.append(form);
+    doc.body.append(chat); // server-rendered after #channel-app
+    return chat;
+  });
+  const kids = root.children.map((/** @type {any} */ e) => e.getAttribute('id') || e.getAttribute('class'));
+  assert.deepEqual(kids, ['stage', 'people', 'chat', 'announce'], 'after the people, the live region stays last');
+  assert.deepEqual(called, []);
+  field.fire('focusin');
+  assert.deepEqual(called, ['chat'], 'the field\'s focus asks for the chat');
+});
+
+test('without a chat section the page is as before', (t) => {
+  const { root } = newView(t);
+  assert.deepEqual(root.children.map((/** @type {any} */ e) => e.getAttribute('class')), ['stage', 'people', 'announce']);
+});
+
+test('people list: the managers\' hook sees every row, new and updated', (t) => {
+  const { view, row } = newView(t);
+  view.setPeers([ann], true);
+  /** @type {string[]} */
+  const seen = [];
+  view.mod = { row: (li, p) => seen.push(li.getAttribute('data-peer') + ':' + p.name), lock() {} };
+  view.setPeers([ann, bob], true);
+  view.setPeers([{ id: 'a', name: 'Annie' }, bob], true);
+  assert.deepEqual(seen, ['a:Ann', 'b:Bob', 'a:Annie', 'b:Bob']);
+  assert.ok(row('b'));
 });
 
 /** Actions that record the calls asked for. */
@@ -158,15 +221,19 @@ function recordingActions() {
     act: {
       call: (/** @type {string} */ id) => called.push(id), accept: () => called.push('accept'), decline: () => called.push('decline'),
       hangup: nop, mic: nop, camera: nop, share: () => called.push('share'), name: nop, device: nop, reconnect: nop, preview: nop,
+      chat: () => called.push('chat'),
     },
   };
 }
 
-/** A view on a fresh fake document, and ways to look at it as a person (or the e2e tests) would. @param {any} t */
-function newView(t) {
+/**
+ * A view on a fresh fake document, and ways to look at it as a person (or the e2e tests) would.
+ * @param {any} t @param {(doc: any) => any} [chat] makes the server-rendered chat section
+ */
+function newView(t, chat) {
   const { doc, root } = installDom(t);
   const { act, called } = recordingActions();
-  const view = new View(/** @type {any} */ (root), act);
+  const view = new View(/** @type {any} */ (root), act, chat?.(doc));
   const find = (/** @type {(e: any) => boolean} */ f) => [...root.all()].filter(f);
   const row = (/** @type {string} */ id) => find((e) => e.tagName === 'LI' && e.getAttribute('data-peer') === id)[0];
   const button = (/** @type {string} */ id) => row(id)?.children.find((e) => e.tagName === 'BUTTON');
