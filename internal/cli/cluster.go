@@ -118,6 +118,7 @@ func clusterStats(node *cluster.Node) metrics.ClusterStats {
 		ReadyLate:   s.ReadyLate,
 		ClockJumps:  s.ClockJumps,
 		LevelsLate:  s.LevelsLate,
+		Unsent:      s.Unsent,
 	}
 }
 

@@ -394,30 +394,7 @@ func TestNginxExample(t *testing.T) {
 	if local == string(conf) || strings.Contains(local, "8080") || strings.Contains(local, "letsencrypt/live/meet") {
 		t.Fatal("the test no longer knows how to move docs/nginx.conf's ports and paths")
 	}
-	main := fmt.Sprintf(`daemon off;
-master_process off;
-pid %[1]s/nginx.pid;
-error_log stderr;
-events {}
-http {
-    access_log off;
-    client_body_temp_path %[1]s/tmp;
-    proxy_temp_path %[1]s/tmp;
-    fastcgi_temp_path %[1]s/tmp;
-    uwsgi_temp_path %[1]s/tmp;
-    scgi_temp_path %[1]s/tmp;
-    include %[1]s/channels.conf;
-}
-`, dir)
-	for name, data := range map[string]string{"channels.conf": local, "nginx.conf": main} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if out, err := exec.CommandContext(t.Context(), nginx, "-t", "-q", "-p", dir, "-c", filepath.Join(dir, "nginx.conf")).CombinedOutput(); err != nil {
-		t.Fatalf("nginx -t: %v\n%s", err, out)
-	}
-	startProxy(t, exec.CommandContext(t.Context(), nginx, "-p", dir, "-c", filepath.Join(dir, "nginx.conf")), httpsPort)
+	runNginx(t, nginx, dir, local, httpsPort)
 	checkProxy(t, httpsPort, httpPort)
 }
 
@@ -531,4 +508,36 @@ func selfSigned(t *testing.T, host string) (certPEM, keyPEM []byte) {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
+}
+
+// runNginx runs nginx in the foreground from dir with local (a site's
+// configuration, its ports and paths moved to the test's) as its only
+// server, after checking it with nginx -t, and waits until it listens
+// on httpsPort; it stops with the test.
+func runNginx(t *testing.T, nginx, dir, local string, httpsPort int) {
+	t.Helper()
+	main := fmt.Sprintf(`daemon off;
+master_process off;
+pid %[1]s/nginx.pid;
+error_log stderr;
+events {}
+http {
+    access_log off;
+    client_body_temp_path %[1]s/tmp;
+    proxy_temp_path %[1]s/tmp;
+    fastcgi_temp_path %[1]s/tmp;
+    uwsgi_temp_path %[1]s/tmp;
+    scgi_temp_path %[1]s/tmp;
+    include %[1]s/channels.conf;
+}
+`, dir)
+	for name, data := range map[string]string{"channels.conf": local, "nginx.conf": main} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.CommandContext(t.Context(), nginx, "-t", "-q", "-p", dir, "-c", filepath.Join(dir, "nginx.conf")).CombinedOutput(); err != nil {
+		t.Fatalf("nginx -t: %v\n%s", err, out)
+	}
+	startProxy(t, exec.CommandContext(t.Context(), nginx, "-p", dir, "-c", filepath.Join(dir, "nginx.conf")), httpsPort)
 }

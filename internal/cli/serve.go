@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"channels/internal/config"
@@ -131,7 +133,8 @@ func serve(ctx context.Context, c call) (err error) {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	lim := defaultHTTPLimits(cfg, logger)
-	srv, ln := newHTTPServer(ctx, ln, handler, lim, logger)
+	reqs := new(requests)
+	srv, ln := newHTTPServer(ctx, ln, reqs.track(handler), lim, logger)
 	stopMetrics, err := serveMetrics(ctx, cfg, m, logger) // its own listener, never the public one
 	if err != nil {
 		ln.Close()
@@ -153,19 +156,92 @@ func serve(ctx context.Context, c call) (err error) {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	logger.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
-	defer cancel()
-	err = srv.Shutdown(sctx)
 	appRunning = false
-	if aerr := shutdownApp(sctx); aerr != nil {
+	return stopServing(srv, reqs, shutdownApp, shutdownGrace, logger)
+}
+
+// stopServing is serve's graceful stop. The app (the hub first: every
+// WebSocket is closed with 1001, going away) and the HTTP server (no new
+// connections; the requests under way may finish) stop side by side, each
+// within a grace of its own, so a slow request cannot spend the time the
+// hub needs, nor the hub the requests'. Requests still under way when the
+// grace ends are cut and logged (WARN): that is no failure of the stop,
+// which returns nil. Only the app's failure to stop within its grace
+// (WebSockets cut without a close frame, reports not posted) or another
+// error is returned.
+func stopServing(srv *http.Server, reqs *requests, shutdownApp func(context.Context) error, grace time.Duration, logger *slog.Logger) error {
+	logger.Info("shutting down", "grace", grace)
+	start := time.Now()
+	appDone := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
+		defer cancel()
+		appDone <- shutdownApp(ctx)
+	}()
+	hctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	herr := srv.Shutdown(hctx)
+	aerr := <-appDone
+	var err error
+	switch {
+	case herr == nil:
+	case errors.Is(herr, context.DeadlineExceeded):
+		n, oldest := reqs.underWay(10)
+		logger.Warn("shutdown grace ended: cutting the requests still under way", "grace", grace,
+			"requests", n, "oldest", strings.Join(oldest, "; "))
+		srv.Close()
+	default:
+		srv.Close()
+		err = fmt.Errorf("stop the HTTP server: %w", herr)
+	}
+	if aerr != nil {
 		err = errors.Join(err, aerr)
 	}
 	if err != nil {
 		return fmt.Errorf("shut down: %w", err)
 	}
-	logger.Info("stopped")
+	logger.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// requests are the HTTP requests under way, but for WebSockets (the
+// hub's), so that a stop can name those it cuts.
+type requests struct {
+	m sync.Map // *request → struct{}
+}
+
+type request struct {
+	method, path, addr string
+	start              time.Time
+}
+
+// track counts h's requests in rs while they run.
+func (rs *requests) track(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		q := &request{method: r.Method, path: r.URL.Path, addr: r.RemoteAddr, start: time.Now()}
+		rs.m.Store(q, struct{}{})
+		defer rs.m.Delete(q)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// underWay counts the requests under way and names the oldest, at most
+// max of them.
+func (rs *requests) underWay(max int) (n int, oldest []string) {
+	var all []*request
+	rs.m.Range(func(k, _ any) bool {
+		all = append(all, k.(*request))
+		return true
+	})
+	slices.SortFunc(all, func(a, b *request) int { return a.start.Compare(b.start) })
+	for _, q := range all[:min(len(all), max)] {
+		oldest = append(oldest, fmt.Sprintf("%s %s from %s for %v", q.method, q.path, q.addr, time.Since(q.start).Round(time.Millisecond)))
+	}
+	return len(all), oldest
 }
 
 // openStore opens (and migrates) the configured database, creating the data

@@ -149,6 +149,8 @@ type Stats struct {
 	ReadyLate   uint64 // replies to logins or subscriptions that went out before NATS confirmed (Ready's deadline passed)
 	ClockJumps  uint64 // clock values heard that were implausibly far ahead, ignored
 	LevelsLate  uint64 // members arrived here whose other nodes did not give their budget levels in time
+	Unsent      uint64 // publishes that failed, dropped (NATS unreachable: nothing is buffered)
+	Linked      bool   // what Linked says now
 }
 
 // Node is one process's member of the cluster. It implements hub.Fabric.
@@ -196,6 +198,11 @@ type Node struct {
 	connMu    sync.Mutex
 	connSeen  bool
 	connected atomic.Bool
+	// settleFrom is when NATS came back (UnixNano; 0: settled): until
+	// every peer has been heard since, or settleWait has passed, a peer
+	// may not have subscribed again, and Linked says no.
+	settleFrom atomic.Int64
+	unsent     atomic.Uint64 // publishes that failed (NATS unreachable)
 
 	bar        barrier       // Ready's rounds
 	readyLate  atomic.Uint64 // Ready calls whose deadline passed
@@ -247,8 +254,9 @@ type request struct {
 }
 
 // New connects to NATS and returns a Node. It does not wait for NATS: a
-// server that cannot be reached is logged and retried forever, and
-// cross-process traffic waits for it.
+// server that cannot be reached is logged and retried forever; until it
+// answers, direct messages to members on other processes are refused
+// (Linked) and nothing is published (nothing is buffered either).
 func New(opts Options) (*Node, error) { return newNode(opts, wireMin, wireMax) }
 
 func newNode(opts Options, vmin, vmax byte) (*Node, error) {
@@ -318,7 +326,14 @@ func newNode(opts Options, vmin, vmax byte) (*Node, error) {
 		nats.ReconnectJitter(250*time.Millisecond, time.Second),
 		nats.PingInterval(5*time.Second),
 		nats.MaxPingsOutstanding(3),
-		nats.ReconnectBufSize(4<<20),
+		// No reconnect buffer: a publish made while the connection is
+		// down fails at once (ErrReconnectBufExceeded, counted as
+		// Stats.Unsent) instead of waiting in nats.go to be flushed on
+		// reconnect — when the other processes may not have subscribed
+		// again yet (it was lost), or may have (it came seconds late, in
+		// a burst). Core NATS is at-most-once: Linked tells the hub when
+		// a direct message cannot cross, so that it refuses it.
+		nats.ReconnectBufSize(-1),
 		// A write to a socket NATS stopped reading fails after this
 		// (nats.go's default is a minute, during which every publish and
 		// subscription waits for the connection's lock), and the
@@ -335,9 +350,12 @@ func newNode(opts Options, vmin, vmax byte) (*Node, error) {
 				return // Close
 			}
 			n.disconnects.Add(1)
-			n.log.Warn("cluster: lost the connection to NATS; cross-process traffic waits", "url", where, "err", err)
+			n.log.Warn("cluster: lost the connection to NATS; messages to other processes are refused or dropped until it is back", "url", where, "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			// Before connected: Linked must never see the new connection
+			// without its settling.
+			n.settleFrom.Store(time.Now().UnixNano())
 			n.setConnected(true)
 			n.reconnects.Add(1)
 			n.unsure.Store(true) // every subscription is sent again
@@ -416,6 +434,8 @@ func (n *Node) Stats() Stats {
 		ReadyLate:   n.readyLate.Load(),
 		ClockJumps:  n.clockJumps.Load(),
 		LevelsLate:  n.levelsLate.Load(),
+		Unsent:      n.unsent.Load(),
+		Linked:      n.Linked(),
 	}
 }
 
@@ -646,6 +666,7 @@ func (n *Node) plain(kind byte) *enc {
 
 func (n *Node) publish(subject string, data []byte) {
 	if err := n.nc.Publish(subject, data); err != nil {
+		n.unsent.Add(1)
 		n.log.Debug("cluster: publish", "subject", subject, "err", err)
 	}
 }
@@ -1362,6 +1383,37 @@ func (n *Node) remember(sender, channel string, params []byte) {
 			}
 		}
 	}
+}
+
+// settleWait bounds, in heartbeats, how long after NATS came back Linked
+// waits to hear every peer it knew: a peer not heard by then is dead or
+// cut off, and is treated as any such peer is (taken for dead after the
+// expiry). A peer that is back says so within a heartbeat of its own
+// reconnect, and nats.go reconnects every second (plus up to 1 s of
+// jitter).
+const settleWait = 5
+
+// Linked implements hub.Fabric: NATS is connected, and since it came
+// back every peer this node knew has been heard (or settleWait
+// heartbeats have passed). A message heard from a peer since came over
+// this node's new connection, so the server had this node's
+// subscriptions; and the peer published it after its own were in place
+// (nats.go sends a connection's subscriptions again before anything else
+// on it, and nothing is buffered), so what this node publishes from then
+// on reaches it.
+func (n *Node) Linked() bool {
+	if !n.connected.Load() {
+		return false
+	}
+	from := n.settleFrom.Load()
+	if from == 0 {
+		return true
+	}
+	if time.Now().UnixNano()-from < int64(settleWait*n.opts.Heartbeat) && !n.tbl.heardAllSince(time.Unix(0, from)) {
+		return false
+	}
+	n.settleFrom.CompareAndSwap(from, 0)
+	return true
 }
 
 // Relay implements hub.Fabric. The message is published whatever this

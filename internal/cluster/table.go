@@ -86,6 +86,19 @@ type peer struct {
 	parts    []hub.Member
 }
 
+// heardAllSince reports whether every live peer has been heard at t or
+// later.
+func (t *table) heardAllSince(at time.Time) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for _, p := range t.peers {
+		if p.heard.Before(at) {
+			return false
+		}
+	}
+	return true
+}
+
 // askAgain is how long a node waits for a membership answer before it
 // asks again.
 const askAgain = 2 * time.Second

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"reflect"
 	"strings"
+	"sync"
+	"unsafe"
 
 	"channels/internal/forwarded"
 	"channels/internal/metrics"
@@ -123,7 +125,8 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		authed = true
 	}
-	form, status := e.readForm(w, r)
+	form, fb, status := e.readForm(w, r)
+	defer fb.release()
 	if status != 0 {
 		e.count(nil, metrics.FSAPIInvalid)
 		http.Error(w, http.StatusText(status), status)
@@ -138,6 +141,7 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var body []byte
+	code := http.StatusOK
 	switch {
 	case r.URL.Path != e.opts.Path:
 		body = NotFound()
@@ -151,45 +155,121 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var res result
 		body, h, res = e.reg.respond(ctx, form)
 		e.count(h, res.outcome())
+		if res == failed {
+			// Not a "no": mod_xml_curl logs "Received HTTP error 503"
+			// and answers from its other bindings or local files.
+			code = http.StatusServiceUnavailable
+		}
 	}
 	h := w.Header()
-	h.Set("Content-Type", "text/xml")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
+	h["Content-Type"] = textXML // canonical keys, shared values: no allocation
+	h["Cache-Control"] = noStore
+	w.WriteHeader(code)
 	_, _ = w.Write(body)
 }
 
+// The values of every answer's headers, shared: net/http only reads them.
+var (
+	textXML = []string{"text/xml"}
+	noStore = []string{"no-store"}
+)
+
 // readForm reads and parses the body; status is non-zero on failure.
-func (e *endpoint) readForm(w http.ResponseWriter, r *http.Request) (url.Values, int) {
+// The form's memory (fb, nil on failure) is the endpoint's again once
+// the caller calls fb.release: handlers use a form only until Process
+// returns.
+func (e *endpoint) readForm(w http.ResponseWriter, r *http.Request) (_ url.Values, fb *formBuf, _ int) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, _ := strings.Cut(ct, ";")
 		if !strings.EqualFold(strings.TrimSpace(mt), "application/x-www-form-urlencoded") {
-			return nil, http.StatusBadRequest
+			return nil, nil, http.StatusBadRequest
 		}
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, e.opts.MaxBody))
+	raw, err := readBody(http.MaxBytesReader(w, r.Body, e.opts.MaxBody), r.ContentLength, e.opts.MaxBody)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return nil, http.StatusRequestEntityTooLarge
+			return nil, nil, http.StatusRequestEntityTooLarge
 		}
-		return nil, http.StatusBadRequest
+		return nil, nil, http.StatusBadRequest
 	}
-	form, err := ParseForm(raw)
+	// raw is this request's own, never written again: the form's values
+	// may point into it instead of into a copy.
+	fb = formBufs.Get().(*formBuf)
+	form, err := fb.parse(unsafe.String(unsafe.SliceData(raw), len(raw)))
 	if err != nil {
-		return nil, http.StatusBadRequest
+		return nil, fb, http.StatusBadRequest
 	}
-	return form, 0
+	return form, fb, 0
+}
+
+// formBuf is the memory of a parsed form — the map and the values' backing
+// array — which the endpoint's requests reuse: for a directory lookup, two
+// dozen fields, it is most of what a request allocates.
+type formBuf struct {
+	form    url.Values
+	backing []string
+}
+
+var formBufs = sync.Pool{New: func() any { return new(formBuf) }}
+
+// maxPooledFields bounds the forms whose memory is kept for reuse.
+const maxPooledFields = 256
+
+// release empties fb and keeps it for another request; nil is ignored.
+func (fb *formBuf) release() {
+	if fb == nil {
+		return
+	}
+	if len(fb.form) > maxPooledFields || cap(fb.backing) > maxPooledFields {
+		return
+	}
+	clear(fb.form)
+	clear(fb.backing[:cap(fb.backing)])
+	fb.backing = fb.backing[:0]
+	formBufs.Put(fb)
 }
 
 // ParseForm parses an URL-encoded request body exactly as url.ParseQuery
 // does — same values, same refusals (bad escapes, semicolons) — with fewer
 // allocations: the values of all keys share one backing array.
-func ParseForm(body []byte) (url.Values, error) {
-	s := string(body)
+func ParseForm(body []byte) (url.Values, error) { return new(formBuf).parse(string(body)) }
+
+// readBody is io.ReadAll of body, in one allocation when the request
+// said its length (within max, which body itself enforces): ReadAll
+// starts at 512 bytes and grows, a lookup of about 1 KiB twice.
+func readBody(body io.Reader, length, max int64) ([]byte, error) {
+	if length <= 0 || length > max {
+		return io.ReadAll(body)
+	}
+	b := make([]byte, 0, length+1) // one more: the end is seen without growing
+	for {
+		n, err := body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
+}
+
+// parse is ParseForm of s into fb's memory (allocated when fb has none,
+// or too little).
+func (fb *formBuf) parse(s string) (url.Values, error) {
 	n := strings.Count(s, "&") + 1
-	form := make(url.Values, n)
-	backing := make([]string, 0, n)
+	if fb.form == nil {
+		fb.form = make(url.Values, n)
+	}
+	if cap(fb.backing) < n {
+		fb.backing = make([]string, 0, n)
+	}
+	form, backing := fb.form, fb.backing[:0]
+	defer func() { fb.backing = backing }()
 	for s != "" {
 		var kv string
 		kv, s, _ = strings.Cut(s, "&")

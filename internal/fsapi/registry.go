@@ -8,7 +8,8 @@
 // data), rendered as a whole FreeSWITCH XML document. No match, a handler's
 // ErrNotFound, or any other error gives FreeSWITCH's not-found document,
 // which is how FreeSWITCH is told "no" (it then falls back to its local
-// files). Feature packages (directory, vertoconf) offer a Register function;
+// files); over HTTP, any other error (a failure, not a "no": the database
+// down) is sent with status 503, and RespondErr tells it apart in-process. Feature packages (directory, vertoconf) offer a Register function;
 // the app calls them in one visible list, and that list is the order.
 //
 // NewHandler puts a Registry on HTTP, guarded by basic credentials and a
@@ -49,6 +50,8 @@ type Handler interface {
 	Requires() []Pair
 	// Process answers a matching request. ErrNotFound, or any other error,
 	// makes the response the not-found document; other errors are logged.
+	// The form is the caller's again once Process returns (the endpoint
+	// reuses its memory): Process may keep its strings, not the map.
 	Process(ctx context.Context, form url.Values) (Document, error)
 }
 
@@ -63,6 +66,7 @@ type entry struct {
 type Registry struct {
 	entries []entry
 	logger  *slog.Logger
+	plans   plans // the templates rendered without text/template (render.go)
 }
 
 // NewRegistry returns an empty registry that logs handler errors to logger
@@ -109,6 +113,24 @@ func (r *Registry) Respond(ctx context.Context, form url.Values) []byte {
 	return out
 }
 
+// ErrFailed is RespondErr's error when the handler failed rather than
+// answered: an error other than ErrNotFound (its database unreachable,
+// say; logged), a panic, a template that failed. It is not a "no": asked
+// again later, the same request may be answered.
+var ErrFailed = errors.New("fsapi: handler failed")
+
+// RespondErr is Respond that also tells a failure (ErrFailed) from an
+// answer: the document is then the not-found one, as /fsapi sends it with
+// status 503. The embedded hub uses it to answer a login it could not
+// check with "try again" rather than "Login Incorrect".
+func (r *Registry) RespondErr(ctx context.Context, form url.Values) ([]byte, error) {
+	out, _, res := r.respond(ctx, form)
+	if res == failed {
+		return out, ErrFailed
+	}
+	return out, nil
+}
+
 // result is how a handler's answer came about, for the endpoint's metrics.
 type result uint8
 
@@ -137,12 +159,21 @@ func (r *Registry) respond(ctx context.Context, form url.Values) (out []byte, h 
 			r.logger.DebugContext(ctx, "fsapi: not found", "handler", fmt.Sprintf("%T", h), "err", err)
 			return NotFound(), h, notFound
 		}
+		if ctx.Err() != nil {
+			// The caller went away (FreeSWITCH gave up, a client closed the
+			// connection): nobody reads the answer, and nothing failed here.
+			r.logger.DebugContext(ctx, "fsapi: request ended before its answer", "handler", fmt.Sprintf("%T", h), "err", err)
+			return NotFound(), h, failed
+		}
 		r.logger.ErrorContext(ctx, "fsapi handler failed", "handler", fmt.Sprintf("%T", h), "err", err)
 		return NotFound(), h, failed
 	}
 	if doc.Template == nil {
 		r.logger.ErrorContext(ctx, "fsapi handler returned no template", "handler", fmt.Sprintf("%T", h))
 		return NotFound(), h, failed
+	}
+	if out, ok := r.plans.render(Declaration, doc); ok {
+		return out, h, answered
 	}
 	var buf bytes.Buffer
 	buf.Grow(1024)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
@@ -78,6 +80,14 @@ func BenchmarkLogin(b *testing.B) {
 
 func benchLogin(b *testing.B, gw Gateway, cred func(int) (string, string)) {
 	th := startHub(b, gw, benchOptions)
+	benchLoginAt(b, th.url, cred, false, nil)
+}
+
+// benchLoginAt is benchLogin against the hub at url; with spread, each
+// login comes from an address of its own (hubtest.SpreadIP), as browsers'
+// do. drain, when set, waits for work the logins left queued (the hub's
+// reports), which the figure then includes.
+func benchLoginAt(b *testing.B, url string, cred func(int) (string, string), spread bool, drain func()) {
 	var n atomic.Int64
 	b.SetParallelism(16 / runtime.GOMAXPROCS(0))
 	if runtime.GOMAXPROCS(0) > 16 {
@@ -90,7 +100,12 @@ func benchLogin(b *testing.B, gw Gateway, cred func(int) (string, string)) {
 		for pb.Next() {
 			i := int(n.Add(1))
 			user, pw := cred(i)
-			ws, _, err := websocket.Dial(ctx, th.url, nil)
+			opts := &websocket.DialOptions{}
+			if spread {
+				d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: hubtest.SpreadIP(i % 5000)}}
+				opts.HTTPClient = &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+			}
+			ws, _, err := websocket.Dial(ctx, url, opts)
 			if err != nil {
 				b.Error(err)
 				return
@@ -109,6 +124,9 @@ func benchLogin(b *testing.B, gw Gateway, cred func(int) (string, string)) {
 			_ = ws.CloseNow()
 		}
 	})
+	if drain != nil {
+		drain()
+	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "logins/s")
 }
 
@@ -126,13 +144,20 @@ func benchBroadcast(b *testing.B, n int) {
 		gw.add(fmt.Sprintf("u%d", i), "pw", "room")
 	}
 	th := startHub(b, gw, benchOptions)
+	// Subscribers are lean raw clients (hubtest.Raw): the figure should be
+	// the hub's, not the load generator's.
+	fanOut(b, th.url, n, func(int) (*hubtest.Raw, error) { return hubtest.DialRaw(th.url) })
+}
+
+// fanOut logs n subscribers into "room" at url (dial makes the i-th
+// connection), then a sender that broadcasts b.N times, each time until
+// every subscriber has the event, and reports the p50 and p99 of that.
+func fanOut(b *testing.B, url string, n int, dial func(i int) (*hubtest.Raw, error)) {
 	ctx := context.Background()
 	var pending atomic.Int64
 	done := make(chan time.Time, 1)
-	// Subscribers are lean raw clients (hubtest.Raw): the figure should be
-	// the hub's, not the load generator's.
 	for i := 1; i <= n; i++ {
-		rc, err := hubtest.DialRaw(th.url)
+		rc, err := dial(i)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -152,7 +177,7 @@ func benchBroadcast(b *testing.B, n int) {
 			}
 		}()
 	}
-	sender, _, err := websocket.Dial(ctx, th.url, nil)
+	sender, _, err := websocket.Dial(ctx, url, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -194,7 +194,14 @@ func (c *conn) authenticate(req *request) (code int, msg string, ok bool) {
 		h.opts.Metrics.LoginFailed(metrics.LoginMissingPassword)
 		return verto.CodeAuthFailed, verto.MsgMissingPasswd, false
 	}
-	user, found := h.lookup(c.ctx, login)
+	user, found, err := h.lookup(c.ctx, login, c.stopping.Load)
+	if err != nil {
+		// Not a "no": the directory could not be asked (its database
+		// down). The browser reconnects with its backoff (outage.go).
+		h.log.Warn("verto: login not checked: gateway failing", "user", login, "addr", c.addr, "err", err)
+		h.opts.Metrics.LoginFailed(metrics.LoginUnavailable)
+		return verto.CodeUnavailable, verto.MsgUnavailable, false
+	}
 	if !found {
 		h.loginReport(login, "", false, c.addr)
 		h.opts.Metrics.LoginFailed(metrics.LoginUnknownUser)
@@ -524,6 +531,9 @@ func (c *conn) info(req *request) ([]byte, bool) {
 	if relayable && c.h.recipientBusy(homes, target) {
 		c.h.opts.Metrics.BudgetRefused(metrics.BudgetRecipientBusy)
 		return verto.Object("message", verto.MsgRecipientBusy, "code", verto.CodeRateLimited), false
+	}
+	if relayable && c.h.unreachable(homes, target) {
+		return verto.Object("message", verto.MsgUnreachable, "code", verto.CodeUnreachable), false
 	}
 	if !c.h.budgets.allowMessage(c.uid, len(body), time.Now()) {
 		c.h.opts.Metrics.BudgetRefused(metrics.BudgetMessage)

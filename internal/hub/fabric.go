@@ -59,6 +59,12 @@ type Fabric interface {
 	// connections are allowed (nil: any): direct messages to it are then
 	// refused with "Recipient is busy", as for one here.
 	Busy(uid string) (homes []string, busy bool)
+	// Linked reports whether what the hub relays now reaches the other
+	// hubs. While it does not (NATS unreachable, or back but the others
+	// not heard again yet), a direct message whose target has no
+	// connection here that it may reach is refused with -32012
+	// "Recipient unreachable, try again shortly" instead of SENT.
+	Linked() bool
 
 	// UserChanged says that uid's local connections, allowed channels or
 	// latest login address changed (under the registry lock); UserLeft
@@ -389,6 +395,23 @@ func (h *Hub) admit(ctx context.Context, l *login) (maxUsers int, refused attach
 		return 0, limitUnknown
 	}
 	return maxUsers, attached // Unavailable: this hub's own count
+}
+
+// unreachable reports whether a direct message from a sender allowed
+// fromHomes to target cannot be delivered now: the fabric cannot reach
+// the other hubs (Fabric.Linked), and no connection of target here shares
+// a channel with the sender. With one here it is delivered here (and its
+// connections elsewhere, if any, miss it); with the other hubs linked it
+// is relayed whatever this hub knows.
+func (h *Hub) unreachable(fromHomes permSet, target string) bool {
+	if h.opts.Fabric == nil || h.opts.Fabric.Linked() {
+		return false
+	}
+	here := false
+	h.reg.eachUserConn(target, func(_ *conn, homes []string) {
+		here = here || sharesChannel(fromHomes, homes)
+	})
+	return !here
 }
 
 // relayRemote hands a direct message to the other hubs.

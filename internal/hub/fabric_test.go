@@ -63,6 +63,7 @@ func (f *fakeFabric) Broadcast(_, _ string, p []byte) {
 	f.broadcasts = append(f.broadcasts, string(p))
 	f.mu.Unlock()
 }
+func (f *fakeFabric) Linked() bool    { return true }
 func (f *fakeFabric) Relay(m Message) { f.mu.Lock(); f.relayed = append(f.relayed, m); f.mu.Unlock() }
 func (f *fakeFabric) Punt(uid, sessid string, _ int64) {
 	f.mu.Lock()

@@ -154,6 +154,11 @@ type Options struct {
 	IdleTimeout time.Duration
 	// GatewayTimeout bounds one gateway call. Default 10 s.
 	GatewayTimeout time.Duration
+	// LoginWait is how long a login waits for a gateway that fails (its
+	// database unreachable or restarting) to answer again before it is
+	// answered CodeUnavailable; the browser's login request times out
+	// after 10 s. Default 8 s; negative: no wait (see outage.go).
+	LoginWait time.Duration
 	// LoginTimeout closes a connection that has not logged in this long
 	// after it opened, so sockets that never authenticate cannot be kept
 	// open with keepalives. Default 30 s.
@@ -211,6 +216,7 @@ const (
 	DefaultPongTimeout        = 5 * time.Second
 	DefaultGatewayTimeout     = 10 * time.Second
 	DefaultLoginTimeout       = 30 * time.Second
+	DefaultLoginWait          = 8 * time.Second
 	DefaultLeaveGrace         = time.Second
 	DefaultRemovedRefusal     = 2 * time.Minute
 	DefaultHostname           = "channels"
@@ -307,6 +313,11 @@ func (o *Options) setDefaults() {
 	if o.LoginTimeout <= 0 {
 		o.LoginTimeout = DefaultLoginTimeout
 	}
+	if o.LoginWait == 0 {
+		o.LoginWait = DefaultLoginWait
+	} else if o.LoginWait < 0 {
+		o.LoginWait = 0
+	}
 	if o.LeaveGrace <= 0 {
 		o.LeaveGrace = DefaultLeaveGrace
 	}
@@ -334,6 +345,7 @@ type Hub struct {
 	wg      sync.WaitGroup // one per connection (its loop, reader and writer)
 	watcher chan struct{}  // closed when watchWrites returns
 	reports *reporter
+	outage  *outage // whether the gateway answers; reports to make again (outage.go)
 	budgets *budgets
 	traffic *budgets    // per address: what its connections' frames may weigh (its first bucket)
 	scratch scratchPool // writers' buffers for event frames
@@ -372,7 +384,9 @@ func New(opts Options) *Hub {
 	h.queued.max = int64(opts.MaxQueuedBytes)
 	h.methods = methodTable()
 	h.reports = newReporter(h)
+	h.outage = newOutage()
 	go h.watchWrites()
+	go h.resync()
 	if opts.Fabric != nil {
 		opts.Fabric.Start(local{h})
 	}
@@ -460,7 +474,9 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // Shutdown closes every connection (status 1001) and waits for their
-// goroutines and for every queued report to be posted. If ctx ends first,
+// goroutines and for every queued report to be posted. A connection still
+// open after 2 s (at most half of ctx's time) is cut: its peer stopped
+// reading, or does not answer the close frame it was sent. If ctx ends first,
 // the remaining sockets are cut without a closing handshake and Shutdown
 // still waits for the goroutines, then returns ctx's error. Calling it
 // again waits for the first call to finish and returns nil.
@@ -493,17 +509,41 @@ func (h *Hub) shutdownOnce(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() { h.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		h.reports.close()
-		h.cancel()
-		<-h.watcher
-		return nil
-	case <-ctx.Done():
-		h.cancel()
-		<-done
-		h.reports.close()
-		<-h.watcher
-		return fmt.Errorf("hub shutdown: %w", ctx.Err())
+	// Closing takes a connection a moment: its queued frames and the
+	// close frame written, the peer's close frame read. One whose peer
+	// stopped reading would hold its writer, and so the shutdown, until
+	// WriteTimeout (a whole grace), and the closing handshake waits up to
+	// 5 s for an answer: what is still open after closeWait is cut. By
+	// then a peer that reads has its close frame.
+	closeWait := shutdownCloseWait
+	if deadline, ok := ctx.Deadline(); ok {
+		closeWait = min(closeWait, time.Until(deadline)/2)
+	}
+	cut := time.NewTimer(closeWait)
+	defer cut.Stop()
+	for {
+		select {
+		case <-done:
+			h.reports.close()
+			h.cancel()
+			<-h.watcher
+			return nil
+		case <-cut.C:
+			for _, c := range h.reg.all() {
+				h.log.Info("verto: not closed in time while shutting down; cut", "addr", c.addr)
+				c.kill()
+			}
+		case <-ctx.Done():
+			h.cancel()
+			<-done
+			h.reports.close()
+			<-h.watcher
+			return fmt.Errorf("hub shutdown: %w", ctx.Err())
+		}
 	}
 }
+
+// shutdownCloseWait is how long Shutdown lets connections close with a
+// handshake before it cuts those still open (at most half its context's
+// time).
+const shutdownCloseWait = 2 * time.Second

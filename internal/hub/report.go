@@ -56,11 +56,14 @@ func (r *reporter) close() {
 }
 
 // report posts a form to the gateway; the answer is ignored, as the Lua
-// hooks ignore it.
+// hooks ignore it, but a failure (the gateway's database down) is
+// remembered and the user's state reported again once the gateway answers
+// (outage.go).
 func (h *Hub) report(ctx context.Context, form url.Values) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.opts.GatewayTimeout)
 	defer cancel()
-	h.opts.Gateway.Respond(ctx, form)
+	_, err := h.respond(ctx, form)
+	h.reported(form, err)
 }
 
 // loginReport reports a login attempt with the fields the login hook posts.

@@ -23,6 +23,7 @@ type ClusterStats struct {
 	ReadyLate  uint64 // login or subscribe replies sent before NATS confirmed their interest
 	ClockJumps uint64 // clock values heard implausibly far ahead, ignored
 	LevelsLate uint64 // arrivals whose budget levels did not come from the other processes in time
+	Unsent     uint64 // publishes dropped while NATS was unreachable (nothing is buffered)
 }
 
 // clusterCollector reads the cluster member's counters at each scrape.
@@ -46,7 +47,7 @@ func newClusterCollector(stats func() ClusterStats) *clusterCollector {
 		reconnects:  desc("nats_reconnects_total", "Connections to NATS found again after a loss."),
 		deadNode:    desc("peers_dead_total", "Other processes taken for dead after missing heartbeats."),
 		messages:    desc("nats_messages_total", "Messages exchanged with NATS.", "direction"),
-		faults:      desc("faults_total", "Faults the cluster survived: revived (a process wrongly taken for dead, healed), unreadable (a message in a wire version this process does not read: an upgrade under way), stall (this process's own loop stalled past a heartbeat), ready_late (a login or subscribe reply sent before NATS confirmed), clock_jump (an implausible clock value ignored), levels_late (a member's budget levels did not come from the other processes in time).", "fault"),
+		faults:      desc("faults_total", "Faults the cluster survived: revived (a process wrongly taken for dead, healed), unreadable (a message in a wire version this process does not read: an upgrade under way), stall (this process's own loop stalled past a heartbeat), ready_late (a login or subscribe reply sent before NATS confirmed), clock_jump (an implausible clock value ignored), levels_late (a member's budget levels did not come from the other processes in time), unsent (a message to the other processes dropped while NATS was unreachable: nothing is buffered to arrive late).", "fault"),
 	}
 }
 
@@ -72,7 +73,7 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, f := range []struct {
 		name string
 		n    uint64
-	}{{"revived", s.Revived}, {"unreadable", s.Unreadable}, {"stall", s.Stalls}, {"ready_late", s.ReadyLate}, {"clock_jump", s.ClockJumps}, {"levels_late", s.LevelsLate}} {
+	}{{"revived", s.Revived}, {"unreadable", s.Unreadable}, {"stall", s.Stalls}, {"ready_late", s.ReadyLate}, {"clock_jump", s.ClockJumps}, {"levels_late", s.LevelsLate}, {"unsent", s.Unsent}} {
 		ch <- prometheus.MustNewConstMetric(c.faults, prometheus.CounterValue, float64(f.n), f.name)
 	}
 }

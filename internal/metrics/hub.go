@@ -16,6 +16,7 @@ const (
 	LoginChannelFull        = "channel_full"         // -max-clients-per-channel
 	LoginLimitUnknown       = "limit_unknown"        // the cluster could not count the channel's clients
 	LoginRemoved            = "removed"              // a member removed from its channel moments ago (hub.Remove)
+	LoginUnavailable        = "unavailable"          // the directory could not be asked (its database down)
 )
 
 // Why the hub cut a connection that did not keep up
@@ -67,7 +68,7 @@ func newHub(f promauto.Factory) *Hub {
 		logins:     f.NewCounter(opts("logins_total", "Successful Verto logins.")),
 		loginFailures: newCounters(f.NewCounterVec(opts("login_failures_total", "Refused Verto logins, by reason."),
 			[]string{"reason"}), LoginMissingParams, LoginMissingPassword, LoginUnknownUser, LoginBadPassword,
-			LoginOtherUser, LoginTooManyConnections, LoginChannelFull, LoginLimitUnknown, LoginRemoved),
+			LoginOtherUser, LoginTooManyConnections, LoginChannelFull, LoginLimitUnknown, LoginRemoved, LoginUnavailable),
 		requests: newCounters(f.NewCounterVec(opts("requests_total", "Verto JSON-RPC requests received (batch items one each), by method; methods the hub lacks count as other."),
 			[]string{"method"}), vertoMethods...),
 		broadcasts: f.NewCounter(opts("broadcasts_total", "Local broadcasts accepted for fan-out to a channel's subscribers.")),

@@ -176,7 +176,7 @@ func (s *Store) ClientDisconnected(ctx context.Context, id, addr string) (bool, 
 // cannot all see the same free place.
 func (s *Store) ReserveLogin(ctx context.Context, clientID, channelID string, limit int, now, until time.Time) (n int, ok bool, err error) {
 	what := "reserve login of " + clientID
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return 0, false, fmt.Errorf("%s: %w", what, err)
 	}
@@ -357,7 +357,7 @@ type connectedRow struct {
 // client still connected at the time it was read with, and returns how
 // many it cleared.
 func (s *Store) clearConnected(ctx context.Context, batch []connectedRow) (int64, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return 0, err
 	}

@@ -120,7 +120,7 @@ func (s *Store) Remove(ctx context.Context, channelID, clientID string, by int64
 	what := "remove client " + clientID + " from channel " + channelID
 	now := s.now()
 	r := Removal{ClientID: clientID, Until: fromMicros(micros(until)), By: by, Created: fromMicros(micros(now))}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return Removal{}, fmt.Errorf("%s: %w", what, err)
 	}
@@ -191,7 +191,7 @@ func (s *Store) Unremove(ctx context.Context, channelID, clientID string) error 
 // path. ErrNotFound for an unknown channel.
 func (s *Store) Lock(ctx context.Context, channelID string, at time.Time, admit string) (time.Time, error) {
 	what := "lock channel " + channelID
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%s: %w", what, err)
 	}

@@ -58,6 +58,10 @@ type Store struct {
 	recent  recentChannels // see RecentChannel
 	mods    moderations    // see Moderation
 	queries atomic.Int64   // see Queries
+	retries atomic.Int64   // see Retries
+	// poolSize is the idle connections PostgreSQL's pool keeps, which
+	// dropIdle restores after emptying it.
+	poolSize atomic.Int32
 
 	// readHook, set by tests only, runs between the query of a read that
 	// a cache keeps and its keeping: a change can race it there.
@@ -122,7 +126,9 @@ func open(databaseURL string) (*Store, error) {
 		db.SetMaxOpenConns(DefaultPoolSize)
 		db.SetMaxIdleConns(DefaultPoolSize)
 		db.SetConnMaxIdleTime(5 * time.Minute)
-		return &Store{db: db, dialect: Postgres, now: time.Now, stmts: map[string]*sql.Stmt{}}, nil
+		s := &Store{db: db, dialect: Postgres, now: time.Now, stmts: map[string]*sql.Stmt{}}
+		s.poolSize.Store(DefaultPoolSize)
+		return s, nil
 	}
 	path := strings.TrimPrefix(databaseURL, "sqlite:")
 	if path == "" {
@@ -173,6 +179,7 @@ func (s *Store) SetPoolSize(n int) {
 	if s.dialect != Postgres || n < 1 {
 		return
 	}
+	s.poolSize.Store(int32(n))
 	s.db.SetMaxOpenConns(n)
 	s.db.SetMaxIdleConns(n)
 }
@@ -222,31 +229,72 @@ func (e errRow) Scan(...any) error { return e.err }
 // PostgreSQL. Tests hold the busiest pages to their budget with it.
 func (s *Store) Queries() int64 { return s.queries.Load() }
 
+// queryRow, query and exec run a statement prepared once (stmt). One
+// whose connection a PostgreSQL restart ended runs once more on a fresh
+// connection (retry.go): reads for any sign of a lost connection, writes
+// only when they cannot have run.
 func (s *Store) queryRow(ctx context.Context, query string, args ...any) scanner {
 	s.queries.Add(1)
-	st, err := s.stmt(ctx, query)
-	if err != nil {
-		return errRow{err}
+	for again := false; ; again = true {
+		st, err := s.stmt(ctx, query)
+		if err != nil {
+			if !again && s.retry(err, false) {
+				continue
+			}
+			return errRow{err}
+		}
+		// database/sql runs the query here and keeps its error for Scan;
+		// pgx reads the first row before returning, so a lost connection
+		// shows in Err already.
+		row := st.QueryRowContext(ctx, args...)
+		if !again && s.retry(row.Err(), false) {
+			continue
+		}
+		return row
 	}
-	return st.QueryRowContext(ctx, args...)
 }
 
 func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	s.queries.Add(1)
-	st, err := s.stmt(ctx, query)
-	if err != nil {
-		return nil, err
+	for again := false; ; again = true {
+		st, err := s.stmt(ctx, query)
+		var rows *sql.Rows
+		if err == nil {
+			rows, err = st.QueryContext(ctx, args...)
+		}
+		if err != nil && !again && s.retry(err, false) {
+			continue
+		}
+		return rows, err
 	}
-	return st.QueryContext(ctx, args...)
 }
 
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	s.queries.Add(1)
-	st, err := s.stmt(ctx, query)
-	if err != nil {
-		return nil, err
+	for again := false; ; again = true {
+		st, err := s.stmt(ctx, query)
+		if err != nil {
+			if !again && s.retry(err, false) { // nothing ran: preparing failed
+				continue
+			}
+			return nil, err
+		}
+		res, err := st.ExecContext(ctx, args...)
+		if err != nil && !again && s.retry(err, true) {
+			continue
+		}
+		return res, err
 	}
-	return st.ExecContext(ctx, args...)
+}
+
+// begin starts a transaction; a BEGIN whose connection a restart ended
+// is sent once more on a fresh one.
+func (s *Store) begin(ctx context.Context) (*sql.Tx, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil && s.retry(err, true) {
+		tx, err = s.db.BeginTx(ctx, nil)
+	}
+	return tx, err
 }
 
 // Dialect reports which database the store uses.

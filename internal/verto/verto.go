@@ -56,6 +56,8 @@ const (
 const (
 	CodeRateLimited    = -32010 // a member's broadcast or message budget is spent
 	CodeTooLarge       = -32011 // a batch, event or message over its size bound
+	CodeUnreachable    = -32012 // a direct message that cannot reach its target's process now (a cluster's NATS link down)
+	CodeUnavailable    = -32013 // a login the server cannot check now (its database unreachable): try again
 	MsgRateLimited     = "Rate limit exceeded"
 	MsgBatchTooLarge   = "Batch too large"
 	MsgEventTooLarge   = "Event too large"
@@ -65,6 +67,8 @@ const (
 	MsgLimitUnknown    = "Channel busy, try again shortly"
 	MsgOtherUser       = "Already logged in as another user"
 	MsgRecipientBusy   = "Recipient is busy"
+	MsgUnreachable     = "Recipient unreachable, try again shortly"
+	MsgUnavailable     = "Server error, try again shortly"
 )
 
 // Methods the server sends to clients.

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -59,7 +60,8 @@ func (s *Server) page(h handlerFunc) http.Handler {
 			s.fail(w, r, fmt.Errorf("load session: %w", err))
 			return
 		}
-		r = r.WithContext(ctx)
+		saved := new(bool) // by the handler itself (commitSession)
+		r = r.WithContext(context.WithValue(ctx, sessionSavedKey{}, saved))
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		}
@@ -73,10 +75,14 @@ func (s *Server) page(h handlerFunc) http.Handler {
 			w.Header().Del("Location")
 			s.fail(buf, r, err)
 		}
-		if err := s.saveSession(w, r); err != nil {
-			w.Header().Del("Location")
-			s.fail(w, r, err)
-			return
+		// Unless the handler saved the session itself, or failed to and
+		// answered that (commitSession).
+		if !*saved {
+			if err := s.saveSession(w, r); err != nil {
+				w.Header().Del("Location")
+				s.fail(w, r, err)
+				return
+			}
 		}
 		if buf.status == 0 {
 			buf.status = http.StatusOK
@@ -108,6 +114,22 @@ func (s *Server) saveSession(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Cache-Control", "no-store")
 	}
 	return nil
+}
+
+// sessionSavedKey is the context key of page's flag that the handler has
+// saved the session itself (commitSession).
+type sessionSavedKey struct{}
+
+// commitSession saves the session now, within the handler, for a handler
+// that must know it is saved before it says so (a sign-in is logged only
+// once its session is stored). Page then does not try again, whether it
+// was saved or not: the handler must not change the session afterwards,
+// and answers a failure itself.
+func (s *Server) commitSession(w http.ResponseWriter, r *http.Request) error {
+	if saved, ok := r.Context().Value(sessionSavedKey{}).(*bool); ok {
+		*saved = true
+	}
+	return s.saveSession(w, r)
 }
 
 // bufferedWriter holds a response until the session is saved. Headers go

@@ -176,16 +176,37 @@ func (s *Server) signInCheck(w http.ResponseWriter, r *http.Request) error {
 	s.trustDevice(w, r, u, dev, now)
 
 	if err := s.sessions.RenewToken(ctx); err != nil {
-		return fmt.Errorf("renew session: %w", err)
+		return s.signInNotSaved(r, u, fmt.Errorf("renew session: %w", err))
 	}
 	s.sessions.Put(ctx, userKey, u.ID)
 	s.keepSession(ctx)
+	// The session is saved before the sign-in is logged or counted: a
+	// sign-in whose session a full disk or a database outage refused did
+	// not happen, and the log must not say it did.
+	if err := s.commitSession(w, r); err != nil {
+		return s.signInNotSaved(r, u, err)
+	}
 	s.log.InfoContext(ctx, "signed in", "user", u.Name)
 	s.metrics.SignIn()
 	// Back to the page that asked for the sign-in; formNext let only a
 	// local path through.
 	http.Redirect(w, r, cmp.Or(next, "/"), http.StatusSeeOther)
 	return nil
+}
+
+// signInNotSaved is the answer to a right password whose session could
+// not be stored: logged as the failure it is, and a page asking the person
+// to try again shortly, rather than a sign-in that silently did not stick.
+func (s *Server) signInNotSaved(r *http.Request, u store.User, err error) error {
+	if r.Context().Err() != nil {
+		return err // the browser went away; page logs it at debug
+	}
+	s.log.ErrorContext(r.Context(), "sign-in not saved", "user", u.Name, "err", err)
+	return &statusError{
+		status:     http.StatusServiceUnavailable,
+		message:    "Signing in is not possible right now: the server could not save your sign-in. Please try again in a moment.",
+		retryAfter: 5 * time.Second,
+	}
 }
 
 // A trusted device is a browser that signed in: it holds a random token in

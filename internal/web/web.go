@@ -116,6 +116,8 @@ type Server struct {
 	// failed sign-in takes as long whether or not the name exists. It is
 	// made on first use: hashing costs tens of milliseconds.
 	dummyHash func() (string, error)
+	// health is /healthz's write check, made at most once a second.
+	health healthCheck
 }
 
 // Sign-in limits: a burst, then one more per interval. byAddr counts

@@ -139,3 +139,14 @@ func (c *Raw) Login(login, passwd, sessid, channel string) error {
 
 // Close closes the socket.
 func (c *Raw) Close() { _ = c.conn.Close() }
+
+// DialRawFrom is DialRaw from the local address ip (one of 127.0.0.0/8,
+// say), as browsers come from addresses of their own: the hub's budgets
+// per address then see what they would in production.
+func DialRawFrom(wsURL string, ip net.IP) (*Raw, error) {
+	return dialRaw(wsURL, &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}, 64<<10, 4096)
+}
+
+// SpreadIP is the i-th of a range of loopback addresses (127.10.0.1 on),
+// 250 to a /24, for clients that each come from an address of their own.
+func SpreadIP(i int) net.IP { return net.IPv4(127, 10, byte(i/250), byte(i%250+1)) }

@@ -122,8 +122,23 @@ func PostgresURL(t testing.TB) string {
 		}
 		t.Skipf("PostgreSQL at %s not reachable: %v", admin, err)
 	}
+	db.Close()
+	return newDatabase(t, admin, true)
+}
+
+// newDatabase creates a database with a random name on the server of
+// admin and returns its URL; with drop, it is dropped when the test ends.
+func newDatabase(t testing.TB, admin string, drop bool) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	db, err := sql.Open("pgx", admin)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var b [6]byte
 	if _, err := rand.Read(b[:]); err != nil {
+		db.Close()
 		t.Fatal(err)
 	}
 	name := "channels_test_" + hex.EncodeToString(b[:])
@@ -131,14 +146,18 @@ func PostgresURL(t testing.TB) string {
 		db.Close()
 		t.Fatalf("create database %s: %v", name, err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
+	if !drop {
 		db.Close()
-	})
+	} else {
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+				t.Errorf("drop database %s: %v", name, err)
+			}
+			db.Close()
+		})
+	}
 	pu, err := url.Parse(admin)
 	if err != nil {
 		t.Fatal(err)
