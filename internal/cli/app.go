@@ -125,9 +125,12 @@ func assemble(ctx context.Context, cfg config.Config, st *store.Store, logger *s
 
 		MaxClientsPerChannel: hubLimit,
 		AddressBytes:         hub.Budget{Rate: float64(cfg.HubBytesPerAddress) / 4, Burst: cfg.HubBytesPerAddress}, // 4 KiB units; 4 s
-		Metrics:              m.Hub(),
-		Fabric:               fabric,
-		LeaveParams:          presenceLeave,
+		// Half of the store's pool: -database-pool on PostgreSQL (serve
+		// sets it before assembling), SQLite's own 8 connections there.
+		ReportWorkers: hub.ReportWorkersFor(st.PoolStats().MaxOpenConnections),
+		Metrics:       m.Hub(),
+		Fabric:        fabric,
+		LeaveParams:   presenceLeave,
 		// A removal made on another process: this one's channel and
 		// moderation caches must not let a reload here outrun it.
 		Removed: func(id string) {

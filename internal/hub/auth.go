@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -124,12 +125,15 @@ type xmlDocument struct {
 // of that name. Anything else — the not-found document, an unparsable body,
 // another domain or user — means not found.
 func parseDirectory(doc []byte, domain, id string) (*dirUser, bool) {
-	var d xmlDocument
-	dec := xml.NewDecoder(bytes.NewReader(doc))
-	dec.CharsetReader = func(_ string, r io.Reader) (io.Reader, error) { return r, nil }
-	if err := dec.Decode(&d); err != nil {
+	d, ok := directoryDocs.parse(doc)
+	if !ok {
 		return nil, false
 	}
+	return findUser(d, domain, id)
+}
+
+// findUser finds user id of domain in a decoded gateway answer.
+func findUser(d *xmlDocument, domain, id string) (*dirUser, bool) {
 	for _, s := range d.Sections {
 		if !strings.EqualFold(s.Name, "directory") {
 			continue
@@ -153,6 +157,67 @@ func parseDirectory(doc []byte, domain, id string) (*dirUser, bool) {
 		}
 	}
 	return nil, false
+}
+
+// decodeDirectory decodes a gateway answer with encoding/xml; false: it
+// does not parse.
+func decodeDirectory(doc []byte) (*xmlDocument, bool) {
+	d := new(xmlDocument)
+	dec := xml.NewDecoder(bytes.NewReader(doc))
+	dec.CharsetReader = func(_ string, r io.Reader) (io.Reader, error) { return r, nil }
+	if err := dec.Decode(d); err != nil {
+		return nil, false
+	}
+	return d, true
+}
+
+// directoryDocs remembers the decoded gateway answers of recent logins:
+// a user's answer is the same document from one login to the next, and
+// decoding it with encoding/xml was about 6 % of a login's CPU. Decoded
+// documents are never modified (merged copies what it returns).
+var directoryDocs = docCache{docs: map[string]docEntry{}}
+
+// Bounds of directoryDocs: a document larger than docCacheMaxBytes is
+// decoded every time; past docCacheEntries documents, an arbitrary one is
+// forgotten for each new one. At most 512 × 8 KiB of documents (the
+// Channels directory's answer for one user is about 1 KiB).
+const (
+	docCacheEntries  = 512
+	docCacheMaxBytes = 8 << 10
+)
+
+type docEntry struct {
+	d  *xmlDocument // nil: the document does not parse
+	ok bool
+}
+
+type docCache struct {
+	mu   sync.Mutex
+	docs map[string]docEntry
+}
+
+// parse returns doc decoded, from the cache when it holds doc.
+func (c *docCache) parse(doc []byte) (*xmlDocument, bool) {
+	if len(doc) > docCacheMaxBytes {
+		return decodeDirectory(doc)
+	}
+	c.mu.Lock()
+	e, hit := c.docs[string(doc)]
+	c.mu.Unlock()
+	if hit {
+		return e.d, e.ok
+	}
+	d, ok := decodeDirectory(doc)
+	c.mu.Lock()
+	if len(c.docs) >= docCacheEntries {
+		for k := range c.docs {
+			delete(c.docs, k)
+			break
+		}
+	}
+	c.docs[string(doc)] = docEntry{d: d, ok: ok}
+	c.mu.Unlock()
+	return d, ok
 }
 
 func merged(user, group, domain []xmlParam) *dirUser {

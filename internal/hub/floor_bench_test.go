@@ -87,7 +87,10 @@ func BenchmarkFloors(b *testing.B) {
 		b.Run("login/"+be.Name, func(b *testing.B) {
 			pair(b, func() {
 				b.Run("hub", func(b *testing.B) {
-					th := startHub(b, directoryGateway(b, be.Store), nil)
+					// Report workers as the server gives them (internal/cli).
+					th := startHub(b, directoryGateway(b, be.Store), func(o *Options) {
+						o.ReportWorkers = ReportWorkersFor(be.Store.PoolStats().MaxOpenConnections)
+					})
 					benchLoginAt(b, th.url, cred, true, func() { drainReports(th.h) })
 				})
 			}, func() {

@@ -154,6 +154,15 @@ type Options struct {
 	IdleTimeout time.Duration
 	// GatewayTimeout bounds one gateway call. Default 10 s.
 	GatewayTimeout time.Duration
+	// ReportWorkers is how many goroutines post the login and disconnect
+	// reports (report.go); each waits for the gateway's answer, which for
+	// the Channels gateway is a database commit, so on PostgreSQL they
+	// bound the logins a second (4 workers: 0.55–0.59× the fair floor of
+	// scripts/bench-hub). Each holds at most one of the store's
+	// connections: ReportWorkersFor gives a count that leaves half of the
+	// pool to the pages. One client's reports stay in order whatever the
+	// count (they all go to one worker). Default DefaultReportWorkers.
+	ReportWorkers int
 	// LoginWait is how long a login waits for a gateway that fails (its
 	// database unreachable or restarting) to answer again before it is
 	// answered CodeUnavailable; the browser's login request times out
@@ -215,6 +224,7 @@ const (
 	DefaultPingInterval       = 10 * time.Second
 	DefaultPongTimeout        = 5 * time.Second
 	DefaultGatewayTimeout     = 10 * time.Second
+	DefaultReportWorkers      = 4
 	DefaultLoginTimeout       = 30 * time.Second
 	DefaultLoginWait          = 8 * time.Second
 	DefaultLeaveGrace         = time.Second
@@ -309,6 +319,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.GatewayTimeout <= 0 {
 		o.GatewayTimeout = DefaultGatewayTimeout
+	}
+	if o.ReportWorkers <= 0 {
+		o.ReportWorkers = DefaultReportWorkers
 	}
 	if o.LoginTimeout <= 0 {
 		o.LoginTimeout = DefaultLoginTimeout

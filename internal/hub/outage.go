@@ -206,7 +206,10 @@ func (h *Hub) lookup(ctx context.Context, id string, stopping func() bool) (*dir
 		probe, up, wait := h.outage.turn(now)
 		if probe {
 			timeout := h.opts.GatewayTimeout
-			if !first {
+			if !first || h.outage.isDown.Load() {
+				// A known outage: the probe may take only what is left of
+				// the wait, so that the browser hears -32013 before its own
+				// login timeout (10 s) rather than nothing.
 				timeout = min(timeout, max(deadline.Sub(now), probeEvery))
 			}
 			user, found, err := h.lookupOnce(ctx, id, timeout)
@@ -216,7 +219,9 @@ func (h *Hub) lookup(ctx context.Context, id string, stopping func() bool) (*dir
 				}
 				return user, found, nil
 			}
-			if h.outage.failed(time.Now()) {
+			// A lookup cut short by its own connection (closed, shut down)
+			// says nothing of the gateway.
+			if ctx.Err() == nil && h.outage.failed(time.Now()) {
 				h.log.Warn("verto: gateway failing; logins wait for it", "user", id, "wait", h.opts.LoginWait)
 			}
 			if !time.Now().Before(deadline) || ctx.Err() != nil || stopping() {

@@ -20,14 +20,28 @@ type reporter struct {
 	wg     sync.WaitGroup
 }
 
-const (
-	reportWorkers = 4
-	reportQueue   = 1024
-)
+// reportQueue is each worker's queue.
+const reportQueue = 1024
 
+// ReportWorkersFor is the Options.ReportWorkers for a gateway whose
+// store has a pool of pool connections: half of it (at least one), so
+// that a burst of logins, whose reports each hold a connection until
+// their commit, leaves the other half to the pages and the logins'
+// lookups. PostgreSQL's default pool of 16 gives 8; SQLite's pool of 8
+// gives 4, the count before it was an option. pool <= 0 (unknown) gives
+// DefaultReportWorkers.
+func ReportWorkersFor(pool int) int {
+	if pool <= 0 {
+		return DefaultReportWorkers
+	}
+	return max(pool/2, 1)
+}
+
+// newReporter starts h.opts.ReportWorkers workers. The count is fixed for
+// the hub's life, so a client's reports always hash to the same worker.
 func newReporter(h *Hub) *reporter {
 	r := &reporter{h: h, seed: maphash.MakeSeed()}
-	for range reportWorkers {
+	for range h.opts.ReportWorkers {
 		q := make(chan url.Values, reportQueue)
 		r.queues = append(r.queues, q)
 		r.wg.Add(1)

@@ -46,3 +46,24 @@ func TestRecentChannelsBound(t *testing.T) {
 		})
 	}
 }
+
+// TestIsSelect: only reads are run again after a lost connection
+// whatever became of them; a write that returns a row (INSERT …
+// RETURNING) may have committed before the connection died.
+func TestIsSelect(t *testing.T) {
+	for _, tc := range []struct {
+		query string
+		want  bool
+	}{
+		{"SELECT id FROM users WHERE name = ?", true},
+		{"\n\t  select 1", true},
+		{"INSERT INTO users (name) VALUES (?) RETURNING id", false},
+		{"UPDATE clients SET connected = ? RETURNING id", false},
+		{"SEL", false},
+		{"", false},
+	} {
+		if got := isSelect(tc.query); got != tc.want {
+			t.Errorf("isSelect(%q) = %v, want %v", tc.query, got, tc.want)
+		}
+	}
+}

@@ -235,10 +235,13 @@ func (s *Store) Queries() int64 { return s.queries.Load() }
 // only when they cannot have run.
 func (s *Store) queryRow(ctx context.Context, query string, args ...any) scanner {
 	s.queries.Add(1)
+	// A statement that writes (INSERT … RETURNING) is retried only when it
+	// cannot have run: its connection may have died after the commit.
+	write := !isSelect(query)
 	for again := false; ; again = true {
 		st, err := s.stmt(ctx, query)
 		if err != nil {
-			if !again && s.retry(err, false) {
+			if !again && s.retry(err, write) {
 				continue
 			}
 			return errRow{err}
@@ -247,11 +250,19 @@ func (s *Store) queryRow(ctx context.Context, query string, args ...any) scanner
 		// pgx reads the first row before returning, so a lost connection
 		// shows in Err already.
 		row := st.QueryRowContext(ctx, args...)
-		if !again && s.retry(row.Err(), false) {
+		if !again && s.retry(row.Err(), write) {
 			continue
 		}
 		return row
 	}
+}
+
+// isSelect reports whether query is a read (it starts with SELECT),
+// which may run again after its connection was lost whatever became of
+// it; anything else (INSERT … RETURNING) may have committed.
+func isSelect(query string) bool {
+	q := strings.TrimLeft(query, " \t\r\n")
+	return len(q) >= 6 && strings.EqualFold(q[:6], "SELECT")
 }
 
 func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
