@@ -537,7 +537,7 @@ func (h *Hub) shutdownOnce(ctx context.Context) error {
 	for {
 		select {
 		case <-done:
-			h.reports.close()
+			h.closeReports(ctx)
 			h.cancel()
 			<-h.watcher
 			return nil
@@ -549,10 +549,19 @@ func (h *Hub) shutdownOnce(ctx context.Context) error {
 		case <-ctx.Done():
 			h.cancel()
 			<-done
-			h.reports.close()
+			h.closeReports(ctx)
 			<-h.watcher
 			return fmt.Errorf("hub shutdown: %w", ctx.Err())
 		}
+	}
+}
+
+// closeReports makes the reports still queued, until ctx ends, and says
+// how many it had to drop (their clients' connected times are then wrong
+// until their next login, or the restart's own reconcile).
+func (h *Hub) closeReports(ctx context.Context) {
+	if n := h.reports.close(ctx); n > 0 {
+		h.log.Warn("verto: reports not made: the shutdown's time ran out", "dropped", n)
 	}
 }
 

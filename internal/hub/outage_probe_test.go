@@ -12,8 +12,8 @@ import (
 	"channels/internal/verto"
 )
 
-// hangingGateway answers anything but a directory lookup, and holds a
-// lookup until its context ends (a database behind a black-holed network).
+// hangingGateway holds every request, lookups and reports alike, until
+// its context ends (a database behind a black-holed network).
 type hangingGateway struct{}
 
 func (hangingGateway) Respond(ctx context.Context, f url.Values) []byte {
@@ -22,9 +22,6 @@ func (hangingGateway) Respond(ctx context.Context, f url.Values) []byte {
 }
 
 func (hangingGateway) RespondErr(ctx context.Context, f url.Values) ([]byte, error) {
-	if f.Get("section") != "directory" {
-		return []byte("ok"), nil
-	}
 	<-ctx.Done()
 	return []byte(notFoundDoc), errors.New("lookup: " + ctx.Err().Error())
 }
@@ -50,5 +47,33 @@ func TestKnownOutageProbeWithinWait(t *testing.T) {
 	}
 	if took > 2500*time.Millisecond {
 		t.Errorf("login answered after %v; want about LoginWait (1 s), not GatewayTimeout (4 s)", took.Round(time.Millisecond))
+	}
+}
+
+// TestShutdownAbandonsHangingReports: reports queued for a gateway that
+// hangs (a database behind a black-holed network) do not hold the
+// shutdown past its context: the one under way is cancelled, the rest
+// dropped and counted.
+func TestShutdownAbandonsHangingReports(t *testing.T) {
+	h := New(Options{Gateway: hangingGateway{}, Domain: "example.com", GatewayTimeout: 4 * time.Second, ReportWorkers: 2})
+	serveHub(t, h, nil)
+	for i := range 40 { // 20 per worker, 4 s each: 80 s to make them all
+		h.disconnectReport("u"+strconv.Itoa(i)+"@example.com", "192.0.2.1:1")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	returned := make(chan error, 1)
+	go func() { returned <- h.Shutdown(ctx) }()
+	select {
+	case <-returned:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown still running 5 s after its 1 s context")
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Shutdown took %v with a 1 s context", took.Round(time.Millisecond))
+	}
+	if n := h.reports.dropped.Load(); n < 30 {
+		t.Errorf("%d reports dropped; want most of the 40 queued", n)
 	}
 }

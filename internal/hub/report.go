@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // reporter posts login and disconnect reports off the connections' loops,
@@ -18,6 +19,13 @@ type reporter struct {
 	seed   maphash.Seed
 	queues []chan url.Values
 	wg     sync.WaitGroup
+	// ctx is the reports' own: never cancelled while the hub runs (a
+	// report outlives its connection), cancelled by close when the
+	// shutdown's time is up, so that a gateway that hangs cannot hold
+	// the shutdown past it.
+	ctx     context.Context
+	abandon context.CancelFunc
+	dropped atomic.Int64 // reports abandoned at shutdown
 }
 
 // reportQueue is each worker's queue.
@@ -41,6 +49,7 @@ func ReportWorkersFor(pool int) int {
 // the hub's life, so a client's reports always hash to the same worker.
 func newReporter(h *Hub) *reporter {
 	r := &reporter{h: h, seed: maphash.MakeSeed()}
+	r.ctx, r.abandon = context.WithCancel(context.Background())
 	for range h.opts.ReportWorkers {
 		q := make(chan url.Values, reportQueue)
 		r.queues = append(r.queues, q)
@@ -48,25 +57,51 @@ func newReporter(h *Hub) *reporter {
 		go func() {
 			defer r.wg.Done()
 			for form := range q {
-				r.h.report(r.h.root, form)
+				if r.ctx.Err() != nil {
+					r.dropped.Add(1)
+					continue
+				}
+				r.h.report(r.ctx, form)
 			}
 		}()
 	}
 	return r
 }
 
-// post queues a report about client id.
+// post queues a report about client id. A full queue makes it wait,
+// unless the hub is past shutting its connections down (its root context
+// ended) or the reports were abandoned: the report is then dropped.
 func (r *reporter) post(id string, form url.Values) {
-	r.queues[maphash.String(r.seed, id)%uint64(len(r.queues))] <- form
+	select {
+	case r.queues[maphash.String(r.seed, id)%uint64(len(r.queues))] <- form:
+	case <-r.h.root.Done():
+		r.dropped.Add(1)
+	case <-r.ctx.Done():
+		r.dropped.Add(1)
+	}
 }
 
-// close lets the workers finish the queued reports and waits for them. No
-// post may follow.
-func (r *reporter) close() {
+// close lets the workers finish the queued reports and waits for them,
+// until ctx ends: then the report under way is cancelled and those still
+// queued are dropped. It returns how many reports were dropped. No post
+// may follow.
+func (r *reporter) close(ctx context.Context) int64 {
 	for _, q := range r.queues {
 		close(q)
 	}
-	r.wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		r.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		r.abandon()
+		<-done
+	}
+	r.abandon()
+	return r.dropped.Load()
 }
 
 // report posts a form to the gateway; the answer is ignored, as the Lua
@@ -74,7 +109,7 @@ func (r *reporter) close() {
 // remembered and the user's state reported again once the gateway answers
 // (outage.go).
 func (h *Hub) report(ctx context.Context, form url.Values) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.opts.GatewayTimeout)
+	ctx, cancel := context.WithTimeout(ctx, h.opts.GatewayTimeout)
 	defer cancel()
 	_, err := h.respond(ctx, form)
 	h.reported(form, err)
