@@ -47,6 +47,18 @@ type outageRig struct {
 type gate struct {
 	reg         *fsapi.Registry
 	dropReports atomic.Bool
+	// failed counts the requests the hub got a failure for, by action
+	// (a directory lookup's is jsonrpc-authenticate): the events the
+	// tests wait for.
+	mu     sync.Mutex
+	failed map[string]int
+}
+
+// failures is how many requests of action failed so far.
+func (g *gate) failures(action string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.failed[action]
 }
 
 func (g *gate) Respond(ctx context.Context, form url.Values) []byte {
@@ -55,10 +67,19 @@ func (g *gate) Respond(ctx context.Context, form url.Values) []byte {
 }
 
 func (g *gate) RespondErr(ctx context.Context, form url.Values) ([]byte, error) {
-	if g.dropReports.Load() && form.Get("section") != "directory" {
-		return fsapi.NotFound(), fsapi.ErrFailed
+	b, err := fsapi.NotFound(), fsapi.ErrFailed
+	if !g.dropReports.Load() || form.Get("section") == "directory" {
+		b, err = g.reg.RespondErr(ctx, form)
 	}
-	return g.reg.RespondErr(ctx, form)
+	if err != nil {
+		g.mu.Lock()
+		if g.failed == nil {
+			g.failed = map[string]int{}
+		}
+		g.failed[form.Get("action")]++
+		g.mu.Unlock()
+	}
+	return b, err
 }
 
 // hidden is a gateway with Respond alone: a failure looks like "not found".
@@ -244,7 +265,9 @@ func TestLoginWaitsOutRestart(t *testing.T) {
 		}
 		done <- result{code, err, time.Now()}
 	}()
-	time.Sleep(time.Second)
+	// The login is held once its lookup has failed.
+	failedBefore := r.gw.failures("jsonrpc-authenticate")
+	waitFor(t, "the login's lookup failing", 5*time.Second, func() bool { return r.gw.failures("jsonrpc-authenticate") > failedBefore })
 	r.srv.Start()
 	back := time.Now()
 	res := <-done
@@ -285,7 +308,9 @@ func TestReportsDroppedDuringOutage(t *testing.T) {
 
 	r.srv.Stop("fast")
 	leaving.Close() // its disconnect report fails
-	time.Sleep(500 * time.Millisecond)
+	waitFor(t, "the leaver's disconnect report failing", 5*time.Second, func() bool {
+		return r.gw.failures("verto_client_disconnect") > 0
+	})
 	r.srv.Start()
 	waitFor(t, "the leaver's dropped disconnect applied after the database returned", 5*time.Second, func() bool {
 		return !connected(t, r.st, leaver.ID)
@@ -296,8 +321,11 @@ func TestReportsDroppedDuringOutage(t *testing.T) {
 
 	// A login whose lookup worked but whose report was not taken.
 	r.gw.dropReports.Store(true)
+	dropped := r.gw.failures("verto_client_login")
 	login(late)
-	time.Sleep(300 * time.Millisecond)
+	waitFor(t, "the late member's login report dropped", 5*time.Second, func() bool {
+		return r.gw.failures("verto_client_login") > dropped
+	})
 	if connected(t, r.st, late.ID) {
 		t.Fatal("the report was taken; the test dropped none")
 	}
