@@ -286,39 +286,7 @@ func TestSlowReaderDropped(t *testing.T) {
 	})
 	gw.add("fast", "pw", "room")
 	gw.add("slow", "pw", "room")
-	fast := dial(t, th, "fast", nil)
-	fast.login("fast", "pw", "sf")
-	result(t, fast.call(2, "verto.subscribe", map[string]any{"eventChannel": "room"}))
-
-	// The slow client logs in and subscribes, then never reads again.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	slow, _, err := websocket.Dial(ctx, th.url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.CloseNow()
-	for _, m := range []string{
-		`{"jsonrpc":"2.0","id":1,"method":"login","params":{"login":"slow","passwd":"pw","sessid":"ss"}}`,
-		`{"jsonrpc":"2.0","id":2,"method":"verto.subscribe","params":{"eventChannel":"room"}}`,
-	} {
-		if err := slow.Write(ctx, websocket.MessageText, []byte(m)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitSubscribers(t, th, "room", 2) // the slow reader's subscription too
-
-	data := strings.Repeat("x", 64<<10)
-	const n = 200 // 12.5 MiB for the slow reader: far beyond socket buffers
-	for i := range n {
-		fast.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"verto.broadcast","params":{"eventChannel":"room","eventData":"%s","localBroadcast":true}}`, 100+i, data))
-		// reply, then the event (the fast reader keeps up)
-		for range 2 {
-			if f, ok := fast.next(5 * time.Second); !ok || f.closed {
-				t.Fatalf("fast reader stalled at %d", i)
-			}
-		}
-	}
+	floodPastStuckReader(t, th)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		conns, _, _, _ := th.h.reg.counts()
@@ -330,6 +298,47 @@ func TestSlowReaderDropped(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// floodPastStuckReader logs into th (whose gateway knows "fast" and
+// "slow", both allowed "room") a reader that keeps up and one that logs
+// in, subscribes and then never reads again (closed with the test), and
+// has the first broadcast 200 events of 64 KiB to room — 12.5 MiB for
+// the one that does not read, far beyond socket buffers — reading each
+// reply and event. It returns the reader that keeps up.
+func floodPastStuckReader(t *testing.T, th *testHub) *wsClient {
+	t.Helper()
+	fast := dial(t, th, "fast", nil)
+	fast.login("fast", "pw", "sf")
+	result(t, fast.call(2, "verto.subscribe", map[string]any{"eventChannel": "room"}))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	slow, _, err := websocket.Dial(ctx, th.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { slow.CloseNow() })
+	for _, m := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"login","params":{"login":"slow","passwd":"pw","sessid":"ss"}}`,
+		`{"jsonrpc":"2.0","id":2,"method":"verto.subscribe","params":{"eventChannel":"room"}}`,
+	} {
+		if err := slow.Write(ctx, websocket.MessageText, []byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitSubscribers(t, th, "room", 2) // the slow reader's subscription too
+
+	data := strings.Repeat("x", 64<<10)
+	for i := range 200 {
+		fast.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"verto.broadcast","params":{"eventChannel":"room","eventData":"%s","localBroadcast":true}}`, 100+i, data))
+		for range 2 { // the reply and the event
+			if f, ok := fast.next(5 * time.Second); !ok || f.closed {
+				t.Fatalf("fast reader stalled at %d", i)
+			}
+		}
+	}
+	return fast
 }
 
 // TestLimits: frame size, request rate, connections per client and per

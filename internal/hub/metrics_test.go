@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -140,34 +139,7 @@ func TestMetricsSlowReader(t *testing.T) {
 		o.AddressBytes = unlimited
 		o.BroadcastBudget = Budget{Rate: 1e6, Burst: 1e6}
 	})
-	fast := dial(t, th, "fast", nil)
-	fast.login("fast", "pw", "sf")
-	result(t, fast.call(2, "verto.subscribe", map[string]any{"eventChannel": "room"}))
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	slow, _, err := websocket.Dial(ctx, th.url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.CloseNow()
-	for _, m := range []string{
-		`{"jsonrpc":"2.0","id":1,"method":"login","params":{"login":"slow","passwd":"pw","sessid":"ss"}}`,
-		`{"jsonrpc":"2.0","id":2,"method":"verto.subscribe","params":{"eventChannel":"room"}}`,
-	} {
-		if err := slow.Write(ctx, websocket.MessageText, []byte(m)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitSubscribers(t, th, "room", 2) // the slow reader's subscription too
-	data := strings.Repeat("x", 64<<10)
-	for i := range 200 { // 12.5 MiB for the slow reader: far beyond socket buffers
-		fast.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"verto.broadcast","params":{"eventChannel":"room","eventData":"%s","localBroadcast":true}}`, 100+i, data))
-		for range 2 {
-			if f, ok := fast.next(5 * time.Second); !ok || f.closed {
-				t.Fatalf("fast reader stalled at %d", i)
-			}
-		}
-	}
+	floodPastStuckReader(t, th)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		s := scrape()

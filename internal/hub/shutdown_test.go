@@ -2,8 +2,6 @@ package hub
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -24,35 +22,7 @@ func TestShutdownCutsStuckReader(t *testing.T) {
 	th := serveHub(t, h, nil)
 	gw.add("fast", "pw", "room")
 	gw.add("slow", "pw", "room")
-	fast := dial(t, th, "fast", nil)
-	fast.login("fast", "pw", "sf")
-	result(t, fast.call(2, "verto.subscribe", map[string]any{"eventChannel": "room"}))
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	slow, _, err := websocket.Dial(ctx, th.url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.CloseNow()
-	for _, m := range []string{
-		`{"jsonrpc":"2.0","id":1,"method":"login","params":{"login":"slow","passwd":"pw","sessid":"ss"}}`,
-		`{"jsonrpc":"2.0","id":2,"method":"verto.subscribe","params":{"eventChannel":"room"}}`,
-	} {
-		if err := slow.Write(ctx, websocket.MessageText, []byte(m)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitSubscribers(t, th, "room", 2)
-	data := strings.Repeat("x", 64<<10)
-	for i := range 200 { // 12.5 MiB for the slow reader: far beyond socket buffers
-		fast.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"verto.broadcast","params":{"eventChannel":"room","eventData":"%s","localBroadcast":true}}`, 100+i, data))
-		for range 2 { // the reply and the event
-			if f, ok := fast.next(5 * time.Second); !ok || f.closed {
-				t.Fatalf("fast reader stalled at %d", i)
-			}
-		}
-	}
+	fast := floodPastStuckReader(t, th)
 	// The slow reader's writer is stuck.
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		stuck := false
@@ -68,7 +38,7 @@ func TestShutdownCutsStuckReader(t *testing.T) {
 	sctx, scancel := context.WithTimeout(context.Background(), 6*time.Second)
 	defer scancel()
 	start := time.Now()
-	err = h.Shutdown(sctx)
+	err := h.Shutdown(sctx)
 	took := time.Since(start)
 	t.Logf("Shutdown took %v", took.Round(time.Millisecond))
 	if err != nil {
