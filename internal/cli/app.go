@@ -76,6 +76,8 @@ func assemble(ctx context.Context, cfg config.Config, st *store.Store, logger *s
 	// The /fsapi handlers, in matching order: the first whose required
 	// fields are all present answers.
 	reg := fsapi.NewRegistry(logger.With("component", "fsapi"))
+	// The embedded hub's reports, several to a transaction (RespondBatch).
+	reg.SetBatcher(st.Batch)
 	// The client limit is kept where the connections are: the embedded hub
 	// counts live connections exactly; FreeSWITCH has only the directory's
 	// count of reported logins.

@@ -14,7 +14,6 @@ import (
 	"net/http/cookiejar"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -166,24 +165,7 @@ func TestNginxClusterExample(t *testing.T) {
 	nginx := tool(t, "nginx", "nginx-light")
 	one, two := startClusterProcesses(t)
 	conf := clusterConf(t, "nginx-cluster.conf", one, two)
-	checkCluster(t, one, two, func(t *testing.T) (int, int) {
-		dir := t.TempDir()
-		writeCert(t, dir)
-		httpsPort, httpPort := freePort(t), freePort(t)
-		local := strings.NewReplacer(
-			"listen 443 ", fmt.Sprintf("listen 127.0.0.1:%d ", httpsPort),
-			"listen [::]:443 ssl http2;", "",
-			"listen 80;", fmt.Sprintf("listen 127.0.0.1:%d;", httpPort),
-			"listen [::]:80;", "",
-			"/etc/letsencrypt/live/meet.example.org/fullchain.pem", filepath.Join(dir, "cert.pem"),
-			"/etc/letsencrypt/live/meet.example.org/privkey.pem", filepath.Join(dir, "key.pem"),
-		).Replace(conf)
-		if strings.Contains(local, "listen 443") || strings.Contains(local, "letsencrypt/live/meet") {
-			t.Fatal("the test no longer knows how to move docs/nginx-cluster.conf's ports and paths")
-		}
-		runNginx(t, nginx, dir, local, httpsPort)
-		return httpsPort, httpPort
-	})
+	checkCluster(t, one, two, func(t *testing.T) (int, int) { return runNginx(t, nginx, "nginx-cluster.conf", conf) })
 }
 
 // TestCaddyClusterExample runs docs/Caddyfile.cluster, with the test's
@@ -191,45 +173,10 @@ func TestNginxClusterExample(t *testing.T) {
 // front of two processes of one cluster.
 func TestCaddyClusterExample(t *testing.T) {
 	caddy := tool(t, "caddy", "caddy")
+	validateCaddyfile(t, caddy, "Caddyfile.cluster")
 	one, two := startClusterProcesses(t)
 	conf := clusterConf(t, "Caddyfile.cluster", one, two)
-	validated := false
-	checkCluster(t, one, two, func(t *testing.T) (int, int) {
-		dir := t.TempDir()
-		httpsPort, httpPort := freePort(t), freePort(t)
-		local := fmt.Sprintf(`{
-	admin off
-	http_port %d
-	https_port %d
-	local_certs
-	skip_install_trust
-	storage file_system %s
-	default_bind 127.0.0.1
-	servers {
-		protocols h1 h2
-	}
-}
-`, httpPort, httpsPort, filepath.Join(dir, "storage")) + conf
-		path := filepath.Join(dir, "Caddyfile")
-		if err := os.WriteFile(path, []byte(local), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		env := append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
-		if !validated {
-			validated = true
-			// The shipped file itself, unchanged, is valid too.
-			validate := exec.CommandContext(t.Context(), caddy, "validate", "--adapter", "caddyfile", "--config", filepath.Join(docsDir, "Caddyfile.cluster"))
-			validate.Env = env
-			if out, err := validate.CombinedOutput(); err != nil {
-				t.Fatalf("caddy validate docs/Caddyfile.cluster: %v\n%s", err, out)
-			}
-		}
-		run := exec.CommandContext(t.Context(), caddy, "run", "--adapter", "caddyfile", "--config", path)
-		run.Env = env
-		startProxy(t, run, httpsPort)
-		waitTLS(t, httpsPort) // Caddy listens before its local certificate is issued
-		return httpsPort, httpPort
-	})
+	checkCluster(t, one, two, func(t *testing.T) (int, int) { return runCaddy(t, caddy, conf) })
 }
 
 // proxyClient returns an HTTP client that reaches the proxy's TLS port

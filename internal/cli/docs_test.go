@@ -375,26 +375,15 @@ func basic(user, pass string) string {
 func TestNginxExample(t *testing.T) {
 	nginx := tool(t, "nginx", "nginx-light")
 	upstream := proxied(t)
-	dir := t.TempDir()
-	writeCert(t, dir)
 	conf, err := os.ReadFile(filepath.Join(docsDir, "nginx.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	httpsPort, httpPort := freePort(t), freePort(t)
-	local := strings.NewReplacer(
-		"127.0.0.1:8080", upstream,
-		"listen 443 ", fmt.Sprintf("listen 127.0.0.1:%d ", httpsPort),
-		"listen [::]:443 ssl http2;", "",
-		"listen 80;", fmt.Sprintf("listen 127.0.0.1:%d;", httpPort),
-		"listen [::]:80;", "",
-		"/etc/letsencrypt/live/meet.example.org/fullchain.pem", filepath.Join(dir, "cert.pem"),
-		"/etc/letsencrypt/live/meet.example.org/privkey.pem", filepath.Join(dir, "key.pem"),
-	).Replace(string(conf))
-	if local == string(conf) || strings.Contains(local, "8080") || strings.Contains(local, "letsencrypt/live/meet") {
-		t.Fatal("the test no longer knows how to move docs/nginx.conf's ports and paths")
+	local := strings.ReplaceAll(string(conf), "127.0.0.1:8080", upstream)
+	if local == string(conf) || strings.Contains(local, "8080") {
+		t.Fatal("the test no longer knows how to move docs/nginx.conf's upstream")
 	}
-	runNginx(t, nginx, dir, local, httpsPort)
+	httpsPort, httpPort := runNginx(t, nginx, "nginx.conf", local)
 	checkProxy(t, httpsPort, httpPort)
 }
 
@@ -403,52 +392,16 @@ func TestNginxExample(t *testing.T) {
 func TestCaddyExample(t *testing.T) {
 	caddy := tool(t, "caddy", "caddy")
 	upstream := proxied(t)
-	dir := t.TempDir()
 	conf, err := os.ReadFile(filepath.Join(docsDir, "Caddyfile"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	httpsPort, httpPort := freePort(t), freePort(t)
 	local := strings.ReplaceAll(string(conf), "127.0.0.1:8080", upstream)
 	if local == string(conf) {
 		t.Fatal("the test no longer knows how to move docs/Caddyfile's upstream")
 	}
-	// Global options first: no admin endpoint, the test's ports, a local
-	// certificate authority instead of Let's Encrypt, state in dir.
-	local = fmt.Sprintf(`{
-	admin off
-	http_port %d
-	https_port %d
-	local_certs
-	skip_install_trust
-	storage file_system %s
-	default_bind 127.0.0.1
-	servers {
-		protocols h1 h2
-	}
-}
-`, httpPort, httpsPort, filepath.Join(dir, "storage")) + local
-	path := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(path, []byte(local), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	env := append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
-	validate := exec.CommandContext(t.Context(), caddy, "validate", "--adapter", "caddyfile", "--config", path)
-	validate.Env = env
-	if out, err := validate.CombinedOutput(); err != nil {
-		t.Fatalf("caddy validate: %v\n%s", err, out)
-	}
-	// The shipped file itself, unchanged, is valid too.
-	validate = exec.CommandContext(t.Context(), caddy, "validate", "--adapter", "caddyfile", "--config", filepath.Join(docsDir, "Caddyfile"))
-	validate.Env = env
-	if out, err := validate.CombinedOutput(); err != nil {
-		t.Fatalf("caddy validate docs/Caddyfile: %v\n%s", err, out)
-	}
-	run := exec.CommandContext(t.Context(), caddy, "run", "--adapter", "caddyfile", "--config", path)
-	run.Env = env
-	startProxy(t, run, httpsPort)
-	// Caddy listens before its local certificate is issued.
-	waitTLS(t, httpsPort)
+	validateCaddyfile(t, caddy, "Caddyfile")
+	httpsPort, httpPort := runCaddy(t, caddy, local)
 	checkProxy(t, httpsPort, httpPort)
 }
 
@@ -510,12 +463,27 @@ func selfSigned(t *testing.T, host string) (certPEM, keyPEM []byte) {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
 }
 
-// runNginx runs nginx in the foreground from dir with local (a site's
-// configuration, its ports and paths moved to the test's) as its only
-// server, after checking it with nginx -t, and waits until it listens
-// on httpsPort; it stops with the test.
-func runNginx(t *testing.T, nginx, dir, local string, httpsPort int) {
+// runNginx runs nginx in the foreground with site (docs/file, its
+// upstreams moved to the test's) as its only server, its ports moved to
+// ports of its own on loopback and its certificate to one of the test's,
+// after checking it with nginx -t; it waits until nginx listens and
+// returns the ports. nginx stops with the test.
+func runNginx(t *testing.T, nginx, file, site string) (httpsPort, httpPort int) {
 	t.Helper()
+	dir := t.TempDir()
+	writeCert(t, dir)
+	httpsPort, httpPort = freePort(t), freePort(t)
+	local := strings.NewReplacer(
+		"listen 443 ", fmt.Sprintf("listen 127.0.0.1:%d ", httpsPort),
+		"listen [::]:443 ssl http2;", "",
+		"listen 80;", fmt.Sprintf("listen 127.0.0.1:%d;", httpPort),
+		"listen [::]:80;", "",
+		"/etc/letsencrypt/live/meet.example.org/fullchain.pem", filepath.Join(dir, "cert.pem"),
+		"/etc/letsencrypt/live/meet.example.org/privkey.pem", filepath.Join(dir, "key.pem"),
+	).Replace(site)
+	if strings.Contains(local, "listen 443") || strings.Contains(local, "listen 80;") || strings.Contains(local, "letsencrypt/live/meet") {
+		t.Fatalf("the test no longer knows how to move docs/%s's ports and paths", file)
+	}
 	main := fmt.Sprintf(`daemon off;
 master_process off;
 pid %[1]s/nginx.pid;
@@ -540,4 +508,63 @@ http {
 		t.Fatalf("nginx -t: %v\n%s", err, out)
 	}
 	startProxy(t, exec.CommandContext(t.Context(), nginx, "-p", dir, "-c", filepath.Join(dir, "nginx.conf")), httpsPort)
+	return httpsPort, httpPort
+}
+
+// runCaddy runs caddy with sites (a Caddyfile's sites, their upstreams
+// moved to the test's) after global options of the test's: no admin
+// endpoint, ports of its own on loopback, a local certificate authority
+// instead of Let's Encrypt, state in a directory of the test's. It checks
+// the whole with caddy validate first, waits until Caddy serves TLS, and
+// returns the ports; Caddy stops with the test.
+func runCaddy(t *testing.T, caddy, sites string) (httpsPort, httpPort int) {
+	t.Helper()
+	dir := t.TempDir()
+	httpsPort, httpPort = freePort(t), freePort(t)
+	local := fmt.Sprintf(`{
+	admin off
+	http_port %d
+	https_port %d
+	local_certs
+	skip_install_trust
+	storage file_system %s
+	default_bind 127.0.0.1
+	servers {
+		protocols h1 h2
+	}
+}
+`, httpPort, httpsPort, filepath.Join(dir, "storage")) + sites
+	path := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(path, []byte(local), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	caddyValidate(t, caddy, path, dir)
+	run := exec.CommandContext(t.Context(), caddy, "run", "--adapter", "caddyfile", "--config", path)
+	run.Env = caddyEnv(dir)
+	startProxy(t, run, httpsPort)
+	waitTLS(t, httpsPort) // Caddy listens before its local certificate is issued
+	return httpsPort, httpPort
+}
+
+// validateCaddyfile checks a Caddyfile of docs/ as shipped, unchanged.
+func validateCaddyfile(t *testing.T, caddy, file string) {
+	t.Helper()
+	caddyValidate(t, caddy, filepath.Join(docsDir, file), t.TempDir())
+}
+
+// caddyValidate runs caddy validate on the Caddyfile at path, with its
+// home in dir.
+func caddyValidate(t *testing.T, caddy, path, dir string) {
+	t.Helper()
+	validate := exec.CommandContext(t.Context(), caddy, "validate", "--adapter", "caddyfile", "--config", path)
+	validate.Env = caddyEnv(dir)
+	if out, err := validate.CombinedOutput(); err != nil {
+		t.Fatalf("caddy validate %s: %v\n%s", path, err, out)
+	}
+}
+
+// caddyEnv is the environment for caddy with its home, data and
+// configuration in dir, not the user's.
+func caddyEnv(dir string) []string {
+	return append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
 }

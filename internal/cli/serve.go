@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"channels/internal/config"
@@ -205,39 +206,94 @@ func stopServing(srv *http.Server, reqs *requests, shutdownApp func(context.Cont
 }
 
 // requests are the HTTP requests under way, but for WebSockets (the
-// hub's), so that a stop can name those it cuts.
+// hub's), so that a stop can name those it cuts. Every request passes
+// through it, /fsapi's thousands a second among them: it is a few
+// mutex-guarded lists (requests spread round-robin, so concurrent ones
+// rarely share a lock) of pooled entries, which cost no allocation.
+// The zero value is ready to use.
 type requests struct {
-	m sync.Map // *request → struct{}
+	next   atomic.Uint32
+	shards [trackShards]trackShard
+}
+
+// trackShards spreads the requests under way over this many lists.
+const trackShards = 16
+
+type trackShard struct {
+	mu   sync.Mutex
+	head *request // a doubly linked list
+	_    [48]byte // 64 bytes a shard: neighbours share a cache line at most
 }
 
 type request struct {
 	method, path, addr string
 	start              time.Time
+	shard              *trackShard
+	prev, next         *request
 }
+
+var trackedRequests = sync.Pool{New: func() any { return new(request) }}
 
 // track counts h's requests in rs while they run.
 func (rs *requests) track(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "" {
+		if up := r.Header["Upgrade"]; len(up) > 0 && up[0] != "" {
 			h.ServeHTTP(w, r)
 			return
 		}
-		q := &request{method: r.Method, path: r.URL.Path, addr: r.RemoteAddr, start: time.Now()}
-		rs.m.Store(q, struct{}{})
-		defer rs.m.Delete(q)
+		q := trackedRequests.Get().(*request)
+		q.method, q.path, q.addr, q.start = r.Method, r.URL.Path, r.RemoteAddr, time.Now()
+		rs.add(q)
+		defer rs.remove(q)
 		h.ServeHTTP(w, r)
 	})
+}
+
+func (rs *requests) add(q *request) {
+	sh := &rs.shards[rs.next.Add(1)%trackShards]
+	sh.mu.Lock()
+	q.shard, q.prev, q.next = sh, nil, sh.head
+	if sh.head != nil {
+		sh.head.prev = q
+	}
+	sh.head = q
+	sh.mu.Unlock()
+}
+
+// remove takes q off its list and returns it to the pool.
+func (rs *requests) remove(q *request) {
+	sh := q.shard
+	sh.mu.Lock()
+	if q.prev != nil {
+		q.prev.next = q.next
+	} else {
+		sh.head = q.next
+	}
+	if q.next != nil {
+		q.next.prev = q.prev
+	}
+	sh.mu.Unlock()
+	*q = request{}
+	trackedRequests.Put(q)
 }
 
 // underWay counts the requests under way and names the oldest, at most
 // max of them.
 func (rs *requests) underWay(max int) (n int, oldest []string) {
-	var all []*request
-	rs.m.Range(func(k, _ any) bool {
-		all = append(all, k.(*request))
-		return true
-	})
-	slices.SortFunc(all, func(a, b *request) int { return a.start.Compare(b.start) })
+	type under struct {
+		method, path, addr string
+		start              time.Time
+	}
+	var all []under
+	for i := range rs.shards {
+		sh := &rs.shards[i]
+		sh.mu.Lock()
+		for q := sh.head; q != nil; q = q.next {
+			all = append(all, under{q.method, q.path, q.addr, q.start})
+		}
+		sh.mu.Unlock()
+	}
+	slices.SortFunc(all, func(a, b under) int { return a.start.Compare(b.start) })
 	for _, q := range all[:min(len(all), max)] {
 		oldest = append(oldest, fmt.Sprintf("%s %s from %s for %v", q.method, q.path, q.addr, time.Since(q.start).Round(time.Millisecond)))
 	}

@@ -75,6 +75,8 @@ type Options struct {
 	// nothing is kept, and after such a mistake browsers learn the
 	// members again at their next announcement.
 	Presence func(params []byte) Presence
+
+	clk clock // nil: the system's (tests give a fake)
 }
 
 // Presence is what Options.Presence says of a broadcast.
@@ -150,7 +152,7 @@ type Stats struct {
 	ClockJumps  uint64 // clock values heard that were implausibly far ahead, ignored
 	LevelsLate  uint64 // members arrived here whose other nodes did not give their budget levels in time
 	Unsent      uint64 // publishes that failed, dropped (NATS unreachable: nothing is buffered)
-	Linked      bool   // what Linked says now
+	Linked      bool   // NATS connected and settled: Linked says yes for a target on a peer heard lately
 }
 
 // Node is one process's member of the cluster. It implements hub.Fabric.
@@ -198,11 +200,11 @@ type Node struct {
 	connMu    sync.Mutex
 	connSeen  bool
 	connected atomic.Bool
-	// settleFrom is when NATS came back (UnixNano; 0: settled): until
-	// every peer has been heard since, or settleWait has passed, a peer
-	// may not have subscribed again, and Linked says no.
-	settleFrom atomic.Int64
-	unsent     atomic.Uint64 // publishes that failed (NATS unreachable)
+	// settling is when NATS came back (nil: settled): until every peer
+	// has been heard since, or settleWait has passed, a peer may not have
+	// subscribed again, and Linked says no.
+	settling atomic.Pointer[settling]
+	unsent   atomic.Uint64 // publishes that failed (NATS unreachable)
 
 	bar        barrier       // Ready's rounds
 	readyLate  atomic.Uint64 // Ready calls whose deadline passed
@@ -226,7 +228,10 @@ type Node struct {
 	reqs        chan request // membership and replay requests, for the loop
 	reconnected chan struct{}
 	started     time.Time
-	graceUntil  atomic.Int64           // UnixNano before which nobody expires
+	clk         clock
+	graceUntil  atomic.Int64           // nanoseconds after started (on clk) before which nobody expires
+	stallUntil  atomic.Int64           // nanoseconds after started (on clk) before which nobody is taken for silent
+	checked     atomic.Int64           // nanoseconds after started (on clk) of the loop's last check
 	lastErr     atomic.Pointer[string] // of the latest failed attempt to connect
 	disconnects atomic.Uint64
 	reconnects  atomic.Uint64
@@ -284,6 +289,11 @@ func newNode(opts Options, vmin, vmax byte) (*Node, error) {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	ctx, cancel := context.WithCancel(context.Background())
+	clk := opts.clk
+	if clk == nil {
+		clk = sysClock{}
+	}
+	now := clk.now()
 	n := &Node{
 		opts:        opts,
 		log:         opts.Logger,
@@ -306,14 +316,15 @@ func newNode(opts Options, vmin, vmax byte) (*Node, error) {
 		reqs:        make(chan request, 64),
 		warned:      make(map[byte]bool),
 		reconnected: make(chan struct{}, 1),
-		started:     time.Now(),
+		started:     now,
 		ctx:         ctx,
 		stop:        cancel,
 		done:        make(chan struct{}),
 	}
+	n.clk = clk
 	n.tbl.init(vmin, vmax)
 	n.tbl.settle(n.started.Add(opts.Expiry), opts.Expiry)
-	n.clock.Store(wallClock())
+	n.clock.Store(micros(n.clk.wall()))
 	n.log = n.log.With("node", n.id)
 	where := Redact(opts.URL)
 	nc, err := nats.Connect(opts.URL,
@@ -339,7 +350,13 @@ func newNode(opts Options, vmin, vmax byte) (*Node, error) {
 		// subscription waits for the connection's lock), and the
 		// connection is made again.
 		nats.FlusherTimeout(flusherTimeout),
-		nats.ConnectHandler(func(*nats.Conn) {
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			// nats.go counts a reconnect when its first connection comes
+			// from its retries (NATS was unreachable when New was called):
+			// that connection settles as a reconnect does, and longer.
+			if nc.Stats().Reconnects > 0 {
+				n.startSettle(true)
+			}
 			n.setConnected(true)
 			n.log.Info("cluster: connected to NATS", "url", where)
 			n.signalReconnect()
@@ -355,7 +372,7 @@ func newNode(opts Options, vmin, vmax byte) (*Node, error) {
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			// Before connected: Linked must never see the new connection
 			// without its settling.
-			n.settleFrom.Store(time.Now().UnixNano())
+			n.startSettle(false)
 			n.setConnected(true)
 			n.reconnects.Add(1)
 			n.unsure.Store(true) // every subscription is sent again
@@ -391,7 +408,9 @@ func newNode(opts Options, vmin, vmax byte) (*Node, error) {
 	n.nc = nc
 	n.connMu.Lock()
 	if !n.connSeen { // no handler has said anything yet
-		n.connected.Store(nc.IsConnected())
+		// A first connection that came from the retries meanwhile is left
+		// to its handler, which starts its settling first.
+		n.connected.Store(nc.IsConnected() && nc.Stats().Reconnects == 0)
 	}
 	n.connMu.Unlock()
 	if !nc.IsConnected() {
@@ -435,29 +454,52 @@ func (n *Node) Stats() Stats {
 		ClockJumps:  n.clockJumps.Load(),
 		LevelsLate:  n.levelsLate.Load(),
 		Unsent:      n.unsent.Load(),
-		Linked:      n.Linked(),
+		Linked:      n.linked(),
 	}
 }
 
 func (n *Node) signalReconnect() {
 	// Others' silence while we were away proves nothing: no expiry for a
 	// while.
-	n.graceTill(time.Now().Add(n.opts.Expiry))
+	n.graceFor(n.opts.Expiry)
 	select {
 	case n.reconnected <- struct{}{}:
 	default:
 	}
 }
 
-// graceTill makes sure nobody expires before t.
-func (n *Node) graceTill(t time.Time) {
+// graceFor makes sure nobody expires for d from now.
+func (n *Node) graceFor(d time.Duration) { n.extend(&n.graceUntil, d) }
+
+// inGrace reports whether nobody may expire now (see graceFor).
+func (n *Node) inGrace() bool { return n.before(&n.graceUntil) }
+
+// extend moves the deadline at (nanoseconds after started, on clk) to d
+// from now, unless it is later already.
+func (n *Node) extend(at *atomic.Int64, d time.Duration) {
+	until := int64(n.clk.now().Sub(n.started) + d)
 	for {
-		cur := n.graceUntil.Load()
-		if t.UnixNano() <= cur || n.graceUntil.CompareAndSwap(cur, t.UnixNano()) {
+		cur := at.Load()
+		if until <= cur || at.CompareAndSwap(cur, until) {
 			return
 		}
 	}
 }
+
+// noteCheck records that the loop ran its check at now.
+func (n *Node) noteCheck(now time.Time) { n.checked.Store(int64(now.Sub(n.started))) }
+
+// stalled reports whether this node cannot tell a silent peer from one
+// whose heartbeats wait unread: its loop stalled lately, or has not run
+// its check for more than a heartbeat (a stall not noticed yet: after a
+// SIGSTOP every goroutine resumes at once, and a connection's may ask
+// Linked before the loop has looked at the clock).
+func (n *Node) stalled() bool {
+	return n.before(&n.stallUntil) || int64(n.clk.now().Sub(n.started))-n.checked.Load() > int64(n.opts.Heartbeat)
+}
+
+// before reports whether now is before the deadline at (see extend).
+func (n *Node) before(at *atomic.Int64) bool { return int64(n.clk.now().Sub(n.started)) < at.Load() }
 
 func (n *Node) subject(parts ...string) string {
 	return n.root + "." + strings.Join(parts, ".")
@@ -552,7 +594,9 @@ func (n *Node) loop() {
 	defer firstSweep.Stop()
 	check := time.NewTicker(n.opts.Heartbeat / 4)
 	defer check.Stop()
-	lastCheck := time.Now()
+	lastCheck := n.clk.now()
+	n.noteCheck(lastCheck)
+	quiet := make(map[string]bool) // peers found silent, logged once
 	// A burst of changes (a wave of logins) goes out in few messages: a
 	// change within flushGap of the last flush waits for the rest.
 	var lastFlush time.Time
@@ -613,14 +657,19 @@ func (n *Node) loop() {
 			// pause, a starved CPU, SIGSTOP): the others' heartbeats may
 			// still wait unread, so their silence proves nothing yet. (A
 			// tick carries the time it was due, not the time it came.)
-			now := time.Now()
+			now := n.clk.now()
 			if stall := now.Sub(lastCheck); stall > n.opts.Heartbeat {
 				n.stalls.Add(1)
-				n.graceTill(now.Add(2 * n.opts.Heartbeat))
+				n.graceFor(2 * n.opts.Heartbeat)
+				// Nor is anybody silent: a stalled process would refuse
+				// direct messages to everyone else's members.
+				n.extend(&n.stallUntil, 2*n.opts.Heartbeat)
 				n.log.Warn("cluster: this process stalled; nobody is taken for dead until the others are heard", "stall", stall.Round(time.Millisecond))
 			}
 			lastCheck = now
+			n.noteCheck(now)
 			n.expire(now)
+			n.noteSilent(now, quiet)
 			n.expireWaits(now)
 			n.tbl.sweepBusy(now)
 		case <-n.busyWake:
@@ -653,8 +702,8 @@ func (n *Node) sweepPlaces() {
 	if n.places == nil {
 		return
 	}
-	now := time.Now()
-	leader := n.isLeader() && now.Sub(n.started) >= n.opts.Expiry && now.UnixNano() >= n.graceUntil.Load()
+	now := n.clk.now()
+	leader := n.isLeader() && now.Sub(n.started) >= n.opts.Expiry && !n.inGrace()
 	n.places.spawn(func() { n.places.sweep(leader, false) })
 }
 
@@ -1020,7 +1069,7 @@ func (n *Node) sendParts(reply string, members []hub.Member, start func(part uin
 // expire takes nodes silent for Expiry for dead, unless this node cannot
 // hear anybody itself or has just stalled.
 func (n *Node) expire(now time.Time) {
-	if !n.connected.Load() || now.UnixNano() < n.graceUntil.Load() {
+	if !n.connected.Load() || n.inGrace() {
 		return
 	}
 	dead, members, gone, leader := n.tbl.expire(now, n.opts.Expiry, n.id)
@@ -1051,6 +1100,33 @@ func (n *Node) expire(now time.Time) {
 			n.local.Gone(m, leader)
 		}
 	})
+}
+
+// noteSilent logs the peers that fell silent for more than silentBeats
+// heartbeats (direct messages to members only on them are refused, see
+// Linked) and those heard again; quiet holds the ones logged. Nothing is
+// noted while this node is not linked itself, or has just stalled or
+// come back: everybody seems silent then.
+func (n *Node) noteSilent(now time.Time, quiet map[string]bool) {
+	if !n.linked() || n.inGrace() {
+		return
+	}
+	ids := n.tbl.silent(now, silentBeats*n.opts.Heartbeat)
+	for _, id := range ids {
+		if !quiet[id] {
+			quiet[id] = true
+			n.log.Warn("cluster: a process is silent; direct messages to members only there are refused until it is heard again",
+				"peer", id, "silent", silentBeats*n.opts.Heartbeat)
+		}
+	}
+	for id := range quiet {
+		if !slices.Contains(ids, id) {
+			delete(quiet, id)
+			if n.alive(id) { // not taken for dead meanwhile
+				n.log.Info("cluster: a silent process is heard again", "peer", id)
+			}
+		}
+	}
 }
 
 // isLeader reports whether this node has the smallest id among the live
@@ -1209,7 +1285,7 @@ func (n *Node) rounds() {
 func (n *Node) Stamp() int64 {
 	for {
 		cur := n.clock.Load()
-		next := min(max(cur+1, wallClock()), maxClock)
+		next := min(max(cur+1, micros(n.clk.wall())), maxClock)
 		if n.clock.CompareAndSwap(cur, next) {
 			return int64(next)
 		}
@@ -1217,7 +1293,29 @@ func (n *Node) Stamp() int64 {
 }
 
 // wallClock is the floor of the logical clock: microseconds since 1970.
-func wallClock() uint64 { return uint64(max(time.Now().UnixMicro(), 0)) }
+func wallClock() uint64 { return micros(time.Now()) }
+
+// micros is t in microseconds since 1970 (0 before).
+func micros(t time.Time) uint64 { return uint64(max(t.UnixMicro(), 0)) }
+
+// clock is where a node reads the time. wall is the date: the floor of
+// the logical clock, which other hosts compare. now is an instant to
+// measure durations from: the settling after a reconnect, a peer's
+// silence, an expiry's grace. The system's now is time.Now, whose
+// monotonic reading Go uses to subtract and compare two such instants,
+// so that a step of the wall clock (NTP, an operator, a VM resumed)
+// cannot lengthen or cut any of them; they are never turned into
+// wall-clock numbers (UnixNano), which would lose it. Tests give a fake.
+type clock interface {
+	wall() time.Time
+	now() time.Time
+}
+
+// sysClock is the system's clock.
+type sysClock struct{}
+
+func (sysClock) wall() time.Time { return time.Now() }
+func (sysClock) now() time.Time  { return time.Now() }
 
 const (
 	// maxClock is the largest stamp: an int64, as the hub keeps it.
@@ -1387,33 +1485,70 @@ func (n *Node) remember(sender, channel string, params []byte) {
 
 // settleWait bounds, in heartbeats, how long after NATS came back Linked
 // waits to hear every peer it knew: a peer not heard by then is dead or
-// cut off, and is treated as any such peer is (taken for dead after the
-// expiry). A peer that is back says so within a heartbeat of its own
-// reconnect, and nats.go reconnects every second (plus up to 1 s of
-// jitter).
+// cut off, and is treated as any such peer is (silent: its members'
+// messages refused; taken for dead after the expiry). A peer that is
+// back says so within a heartbeat of its own reconnect, and nats.go
+// reconnects every second (plus up to 1 s of jitter).
 const settleWait = 5
 
-// Linked implements hub.Fabric: NATS is connected, and since it came
-// back every peer this node knew has been heard (or settleWait
-// heartbeats have passed). A message heard from a peer since came over
+// silentBeats is how many heartbeats a peer may miss before direct
+// messages to members only on it are refused: it, or its path to NATS,
+// may be down while this node's is not (a network cut, a frozen process),
+// and what is published to it is lost. Three, not two: on this project's
+// loaded 2-core machine a live node's heartbeats were seen 2.4 s apart
+// (docs/HUB.md), and a refusal of a live peer's members is a false alarm
+// their senders must retry.
+const silentBeats = 3
+
+// settling is a settling under way: since when (clk.now), and whether it
+// follows the node's first connection.
+type settling struct {
+	from  time.Time
+	first bool
+}
+
+// startSettle starts a settling: NATS has just come back (first: the
+// node's first connection, which came from nats.go's retries).
+func (n *Node) startSettle(first bool) {
+	n.settling.Store(&settling{from: n.clk.now(), first: first})
+}
+
+// linked reports whether NATS is connected and settled: since it came
+// back every peer this node knew has been heard, or settleWait
+// heartbeats have passed. A message heard from a peer since came over
 // this node's new connection, so the server had this node's
 // subscriptions; and the peer published it after its own were in place
 // (nats.go sends a connection's subscriptions again before anything else
 // on it, and nothing is buffered), so what this node publishes from then
-// on reaches it.
-func (n *Node) Linked() bool {
+// on reaches it. After a first connection that came late (NATS was
+// unreachable at the start) the node knows no peer yet, so hearing
+// "every peer" proves nothing: it waits the whole bound, in which the
+// peers whose links came back with the same server reconnect and say so.
+func (n *Node) linked() bool {
 	if !n.connected.Load() {
 		return false
 	}
-	from := n.settleFrom.Load()
-	if from == 0 {
+	s := n.settling.Load()
+	if s == nil {
 		return true
 	}
-	if time.Now().UnixNano()-from < int64(settleWait*n.opts.Heartbeat) && !n.tbl.heardAllSince(time.Unix(0, from)) {
+	if n.clk.now().Sub(s.from) < settleWait*n.opts.Heartbeat && (s.first || !n.tbl.heardAllSince(s.from)) {
 		return false
 	}
-	n.settleFrom.CompareAndSwap(from, 0)
+	n.settling.CompareAndSwap(s, nil)
 	return true
+}
+
+// Linked implements hub.Fabric: a direct message to target published now
+// reaches it. It does not while this node is not linked (NATS down, or
+// back and settling), nor while every peer known to hold target has been
+// silent for more than silentBeats heartbeats: such a peer's link may be
+// down while this node's is up. A target known on no peer is relayed
+// whatever (see Relay), and so is every target just after this node's
+// own loop stalled (the others' heartbeats may wait unread). The cost is
+// a map lookup per peer, under the table's read lock.
+func (n *Node) Linked(target string) bool {
+	return n.linked() && (n.stalled() || n.tbl.reachable(target, n.clk.now(), silentBeats*n.opts.Heartbeat))
 }
 
 // Relay implements hub.Fabric. The message is published whatever this
@@ -1625,7 +1760,7 @@ func (n *Node) onNodes(msg *nats.Msg) {
 		return
 	}
 	var h heard
-	now := time.Now()
+	now := n.clk.now()
 	switch kind {
 	case kindHeartbeat:
 		seq, clock, vmin, vmax := d.num(), d.num(), d.num(), d.num()
@@ -1748,7 +1883,7 @@ func (n *Node) onInbox(msg *nats.Msg) {
 		if d.err != nil {
 			return
 		}
-		n.tbl.snapshot(from, seq, part, last, members, time.Now())
+		n.tbl.snapshot(from, seq, part, last, members, n.clk.now())
 	case kindLevels:
 		from := d.str()
 		if d.err == nil {

@@ -44,3 +44,7 @@ const (
 
 // KindRevive is the kind of a request to give members back.
 const KindRevive = kindRevive
+
+// SilentBeats is how many heartbeats a peer may miss before direct
+// messages to members only on it are refused.
+const SilentBeats = silentBeats

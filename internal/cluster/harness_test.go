@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +25,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"channels/internal/cluster"
+	"channels/internal/cluster/clustertest"
+	"channels/internal/hub"
 	"channels/internal/lockedbuf"
 	"channels/internal/store"
 	"channels/internal/store/storetest"
@@ -497,3 +501,77 @@ func errorCode(r map[string]any) string {
 }
 
 func ciSet() bool { return os.Getenv("CI") != "" }
+
+// hubsConfig says how startHubs joins its hubs.
+type hubsConfig struct {
+	// nats is each hub's NATS URL (a private server's, a proxy's); hubs
+	// past the list take its last one. None: the shared server.
+	nats []string
+	// broadcast is the broadcast budget; zero: none in the way.
+	broadcast hub.Budget
+	// heartbeat and expiry are the nodes'; zero: the defaults.
+	heartbeat, expiry time.Duration
+	// noWait: do not wait until each hub knows the others (NATS is down).
+	noWait bool
+}
+
+// startHubs starts n hubs in this test process, each with its own
+// cluster node, joined over NATS as cfg says, with limits and budgets no
+// test client reaches (but cfg.broadcast), and waits until each knows the
+// others. It returns their Verto URLs and their nodes.
+func startHubs(t *testing.T, n int, cfg hubsConfig) (urls []string, nodes []*cluster.Node) {
+	t.Helper()
+	natsURLs := cfg.nats
+	if len(natsURLs) == 0 {
+		natsURLs = []string{clustertest.NATS(t)}
+	}
+	broadcast := cfg.broadcast
+	if broadcast == (hub.Budget{}) {
+		broadcast = hub.Budget{Rate: 1e9, Burst: 1 << 30}
+	}
+	prefix := "hubs" + randomHex(6)
+	for i := range n {
+		node, err := cluster.New(cluster.Options{
+			URL: natsURLs[min(i, len(natsURLs)-1)], Prefix: prefix,
+			Heartbeat: cfg.heartbeat, Expiry: cfg.expiry,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := hub.New(hub.Options{
+			Gateway: memGateway{}, Domain: domain, Fabric: node,
+			MaxConnsPerAddress: 1 << 20, MaxConnsPerClient: 1 << 20,
+			RequestRate: 1e9, RequestBurst: 1 << 30,
+			AddressBytes:    hub.Budget{Rate: 1e9, Burst: 1 << 30},
+			BroadcastBudget: broadcast,
+			MessageBudget:   hub.Budget{Rate: 1e9, Burst: 1 << 30},
+		})
+		srv := httptest.NewServer(h)
+		t.Cleanup(func() {
+			srv.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = h.Shutdown(ctx)
+			_ = node.Close(ctx)
+		})
+		urls = append(urls, "ws"+strings.TrimPrefix(srv.URL, "http")+"/verto")
+		nodes = append(nodes, node)
+	}
+	if !cfg.noWait {
+		waitKnown(t, nodes...)
+	}
+	return urls, nodes
+}
+
+// waitKnown waits until each of nodes knows all the others.
+func waitKnown(t *testing.T, nodes ...*cluster.Node) {
+	t.Helper()
+	poll(t, "hubs that know each other", 20*time.Second, func() bool {
+		for _, node := range nodes {
+			if node.Stats().Nodes != len(nodes)-1 {
+				return false
+			}
+		}
+		return true
+	})
+}

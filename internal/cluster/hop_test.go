@@ -1,60 +1,16 @@
 package cluster_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"channels/internal/cluster"
-	"channels/internal/cluster/clustertest"
 	"channels/internal/hub"
 	"channels/internal/hub/hubtest"
 )
-
-// budgetHubs starts n hubs in this process, joined over NATS, with the
-// broadcast budget b and no other limit in the way of a client that
-// sends as fast as it is answered.
-func budgetHubs(t *testing.T, n int, b hub.Budget) (urls []string, nodes []*cluster.Node) {
-	t.Helper()
-	nats := clustertest.NATS(t)
-	prefix := "hop" + randomHex(6)
-	for range n {
-		node, err := cluster.New(cluster.Options{URL: nats, Prefix: prefix})
-		if err != nil {
-			t.Fatal(err)
-		}
-		h := hub.New(hub.Options{
-			Gateway: memGateway{}, Domain: domain, Fabric: node,
-			RequestRate: 1e9, RequestBurst: 1 << 30,
-			AddressBytes:    hub.Budget{Rate: 1e9, Burst: 1 << 30},
-			BroadcastBudget: b,
-		})
-		srv := httptest.NewServer(h)
-		t.Cleanup(func() {
-			srv.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			_ = h.Shutdown(ctx)
-			_ = node.Close(ctx)
-		})
-		urls = append(urls, "ws"+strings.TrimPrefix(srv.URL, "http")+"/verto")
-		nodes = append(nodes, node)
-	}
-	poll(t, "hubs that know each other", 10*time.Second, func() bool {
-		for _, node := range nodes {
-			if node.Stats().Nodes != n-1 {
-				return false
-			}
-		}
-		return true
-	})
-	return urls, nodes
-}
 
 // budgetClient is one socket of a member that only broadcasts.
 type budgetClient struct {
@@ -136,7 +92,7 @@ func TestBudgetsFollowHops(t *testing.T) {
 		// The measurement: the default budget, a hop every 3 s.
 		rate, burst, window, hop = hub.DefaultBroadcastRate, hub.DefaultBroadcastBurst, d, 3*time.Second
 	}
-	urls, nodes := budgetHubs(t, 3, hub.Budget{Rate: rate, Burst: burst})
+	urls, nodes := startHubs(t, 3, hubsConfig{broadcast: hub.Budget{Rate: rate, Burst: burst}})
 	victim, err := hubtest.DialRaw(urls[0])
 	if err != nil {
 		t.Fatal(err)

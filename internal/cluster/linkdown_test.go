@@ -1,10 +1,8 @@
 package cluster_test
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
-	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
@@ -13,51 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"channels/internal/cluster"
 	"channels/internal/cluster/clustertest"
-	"channels/internal/hub"
 )
-
-// outageHubs starts n hubs in this process, joined over the NATS at url,
-// with budgets no test client reaches, and waits until each knows the
-// others.
-func outageHubs(t *testing.T, url string, n int) (urls []string, nodes []*cluster.Node) {
-	t.Helper()
-	prefix := "down" + randomHex(6)
-	for range n {
-		node, err := cluster.New(cluster.Options{URL: url, Prefix: prefix})
-		if err != nil {
-			t.Fatal(err)
-		}
-		h := hub.New(hub.Options{
-			Gateway: memGateway{}, Domain: domain, Fabric: node,
-			MaxConnsPerAddress: 1 << 20, MaxConnsPerClient: 1 << 20,
-			RequestRate: 1e9, RequestBurst: 1 << 30,
-			AddressBytes:    hub.Budget{Rate: 1e9, Burst: 1 << 30},
-			BroadcastBudget: hub.Budget{Rate: 1e9, Burst: 1 << 30},
-			MessageBudget:   hub.Budget{Rate: 1e9, Burst: 1 << 30},
-		})
-		srv := httptest.NewServer(h)
-		t.Cleanup(func() {
-			srv.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			_ = h.Shutdown(ctx)
-			_ = node.Close(ctx)
-		})
-		urls = append(urls, "ws"+strings.TrimPrefix(srv.URL, "http")+"/verto")
-		nodes = append(nodes, node)
-	}
-	poll(t, "hubs that know each other", 10*time.Second, func() bool {
-		for _, node := range nodes {
-			if node.Stats().Nodes != n-1 {
-				return false
-			}
-		}
-		return true
-	})
-	return urls, nodes
-}
 
 // dm sends a direct message and returns its reply.
 func (c *client) dm(to, body string) map[string]any {
@@ -99,7 +54,7 @@ func TestNATSOutageRefusesAndDropsStale(t *testing.T) {
 	ns := &natsServer{t: t, addr: freeAddr(t)}
 	t.Cleanup(ns.kill)
 	ns.start()
-	urls, nodes := outageHubs(t, "nats://"+ns.addr, 2)
+	urls, nodes := startHubs(t, 2, hubsConfig{nats: []string{"nats://" + ns.addr}})
 	ca, cc := dialURL(t, urls[0], "a", nil), dialURL(t, urls[0], "c", nil)
 	cb := dialURL(t, urls[1], "b", nil)
 	ca.join(member{id: "ua", password: "pw", channel: "room"}, "sa")
@@ -202,7 +157,7 @@ func TestNATSOutageFigures(t *testing.T) {
 	ns := &natsServer{t: t, addr: freeAddr(t)}
 	t.Cleanup(ns.kill)
 	ns.start()
-	urls, _ := outageHubs(t, "nats://"+ns.addr, 2)
+	urls, _ := startHubs(t, 2, hubsConfig{nats: []string{"nats://" + ns.addr}})
 	type arrival struct{ at, sent time.Time }
 	var mu sync.Mutex
 	got := map[string][]arrival{} // body → its arrivals across

@@ -1,7 +1,5 @@
 package cluster
 
-import "time"
-
 // Present returns every user with live connections anywhere in the
 // cluster (id@domain), when this node can vouch for the list: it is the
 // leader, connected to NATS, has heard every live node (an expiry has
@@ -12,8 +10,7 @@ import "time"
 // clients that no process holds (left behind by processes that died
 // without reporting their disconnects, e.g. a whole cluster killed).
 func (n *Node) Present() (users map[string]bool, ok bool) {
-	now := time.Now()
-	if !n.connected.Load() || now.Sub(n.started) < n.opts.Expiry || now.UnixNano() < n.graceUntil.Load() {
+	if !n.connected.Load() || n.clk.now().Sub(n.started) < n.opts.Expiry || n.inGrace() {
 		return nil, false
 	}
 	if n.unreadable.Load() != 0 {

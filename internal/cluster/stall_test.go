@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -21,14 +20,20 @@ import (
 	"channels/internal/hub"
 )
 
-// stallProxy stands between a node and NATS; stall makes it stop reading
+// stallProxy stands between a node and NATS. stall makes it stop reading
 // what the node writes (a NATS server or network that stopped taking
-// data), so that the node's writes fill the socket and block.
+// data), so that the node's writes fill the socket and block; blackhole
+// stops it forwarding both ways, closing nothing (a network path gone
+// silent, a frozen host): neither end notices anything until its pings
+// go unanswered. refuse makes it close the connections it accepts from
+// then on (NATS unreachable for that node alone).
 type stallProxy struct {
-	addr  string
-	mu    sync.Mutex
-	gate  chan struct{} // non-nil while stalled
-	conns []net.Conn
+	addr    string
+	mu      sync.Mutex
+	out     chan struct{} // node → NATS: non-nil while stalled
+	in      chan struct{} // NATS → node: non-nil while stalled
+	refused bool
+	conns   []net.Conn
 }
 
 func newStallProxy(t *testing.T, natsURL string) *stallProxy {
@@ -42,11 +47,42 @@ func newStallProxy(t *testing.T, natsURL string) *stallProxy {
 		t.Fatal(err)
 	}
 	p := &stallProxy{addr: ln.Addr().String()}
+	// pump copies from src to dst, waiting at gate before each read, and
+	// before writing what a read begun before the gate closed returned.
+	pump := func(dst, src net.Conn, gate func() chan struct{}) {
+		defer dst.Close()
+		buf := make([]byte, 32<<10)
+		wait := func() {
+			if g := gate(); g != nil {
+				<-g
+			}
+		}
+		for {
+			wait()
+			n, err := src.Read(buf)
+			wait()
+			if n > 0 {
+				if _, err := dst.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			p.mu.Lock()
+			refused := p.refused
+			p.mu.Unlock()
+			if refused {
+				c.Close()
+				continue
 			}
 			s, err := net.Dial("tcp", u.Host)
 			if err != nil {
@@ -56,23 +92,8 @@ func newStallProxy(t *testing.T, natsURL string) *stallProxy {
 			p.mu.Lock()
 			p.conns = append(p.conns, c, s)
 			p.mu.Unlock()
-			go func() { _, _ = io.Copy(c, s); c.Close() }()
-			go func() {
-				defer s.Close()
-				buf := make([]byte, 32<<10)
-				for {
-					p.wait()
-					n, err := c.Read(buf)
-					if n > 0 {
-						if _, err := s.Write(buf[:n]); err != nil {
-							return
-						}
-					}
-					if err != nil {
-						return
-					}
-				}
-			}()
+			go pump(c, s, func() chan struct{} { p.mu.Lock(); defer p.mu.Unlock(); return p.in })
+			go pump(s, c, func() chan struct{} { p.mu.Lock(); defer p.mu.Unlock(); return p.out })
 		}
 	}()
 	t.Cleanup(func() {
@@ -87,30 +108,43 @@ func newStallProxy(t *testing.T, natsURL string) *stallProxy {
 	return p
 }
 
-func (p *stallProxy) wait() {
-	p.mu.Lock()
-	g := p.gate
-	p.mu.Unlock()
-	if g != nil {
-		<-g
-	}
-}
-
+// stall stops the node's writes reaching NATS.
 func (p *stallProxy) stall() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.gate == nil {
-		p.gate = make(chan struct{})
+	if p.out == nil {
+		p.out = make(chan struct{})
 	}
 }
 
+// blackhole stops the proxy forwarding anything, either way.
+func (p *stallProxy) blackhole() {
+	p.stall()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.in == nil {
+		p.in = make(chan struct{})
+	}
+}
+
+// unstall forwards again, both ways, what was held first.
 func (p *stallProxy) unstall() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.gate != nil {
-		close(p.gate)
-		p.gate = nil
+	for _, g := range []*chan struct{}{&p.out, &p.in} {
+		if *g != nil {
+			close(*g)
+			*g = nil
+		}
 	}
+}
+
+// refuse makes the proxy close (on) or forward (off) the connections it
+// accepts from now on.
+func (p *stallProxy) refuse(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refused = on
 }
 
 // signalWriter is a log that closes seen when a line contains want.

@@ -11,7 +11,7 @@ import (
 // table is what a node knows of the others: each live peer's members, and
 // every user's connections on them all.
 type table struct {
-	mu    sync.RWMutex // read-locked on the hub's hot paths (RemoteConns, Busy)
+	mu    sync.RWMutex // read-locked on the hub's hot paths (RemoteConns, Busy, Linked)
 	peers map[string]*peer
 	conns map[string]int // uid → live connections on the peers
 	// npeers is len(peers), written under mu, so that a node alone skips
@@ -77,7 +77,7 @@ type peer struct {
 	levels bool // it answers requests for budget levels (featureLevels)
 	seq    uint64
 	synced bool
-	heard  time.Time // any message from it
+	heard  time.Time // a heartbeat, a membership change or answer from it (clock.now)
 	asked  time.Time // when its membership was last requested
 	users  map[string]hub.Member
 
@@ -97,6 +97,39 @@ func (t *table) heardAllSince(at time.Time) bool {
 		}
 	}
 	return true
+}
+
+// reachable reports whether uid is on no peer this node knows, or on one
+// heard within silent of now: a direct message published to it now can
+// reach it. O(peers), no scan of members: the peers are the processes.
+func (t *table) reachable(uid string, now time.Time, silent time.Duration) bool {
+	if t.npeers.Load() == 0 {
+		return true // alone: no lock on the hub's hot path
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.conns[uid] == 0 {
+		return true
+	}
+	for _, p := range t.peers {
+		if _, ok := p.users[uid]; ok && now.Sub(p.heard) <= silent {
+			return true
+		}
+	}
+	return false
+}
+
+// silent lists the live peers not heard for more than d before now.
+func (t *table) silent(now time.Time, d time.Duration) []string {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var out []string
+	for id, p := range t.peers {
+		if now.Sub(p.heard) > d {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // askAgain is how long a node waits for a membership answer before it

@@ -20,17 +20,30 @@ type cache struct {
 
 type cacheEntry struct {
 	password, channel string
-	expires           time.Time
+	// body is the client's directory entry, rendered (nil: not yet; a
+	// report cached the client).
+	body    []byte
+	expires time.Time
 }
 
 func newCache(size int, ttl time.Duration, now func() time.Time) *cache {
-	return &cache{entries: make(map[string]cacheEntry, min(size, 1024)), size: size, ttl: ttl, now: now}
+	// Not sized ahead: the collector scans a map's whole table every
+	// cycle, and a table for 1024 entries is 200 KB where a few clients
+	// log in.
+	return &cache{entries: make(map[string]cacheEntry), size: size, ttl: ttl, now: now}
 }
 
 // get returns the cached client; a nil cache has nothing.
 func (c *cache) get(id string) (store.Client, bool) {
+	cl, _, ok := c.getEntry(id)
+	return cl, ok
+}
+
+// getEntry is get, also returning the client's rendered directory entry
+// (nil when not cached with one).
+func (c *cache) getEntry(id string) (store.Client, []byte, bool) {
 	if c == nil {
-		return store.Client{}, false
+		return store.Client{}, nil, false
 	}
 	now := c.now()
 	c.mu.Lock()
@@ -41,17 +54,18 @@ func (c *cache) get(id string) (store.Client, bool) {
 	}
 	c.mu.Unlock()
 	if !ok {
-		return store.Client{}, false
+		return store.Client{}, nil, false
 	}
-	return store.Client{ID: id, Password: e.password, ChannelID: e.channel}, true
+	return store.Client{ID: id, Password: e.password, ChannelID: e.channel}, e.body, true
 }
 
-// put caches a client; when full, an arbitrary entry makes room.
-func (c *cache) put(cl store.Client) {
+// put caches a client, with its rendered directory entry (body, nil:
+// none); when full, an arbitrary entry makes room.
+func (c *cache) put(cl store.Client, body []byte) {
 	if c == nil {
 		return
 	}
-	e := cacheEntry{password: cl.Password, channel: cl.ChannelID, expires: c.now().Add(c.ttl)}
+	e := cacheEntry{password: cl.Password, channel: cl.ChannelID, body: body, expires: c.now().Add(c.ttl)}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.entries[cl.ID]; !ok && len(c.entries) >= c.size {

@@ -87,7 +87,8 @@ type Options struct {
 	// (nil: time.Now).
 	Now func() time.Time
 	// CacheTTL is how long a client's password and channel, which never
-	// change, are kept in memory after a lookup (0: DefaultCacheTTL;
+	// change, are kept in memory after a lookup (with its directory
+	// entry, rendered) (0: DefaultCacheTTL;
 	// negative: no cache). A client whose channel was deleted, or who was
 	// removed from it, is refused despite the cache: every login reads
 	// its channel's moderation state (at most store.ModerationAge old).
@@ -219,7 +220,7 @@ func Register(reg *fsapi.Registry, opts Options) error {
 		}
 	}
 	ch := channelOf{store: opts.Store, cache: c}
-	reg.Add(&Login{opts: opts, tmpl: tmpl[0], cache: c})
+	reg.Add(&Login{opts: opts, tmpl: tmpl[0], cache: c, reg: reg})
 	reg.Add(&LoginReport{opts: opts, ok: tmpl[1], loggedIn: tmpl[2], channel: ch})
 	reg.Add(&DisconnectReport{opts: opts, ok: tmpl[1], left: tmpl[3], channel: ch})
 	return nil
@@ -241,7 +242,7 @@ func (c channelOf) get(ctx context.Context, id string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	c.cache.put(cl)
+	c.cache.put(cl, nil)
 	return cl.ChannelID, nil
 }
 
@@ -249,7 +250,8 @@ func (c channelOf) get(ctx context.Context, id string) (string, error) {
 type Login struct {
 	opts  Options
 	tmpl  *template.Template
-	cache *cache // nil: none
+	cache *cache          // nil: none
+	reg   *fsapi.Registry // renders the entries the cache keeps
 }
 
 // Requires implements fsapi.Handler.
@@ -271,7 +273,7 @@ func (h *Login) Process(ctx context.Context, form url.Values) (fsapi.Document, e
 	}
 	limit := h.opts.MaxClientsPerChannel
 	if limit <= 0 {
-		if cached, ok := h.cache.get(id); ok {
+		if cached, body, ok := h.cache.getEntry(id); ok {
 			mod, err := h.moderation(ctx, cached)
 			if err != nil {
 				return fsapi.Document{}, err
@@ -282,7 +284,12 @@ func (h *Login) Process(ctx context.Context, form url.Values) (fsapi.Document, e
 				if err := h.refuse(ctx, mod, cached); err != nil {
 					return fsapi.Document{}, err
 				}
-				return h.document(cached), nil
+				if body != nil {
+					return fsapi.Document{Body: body}, nil
+				}
+				// Cached by a report, without its entry: render it once
+				// and keep it with the client.
+				return h.rendered(id, cached)
 			}
 		}
 	}
@@ -315,8 +322,21 @@ func (h *Login) Process(ctx context.Context, form url.Values) (fsapi.Document, e
 			return fsapi.Document{}, fmt.Errorf("directory login %s: channel %s full: %w", id, c.ChannelID, fsapi.ErrNotFound)
 		}
 	}
-	h.cache.put(c)
-	return h.document(c), nil
+	if h.cache == nil {
+		return h.document(c), nil
+	}
+	return h.rendered(id, c)
+}
+
+// rendered renders c's directory entry once, as the registry would, and
+// caches it with c: later lookups of c answer it as it is.
+func (h *Login) rendered(id string, c store.Client) (fsapi.Document, error) {
+	body, err := h.reg.Render(h.document(c))
+	if err != nil {
+		return fsapi.Document{}, fmt.Errorf("directory login %s: %w", id, err)
+	}
+	h.cache.put(c, body)
+	return fsapi.Document{Body: body}, nil
 }
 
 // moderation reads the moderation state of c's channel; a channel deleted

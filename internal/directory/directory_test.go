@@ -361,7 +361,7 @@ func TestCacheBounded(t *testing.T) {
 	now := time.Unix(0, 0)
 	c := newCache(2, time.Minute, func() time.Time { return now })
 	for _, id := range []string{"a", "b", "c", "d"} {
-		c.put(store.Client{ID: id, Password: "p" + id, ChannelID: "ch"})
+		c.put(store.Client{ID: id, Password: "p" + id, ChannelID: "ch"}, nil)
 		if len(c.entries) > 2 {
 			t.Fatalf("%d entries", len(c.entries))
 		}
@@ -371,7 +371,7 @@ func TestCacheBounded(t *testing.T) {
 		t.Errorf("get d: %+v %v", got, ok)
 	}
 	var nilCache *cache
-	nilCache.put(store.Client{ID: "x"})
+	nilCache.put(store.Client{ID: "x"}, nil)
 	if _, ok := nilCache.get("x"); ok {
 		t.Error("nil cache has entries")
 	}

@@ -1,8 +1,11 @@
 package fsapi
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -64,7 +67,7 @@ type Options struct {
 type endpoint struct {
 	reg      *Registry
 	opts     Options
-	userHash [sha256.Size]byte
+	credHash [sha256.Size]byte // of User and Password (credentialsHash)
 	passHash [sha256.Size]byte
 	logger   *slog.Logger
 }
@@ -97,7 +100,7 @@ func NewHandler(reg *Registry, opts Options) http.Handler {
 	return &endpoint{
 		reg:      reg,
 		opts:     opts,
-		userHash: sha256.Sum256([]byte(opts.User)),
+		credHash: credentialsHash([]byte(opts.User), []byte(opts.Password)),
 		passHash: sha256.Sum256([]byte(opts.Password)),
 		logger:   logger,
 	}
@@ -153,7 +156,9 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		var h Handler
 		var res result
-		body, h, res = e.reg.respond(ctx, form)
+		ob := outBufs.Get().(*outBuf)
+		defer ob.release(&body)
+		body, h, res = e.reg.respondTo(ctx, ob.b[:0], form)
 		e.count(h, res.outcome())
 		if res == failed {
 			// Not a "no": mod_xml_curl logs "Received HTTP error 503"
@@ -168,6 +173,24 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(body)
 }
 
+// outBuf is the memory of an answer, which the endpoint's requests reuse:
+// net/http copies what the handler writes before it returns.
+type outBuf struct{ b []byte }
+
+var outBufs = sync.Pool{New: func() any { return new(outBuf) }}
+
+// maxPooledAnswer bounds the answers whose memory is kept for reuse.
+const maxPooledAnswer = 16 << 10
+
+// release keeps *out's memory (the answer written) for another request.
+func (ob *outBuf) release(out *[]byte) {
+	if cap(*out) > maxPooledAnswer {
+		return
+	}
+	ob.b = (*out)[:0]
+	outBufs.Put(ob)
+}
+
 // The values of every answer's headers, shared: net/http only reads them.
 var (
 	textXML = []string{"text/xml"}
@@ -179,13 +202,19 @@ var (
 // the caller calls fb.release: handlers use a form only until Process
 // returns.
 func (e *endpoint) readForm(w http.ResponseWriter, r *http.Request) (_ url.Values, fb *formBuf, _ int) {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, _ := strings.Cut(ct, ";")
-		if !strings.EqualFold(strings.TrimSpace(mt), "application/x-www-form-urlencoded") {
+	if ct := r.Header["Content-Type"]; len(ct) > 0 && ct[0] != "" && ct[0] != formType {
+		mt, _, _ := strings.Cut(ct[0], ";")
+		if !strings.EqualFold(strings.TrimSpace(mt), formType) {
 			return nil, nil, http.StatusBadRequest
 		}
 	}
-	raw, err := readBody(http.MaxBytesReader(w, r.Body, e.opts.MaxBody), r.ContentLength, e.opts.MaxBody)
+	body := r.Body
+	if r.ContentLength < 0 || r.ContentLength > e.opts.MaxBody {
+		// A length within the limit is enforced by net/http already
+		// (the body ends there); only others need the limiting reader.
+		body = http.MaxBytesReader(w, r.Body, e.opts.MaxBody)
+	}
+	raw, err := readBody(body, r.ContentLength, e.opts.MaxBody)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -193,28 +222,40 @@ func (e *endpoint) readForm(w http.ResponseWriter, r *http.Request) (_ url.Value
 		}
 		return nil, nil, http.StatusBadRequest
 	}
-	// raw is this request's own, never written again: the form's values
-	// may point into it instead of into a copy.
+	// raw is this request's own: parse unescapes it in place, and the
+	// form's values point into it, never written again.
 	fb = formBufs.Get().(*formBuf)
-	form, err := fb.parse(unsafe.String(unsafe.SliceData(raw), len(raw)))
+	form, err := fb.parse(raw)
 	if err != nil {
 		return nil, fb, http.StatusBadRequest
 	}
 	return form, fb, 0
 }
 
-// formBuf is the memory of a parsed form — the map and the values' backing
-// array — which the endpoint's requests reuse: for a directory lookup, two
-// dozen fields, it is most of what a request allocates.
+// formType is the media type of every request body.
+const formType = "application/x-www-form-urlencoded"
+
+// formBuf is the memory of a parsed form — the map, the values' backing
+// array and the keys — which the endpoint's requests reuse: for a
+// directory lookup, two dozen fields, it is most of what a request
+// allocates.
 type formBuf struct {
 	form    url.Values
 	backing []string
+	keys    []string // the key of each value in backing
 }
 
 var formBufs = sync.Pool{New: func() any { return new(formBuf) }}
 
 // maxPooledFields bounds the forms whose memory is kept for reuse.
 const maxPooledFields = 256
+
+// initialFields is the fields a form's memory is first made for.
+const initialFields = 64
+
+// maxFields is url.ParseQuery's limit on the number of fields (its
+// default; GODEBUG urlmaxqueryparams is not consulted here).
+const maxFields = 10000
 
 // release empties fb and keeps it for another request; nil is ignored.
 func (fb *formBuf) release() {
@@ -226,14 +267,18 @@ func (fb *formBuf) release() {
 	}
 	clear(fb.form)
 	clear(fb.backing[:cap(fb.backing)])
-	fb.backing = fb.backing[:0]
+	clear(fb.keys[:cap(fb.keys)])
+	fb.backing, fb.keys = fb.backing[:0], fb.keys[:0]
 	formBufs.Put(fb)
 }
 
 // ParseForm parses an URL-encoded request body exactly as url.ParseQuery
-// does — same values, same refusals (bad escapes, semicolons) — with fewer
-// allocations: the values of all keys share one backing array.
-func ParseForm(body []byte) (url.Values, error) { return new(formBuf).parse(string(body)) }
+// does — same values, same refusals (bad escapes, semicolons, more than
+// 10000 fields) — with fewer allocations: the values of all keys share
+// one backing array, and point into one copy of body.
+func ParseForm(body []byte) (url.Values, error) {
+	return new(formBuf).parse(bytes.Clone(body))
+}
 
 // readBody is io.ReadAll of body, in one allocation when the request
 // said its length (within max, which body itself enforces): ReadAll
@@ -253,50 +298,163 @@ func readBody(body io.Reader, length, max int64) ([]byte, error) {
 			return b, err
 		}
 		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
+			// More than the request said: net/http never lets that
+			// through, but whatever reads the body, it stays bounded.
+			return nil, errLongerBody
 		}
 	}
 }
 
-// parse is ParseForm of s into fb's memory (allocated when fb has none,
-// or too little).
-func (fb *formBuf) parse(s string) (url.Values, error) {
-	n := strings.Count(s, "&") + 1
+var (
+	errSemicolon  = errors.New("fsapi: malformed form: semicolon separator")
+	errFields     = errors.New("fsapi: malformed form: too many fields")
+	errLongerBody = errors.New("fsapi: body longer than its Content-Length")
+)
+
+// parse is ParseForm of raw into fb's memory (allocated when fb has none,
+// or too little). It unescapes raw in place — an escaped key or value is
+// never longer than its escape, and each is written over its own bytes
+// before any string points at them — and the form's strings point into
+// raw, which the caller must not write afterwards.
+func (fb *formBuf) parse(raw []byte) (url.Values, error) {
+	if bytes.IndexByte(raw, ';') >= 0 {
+		return nil, errSemicolon // url.ParseQuery refuses every field with one
+	}
+	n := bytes.Count(raw, amp) + 1
+	if n > maxFields {
+		return nil, errFields
+	}
+	// Sized for a directory lookup's two dozen fields at most: a hostile
+	// body of thousands of '&' grows them only as fields really come.
 	if fb.form == nil {
-		fb.form = make(url.Values, n)
+		fb.form = make(url.Values, min(n, initialFields))
 	}
-	if cap(fb.backing) < n {
-		fb.backing = make([]string, 0, n)
+	if cap(fb.backing) < min(n, initialFields) {
+		fb.backing = make([]string, 0, min(n, initialFields))
+		fb.keys = make([]string, 0, min(n, initialFields))
 	}
-	form, backing := fb.form, fb.backing[:0]
-	defer func() { fb.backing = backing }()
-	for s != "" {
-		var kv string
-		kv, s, _ = strings.Cut(s, "&")
-		if strings.Contains(kv, ";") {
-			return nil, errors.New("fsapi: malformed form: semicolon separator")
+	form, backing, keys := fb.form, fb.backing[:0], fb.keys[:0]
+	defer func() { fb.backing, fb.keys = backing, keys }()
+	// The next escape ('%' or '+') at or after the field being read, so
+	// that fields without one (most) are not searched for them again.
+	esc := nextEscape(raw, 0)
+	dup := false // a key was seen twice: new values are appended
+	for pos := 0; pos < len(raw); {
+		end := len(raw)
+		if i := bytes.IndexByte(raw[pos:], '&'); i >= 0 {
+			end = pos + i
 		}
-		if kv == "" {
+		kv := raw[pos:end]
+		escaped := esc < end
+		pos = end + 1
+		if len(kv) == 0 {
 			continue
 		}
-		k, v, _ := strings.Cut(kv, "=")
-		k, err := url.QueryUnescape(k)
-		if err != nil {
-			return nil, fmt.Errorf("fsapi: malformed form: %w", err)
+		var kb, vb []byte
+		if i := bytes.IndexByte(kv, '='); i >= 0 {
+			kb, vb = kv[:i], kv[i+1:]
+		} else {
+			kb = kv
 		}
-		v, err = url.QueryUnescape(v)
-		if err != nil {
-			return nil, fmt.Errorf("fsapi: malformed form: %w", err)
+		var k, v string
+		if escaped {
+			var err error
+			if k, err = unescapeInPlace(kb); err != nil {
+				return nil, err
+			}
+			if v, err = unescapeInPlace(vb); err != nil {
+				return nil, err
+			}
+			if end < len(raw) {
+				esc = nextEscape(raw, end+1) // the field's own bytes changed: search after it
+			}
+		} else {
+			k, v = unsafe.String(unsafe.SliceData(kb), len(kb)), unsafe.String(unsafe.SliceData(vb), len(vb))
 		}
-		if old, ok := form[k]; ok {
-			form[k] = append(old, v) // capacity is capped: this copies
-			continue
+		if dup {
+			if old, ok := form[k]; ok {
+				form[k] = append(old, v) // capacity is capped: this copies
+				continue
+			}
 		}
-		backing = append(backing, v)
+		backing, keys = append(backing, v), append(keys, k)
 		i := len(backing)
+		// One map operation for the usual new key: the length tells
+		// whether it was new.
+		before := len(form)
 		form[k] = backing[i-1 : i : i]
+		if len(form) == before && !dup {
+			// The first repeated key: its earlier values were just
+			// replaced. Rebuild the map from the pairs so far (once),
+			// then look keys up before adding.
+			dup = true
+			clear(form)
+			for j, key := range keys {
+				if old, ok := form[key]; ok {
+					form[key] = append(old, backing[j])
+				} else {
+					form[key] = backing[j : j+1 : j+1]
+				}
+			}
+		}
 	}
 	return form, nil
+}
+
+// nextEscape is the index of the first '%' or '+' in raw at or after
+// from; len(raw) when there is none.
+func nextEscape(raw []byte, from int) int {
+	n := len(raw)
+	if i := bytes.IndexByte(raw[from:], '%'); i >= 0 {
+		n = from + i
+	}
+	if i := bytes.IndexByte(raw[from:n], '+'); i >= 0 {
+		n = from + i
+	}
+	return n
+}
+
+var amp = []byte{'&'}
+
+// unescapeInPlace is url.QueryUnescape of b, written over b; the result
+// points into b.
+func unescapeInPlace(b []byte) (string, error) {
+	if bytes.IndexByte(b, '%') < 0 && bytes.IndexByte(b, '+') < 0 {
+		return unsafe.String(unsafe.SliceData(b), len(b)), nil
+	}
+	w := 0
+	for r := 0; r < len(b); w++ {
+		switch c := b[r]; c {
+		case '%':
+			if r+2 >= len(b) || !isHex(b[r+1]) || !isHex(b[r+2]) {
+				esc := b[r:min(r+3, len(b))]
+				return "", fmt.Errorf("fsapi: malformed form: %w", url.EscapeError(esc))
+			}
+			b[w] = unhex(b[r+1])<<4 | unhex(b[r+2])
+			r += 3
+		case '+':
+			b[w] = ' '
+			r++
+		default:
+			b[w] = c
+			r++
+		}
+	}
+	return unsafe.String(unsafe.SliceData(b), w), nil
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
 }
 
 func isReport(form url.Values) bool {
@@ -318,16 +476,53 @@ func (e *endpoint) allowedPeer(remote string) bool {
 	return false
 }
 
-// basicOK compares the basic credentials in constant time (of the hashes,
-// so lengths do not leak either).
+// basicOK compares the basic credentials in constant time (of a hash,
+// so lengths do not leak either). It judges exactly as r.BasicAuth
+// would parse, without its allocations.
 func (e *endpoint) basicOK(r *http.Request) bool {
-	user, pass, ok := r.BasicAuth()
-	if !ok || e.opts.Password == "" {
+	if e.opts.Password == "" {
 		return false
 	}
-	u := sha256.Sum256([]byte(user))
-	p := sha256.Sum256([]byte(pass))
-	return subtle.ConstantTimeCompare(u[:], e.userHash[:])&subtle.ConstantTimeCompare(p[:], e.passHash[:]) == 1
+	var dec [maxCredentials]byte
+	auth := r.Header.Get("Authorization")
+	const prefix = "Basic "
+	if len(auth) < len(prefix) || !strings.EqualFold(auth[:len(prefix)], prefix) {
+		return false
+	}
+	src := auth[len(prefix):]
+	var cred []byte
+	if base64.StdEncoding.DecodedLen(len(src)) <= len(dec) {
+		n, err := base64.StdEncoding.Decode(dec[:], []byte(src))
+		if err != nil {
+			return false
+		}
+		cred = dec[:n]
+	} else {
+		user, pass, ok := r.BasicAuth() // long: allocates, as it always did
+		if !ok {
+			return false
+		}
+		cred = []byte(user + ":" + pass)
+	}
+	i := bytes.IndexByte(cred, ':')
+	if i < 0 {
+		return false
+	}
+	h := credentialsHash(cred[:i], cred[i+1:])
+	return subtle.ConstantTimeCompare(h[:], e.credHash[:]) == 1
+}
+
+// maxCredentials is the decoded basic credentials basicOK reads without
+// allocating.
+const maxCredentials = 256
+
+// credentialsHash hashes a user and password unambiguously: the user's
+// length first.
+func credentialsHash(user, pass []byte) [sha256.Size]byte {
+	var buf [8 + maxCredentials]byte
+	msg := binary.BigEndian.AppendUint64(buf[:0], uint64(len(user)))
+	msg = append(append(msg, user...), pass...)
+	return sha256.Sum256(msg)
 }
 
 func (e *endpoint) secretOK(secret string) bool {

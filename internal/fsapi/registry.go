@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"text/template"
 )
 
@@ -40,6 +41,12 @@ type Pair struct{ Key, Value string }
 type Document struct {
 	Template *template.Template
 	Data     any
+	// Body, when not nil, is the document already rendered (what
+	// Template would write, without the declaration), and Template and
+	// Data are not used: a handler that gives the same answer many times
+	// (a client's directory entry) may keep it rendered. The registry
+	// only reads it.
+	Body []byte
 }
 
 // Handler answers one kind of request.
@@ -66,7 +73,8 @@ type entry struct {
 type Registry struct {
 	entries []entry
 	logger  *slog.Logger
-	plans   plans // the templates rendered without text/template (render.go)
+	plans   plans   // the templates rendered without text/template (render.go)
+	batch   Batcher // see SetBatcher (batch.go); nil: none
 }
 
 // NewRegistry returns an empty registry that logs handler errors to logger
@@ -140,9 +148,36 @@ const (
 	failed          // any other error, a panic, a bad template
 )
 
+// Render renders doc as Respond would, without the declaration: for a
+// handler that keeps an answer rendered (Document.Body).
+func (r *Registry) Render(doc Document) ([]byte, error) {
+	if doc.Body != nil {
+		return doc.Body, nil
+	}
+	if doc.Template == nil {
+		return nil, errors.New("fsapi: render: no template")
+	}
+	// Clipped, and never nil: a caller may keep the answer and share it
+	// (an append to it must copy), and a nil Body means "not rendered".
+	if out, ok := r.plans.render(nil, "", doc); ok {
+		return slices.Clip(append([]byte{}, out...)), nil
+	}
+	var buf bytes.Buffer
+	if err := doc.Template.Execute(&buf, doc.Data); err != nil {
+		return nil, fmt.Errorf("fsapi: render %s: %w", doc.Template.Name(), err)
+	}
+	return slices.Clip(append([]byte{}, buf.Bytes()...)), nil
+}
+
 // respond is Respond, also telling which handler matched (nil: none) and
 // how it answered.
 func (r *Registry) respond(ctx context.Context, form url.Values) (out []byte, h Handler, res result) {
+	return r.respondTo(ctx, nil, form)
+}
+
+// respondTo is respond appending a handler's answer to dst (which may
+// then be out's memory, as with append); other answers are fresh copies.
+func (r *Registry) respondTo(ctx context.Context, dst []byte, form url.Values) (out []byte, h Handler, res result) {
 	h = r.Match(form)
 	if h == nil {
 		return NotFound(), nil, notFound
@@ -168,17 +203,23 @@ func (r *Registry) respond(ctx context.Context, form url.Values) (out []byte, h 
 		r.logger.ErrorContext(ctx, "fsapi handler failed", "handler", fmt.Sprintf("%T", h), "err", err)
 		return NotFound(), h, failed
 	}
+	if doc.Body != nil {
+		if dst == nil {
+			dst = make([]byte, 0, len(Declaration)+len(doc.Body))
+		}
+		return append(append(dst, Declaration...), doc.Body...), h, answered
+	}
 	if doc.Template == nil {
 		r.logger.ErrorContext(ctx, "fsapi handler returned no template", "handler", fmt.Sprintf("%T", h))
 		return NotFound(), h, failed
 	}
-	if out, ok := r.plans.render(Declaration, doc); ok {
+	if out, ok := r.plans.render(dst, Declaration, doc); ok {
 		return out, h, answered
 	}
-	var buf bytes.Buffer
+	buf := bytes.NewBuffer(dst)
 	buf.Grow(1024)
 	buf.WriteString(Declaration)
-	if err := doc.Template.Execute(&buf, doc.Data); err != nil {
+	if err := doc.Template.Execute(buf, doc.Data); err != nil {
 		r.logger.ErrorContext(ctx, "fsapi template failed", "handler", fmt.Sprintf("%T", h),
 			"template", doc.Template.Name(), "err", err)
 		return NotFound(), h, failed

@@ -2,6 +2,7 @@ package fsapi
 
 import (
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"text/template"
@@ -39,11 +40,11 @@ type fieldIndex struct {
 // plans holds the plan of each template a registry has rendered.
 type plans struct{ m sync.Map } // *template.Template → *plan
 
-// render returns prefix and the document of doc, in one allocation of
-// the right size, when its template is simple (see above) and its data a
-// struct with those string fields; ok false otherwise, and the caller
-// executes the template.
-func (ps *plans) render(prefix string, doc Document) (out []byte, ok bool) {
+// render appends prefix and the document of doc to dst (nil: in one
+// allocation of the right size), when its template is simple (see above)
+// and its data a struct with those string fields; ok false otherwise, and
+// the caller executes the template.
+func (ps *plans) render(dst []byte, prefix string, doc Document) (out []byte, ok bool) {
 	t := doc.Template
 	if t.Tree == nil {
 		return nil, false
@@ -78,7 +79,10 @@ func (ps *plans) render(prefix string, doc Document) (out []byte, ok bool) {
 		}
 		size += v.Field(fi.idx[i]).Len() // escaping may add some: append grows
 	}
-	dst := append(make([]byte, 0, size), prefix...)
+	if dst == nil {
+		dst = make([]byte, 0, size)
+	}
+	dst = append(slices.Grow(dst, size), prefix...)
 	for i, pt := range p.parts {
 		if pt.field == "" {
 			dst = append(dst, pt.text...)

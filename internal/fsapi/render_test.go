@@ -51,7 +51,7 @@ func TestRenderMatchesTemplate(t *testing.T) {
 			wantErr := tmpl.Execute(&want, tc.data)
 			var ps plans
 			for range 2 { // the plan is made, then reused
-				got, ok := ps.render(Declaration, Document{Template: tmpl, Data: tc.data})
+				got, ok := ps.render(nil, Declaration, Document{Template: tmpl, Data: tc.data})
 				if ok != tc.planned {
 					t.Fatalf("rendered by plan: %v, want %v", ok, tc.planned)
 				}
@@ -63,7 +63,7 @@ func TestRenderMatchesTemplate(t *testing.T) {
 			if _, err := tmpl.Parse(`<v/>`); err != nil {
 				t.Fatal(err)
 			}
-			got, ok := ps.render("", Document{Template: tmpl, Data: tc.data})
+			got, ok := ps.render(nil, "", Document{Template: tmpl, Data: tc.data})
 			if !ok || string(got) != "<v/>" {
 				if tc.name != "define" { // still two templates
 					t.Fatalf("after a new parse: %q, %v", got, ok)

@@ -23,6 +23,7 @@ import (
 	"github.com/coder/websocket"
 
 	"channels/internal/hub/hubtest"
+	"channels/internal/store"
 	"channels/internal/store/storetest"
 )
 
@@ -60,22 +61,30 @@ func BenchmarkLogin(b *testing.B) {
 	})
 	for _, be := range storetest.Stores(b) {
 		b.Run(be.Name, func(b *testing.B) {
-			ctx := context.Background()
-			ch, err := be.Store.CreateChannel(ctx, "bench", true, 0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			var ids, pws []string
-			for range users {
-				c, err := be.Store.CreateClient(ctx, ch.ID)
-				if err != nil {
-					b.Fatal(err)
-				}
-				ids, pws = append(ids, c.ID), append(pws, c.Password)
-			}
-			benchLogin(b, directoryGateway(b, be.Store), func(i int) (string, string) { return ids[i%users], pws[i%users] })
+			benchLogin(b, directoryGateway(b, be.Store), loginClients(b, be.Store, users))
 		})
 	}
+}
+
+// loginClients makes a channel of users clients on st for the login
+// benchmarks, and returns the credentials of the i-th login (the clients
+// in turn).
+func loginClients(b *testing.B, st *store.Store, users int) func(i int) (string, string) {
+	b.Helper()
+	ctx := context.Background()
+	ch, err := st.CreateChannel(ctx, "bench", true, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ids, pws := make([]string, users), make([]string, users)
+	for i := range users {
+		c, err := st.CreateClient(ctx, ch.ID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids[i], pws[i] = c.ID, c.Password
+	}
+	return func(i int) (string, string) { return ids[i%users], pws[i%users] }
 }
 
 func benchLogin(b *testing.B, gw Gateway, cred func(int) (string, string)) {

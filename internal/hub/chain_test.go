@@ -19,6 +19,7 @@ import (
 func directoryGateway(t testing.TB, st *store.Store) Gateway {
 	t.Helper()
 	reg := fsapi.NewRegistry(slog.New(slog.DiscardHandler))
+	reg.SetBatcher(st.Batch) // as internal/cli does
 	if err := directory.Register(reg, directory.Options{Store: st, Domain: fixtures.Domain}); err != nil {
 		t.Fatal(err)
 	}
@@ -32,14 +33,7 @@ func TestStoreChain(t *testing.T) {
 	for _, b := range storetest.Stores(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
-			ch, err := b.Store.CreateChannel(ctx, "topic", true, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cl, err := b.Store.CreateClient(ctx, ch.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ch, cl := storetest.ChannelWithClient(t, b.Store)
 			th := startHub(t, directoryGateway(t, b.Store), nil)
 
 			bad := dial(t, th, "bad", nil)

@@ -59,12 +59,13 @@ type Fabric interface {
 	// connections are allowed (nil: any): direct messages to it are then
 	// refused with "Recipient is busy", as for one here.
 	Busy(uid string) (homes []string, busy bool)
-	// Linked reports whether what the hub relays now reaches the other
-	// hubs. While it does not (NATS unreachable, or back but the others
-	// not heard again yet), a direct message whose target has no
-	// connection here that it may reach is refused with -32012
-	// "Recipient unreachable, try again shortly" instead of SENT.
-	Linked() bool
+	// Linked reports whether a direct message to target (id@domain)
+	// relayed now reaches it on the other hubs. While it does not (NATS
+	// unreachable, or back but the others not heard again yet, or every
+	// hub known to hold target silent lately), a direct message whose
+	// target has no connection here that it may reach is refused with
+	// -32012 "Recipient unreachable, try again shortly" instead of SENT.
+	Linked(target string) bool
 
 	// UserChanged says that uid's local connections, allowed channels or
 	// latest login address changed (under the registry lock); UserLeft
@@ -399,12 +400,12 @@ func (h *Hub) admit(ctx context.Context, l *login) (maxUsers int, refused attach
 
 // unreachable reports whether a direct message from a sender allowed
 // fromHomes to target cannot be delivered now: the fabric cannot reach
-// the other hubs (Fabric.Linked), and no connection of target here shares
-// a channel with the sender. With one here it is delivered here (and its
-// connections elsewhere, if any, miss it); with the other hubs linked it
-// is relayed whatever this hub knows.
+// target on the other hubs (Fabric.Linked), and no connection of target
+// here shares a channel with the sender. With one here it is delivered
+// here (and its connections elsewhere, if any, miss it); with the other
+// hubs linked it is relayed whatever this hub knows.
 func (h *Hub) unreachable(fromHomes permSet, target string) bool {
-	if h.opts.Fabric == nil || h.opts.Fabric.Linked() {
+	if h.opts.Fabric == nil || h.opts.Fabric.Linked(target) {
 		return false
 	}
 	here := false

@@ -63,8 +63,8 @@ func (f *fakeFabric) Broadcast(_, _ string, p []byte) {
 	f.broadcasts = append(f.broadcasts, string(p))
 	f.mu.Unlock()
 }
-func (f *fakeFabric) Linked() bool    { return true }
-func (f *fakeFabric) Relay(m Message) { f.mu.Lock(); f.relayed = append(f.relayed, m); f.mu.Unlock() }
+func (f *fakeFabric) Linked(string) bool { return true }
+func (f *fakeFabric) Relay(m Message)    { f.mu.Lock(); f.relayed = append(f.relayed, m); f.mu.Unlock() }
 func (f *fakeFabric) Punt(uid, sessid string, _ int64) {
 	f.mu.Lock()
 	f.punts = append(f.punts, uid+"/"+sessid)

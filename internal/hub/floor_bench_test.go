@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -70,20 +71,7 @@ func BenchmarkFloors(b *testing.B) {
 	}
 	const users = 256
 	for _, be := range storetest.Stores(b) {
-		ctx := context.Background()
-		ch, err := be.Store.CreateChannel(ctx, "bench", true, 0)
-		if err != nil {
-			b.Fatal(err)
-		}
-		var ids, pws []string
-		for range users {
-			c, err := be.Store.CreateClient(ctx, ch.ID)
-			if err != nil {
-				b.Fatal(err)
-			}
-			ids, pws = append(ids, c.ID), append(pws, c.Password)
-		}
-		cred := func(i int) (string, string) { return ids[i%users], pws[i%users] }
+		cred := loginClients(b, be.Store, users)
 		b.Run("login/"+be.Name, func(b *testing.B) {
 			pair(b, func() {
 				b.Run("hub", func(b *testing.B) {
@@ -91,7 +79,24 @@ func BenchmarkFloors(b *testing.B) {
 					th := startHub(b, directoryGateway(b, be.Store), func(o *Options) {
 						o.ReportWorkers = ReportWorkersFor(be.Store.PoolStats().MaxOpenConnections)
 					})
-					benchLoginAt(b, th.url, cred, true, func() { drainReports(th.h) })
+					var batches, reports, biggest atomic.Int64
+					var markers sync.Map
+					sent := func(forms []url.Values) {
+						n := len(forms)
+						batches.Add(1)
+						reports.Add(int64(n))
+						for m := biggest.Load(); int64(n) > m && !biggest.CompareAndSwap(m, int64(n)); m = biggest.Load() {
+						}
+						for _, f := range forms {
+							markers.Delete(f.Get("login"))
+						}
+					}
+					th.h.reports.sent.Store(&sent)
+					benchLoginAt(b, th.url, cred, true, func() { drainReports(b, th.h, &markers) })
+					if n := batches.Load(); n > 0 {
+						b.ReportMetric(float64(reports.Load())/float64(n), "reports/batch")
+						b.ReportMetric(float64(biggest.Load()), "max-batch")
+					}
 				})
 			}, func() {
 				b.Run("floor", func(b *testing.B) {
@@ -125,18 +130,33 @@ func benchFanOut(b *testing.B, url string, n int) {
 	fanOut(b, url, n, func(i int) (*hubtest.Raw, error) { return hubtest.DialRawFrom(url, hubtest.SpreadIP(i)) })
 }
 
-// drainReports waits until h's report queues are empty: the hub writes
-// its login and disconnect reports off the logins' path, and a run that
-// ended with thousands queued would count logins whose writes are still
-// to come. (A worker may still be writing its last one.)
-func drainReports(h *Hub) {
+// drainReports waits until h has sent every report queued so far (a
+// marker behind them in each worker's queue), which sent (the reporter's
+// hook) deletes from markers: the hub writes its login and disconnect
+// reports off the logins' path, and a run that ended with thousands
+// queued would count logins whose writes are still to come.
+func drainReports(b *testing.B, h *Hub, markers *sync.Map) {
+	left := map[int]bool{}
+	for w := range h.reports.queues {
+		left[w] = true
+	}
+	for i := 0; len(left) > 0; i++ {
+		id := "marker" + strconv.Itoa(i)
+		if w := h.reports.worker(id); left[w] {
+			delete(left, w)
+			markers.Store(id+"@"+h.opts.Domain, true)
+			h.disconnectReport(id+"@"+h.opts.Domain, "192.0.2.1:1")
+		}
+	}
+	deadline := time.Now().Add(time.Minute)
 	for {
 		n := 0
-		for _, q := range h.reports.queues {
-			n += len(q)
-		}
+		markers.Range(func(any, any) bool { n++; return true })
 		if n == 0 {
 			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("reports still queued after a minute")
 		}
 		time.Sleep(time.Millisecond)
 	}

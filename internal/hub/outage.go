@@ -25,8 +25,12 @@ import (
 //     gateway answers again, reports the user's state as it is then — a
 //     disconnect for each address whose report failed and that is no
 //     longer its live connection, then a login with the address of its
-//     live connection, if it has one. Reports go through the reporter's
-//     queue, so they keep their order with the reports of new logins.
+//     live connection, if it has one. Each user goes through the
+//     reporter's queue as a resync item whose worker reads the user's
+//     state only when it comes to it, so the reports keep their order with
+//     those of new logins and disconnects; and at most resyncRoom of them
+//     are queued per worker at a time, so that a connection's report never
+//     waits behind a re-report.
 
 // errGatewayDown is a login's error when the gateway failed during all of
 // LoginWait.
@@ -45,6 +49,11 @@ const (
 	maxDirty = 100_000
 	// maxDirtyAddrs bounds the addresses remembered per user.
 	maxDirtyAddrs = 8
+	// resyncRoom bounds the resyncs queued per report worker: the rest
+	// wait, remembered, until the worker has sent those, so that a large
+	// re-report after an outage never fills a queue a connection's report
+	// then waits on.
+	resyncRoom = 64
 )
 
 // outage is the hub's view of whether its gateway answers, and the users
@@ -163,6 +172,29 @@ func (o *outage) take(n int) (map[string][]string, int) {
 	return some, lost
 }
 
+// restore gives back users take returned that could not be re-reported
+// yet, keeping any address remembered since.
+func (o *outage) restore(users map[string][]string) {
+	if len(users) == 0 {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for id, addrs := range users {
+		now, ok := o.dirty[id]
+		if !ok && len(o.dirty) >= maxDirty {
+			o.lost++
+			continue
+		}
+		for _, a := range addrs {
+			if len(now) < maxDirtyAddrs && !containsString(now, a) {
+				now = append(now, a)
+			}
+		}
+		o.dirty[id] = now
+	}
+}
+
 // pending reports how many users wait for a re-report.
 func (o *outage) pending() int {
 	o.mu.Lock()
@@ -278,7 +310,9 @@ func (h *Hub) reported(form url.Values, err error) {
 
 // resync re-reports the dirty users' state once the gateway answers: at
 // once when a login or a report finds it back, else every resyncEvery
-// with one user as the probe. It runs until the hub's root context ends.
+// with one user as the probe; and, while users are left, each time a
+// worker has sent the resyncs it was given. It runs until the hub's root
+// context ends.
 func (h *Hub) resync() {
 	t := time.NewTicker(resyncEvery)
 	defer t.Stop()
@@ -294,12 +328,15 @@ func (h *Hub) resync() {
 		if h.outage.pending() == 0 {
 			continue
 		}
-		n := 0 // all
+		n := h.reports.room()
 		if h.outage.isDown.Load() {
 			if !tick {
 				continue // a failed re-report kicks too: probe on the tick only
 			}
-			n = 1 // a probe: its answer, if any, kicks the rest
+			n = min(n, 1) // a probe: its answer, if any, kicks the rest
+		}
+		if n == 0 {
+			continue // the workers' resyncs wake this loop when sent
 		}
 		if !h.resyncPass(n) {
 			return
@@ -307,9 +344,10 @@ func (h *Hub) resync() {
 	}
 }
 
-// resyncPass re-reports at most n dirty users (0: all); false once the hub
-// is shutting down. It holds h.wg while it posts, so that Shutdown closes
-// the reporter only after it.
+// resyncPass queues a resync of at most n dirty users, never waiting for
+// room: those whose worker has no room stay dirty for a later pass. false
+// once the hub is shutting down. It holds h.wg while it queues, so that
+// Shutdown closes the reporter only after it.
 func (h *Hub) resyncPass(n int) bool {
 	if !h.hold() {
 		return false
@@ -320,20 +358,20 @@ func (h *Hub) resyncPass(n int) bool {
 		h.log.Warn("verto: too many failed reports remembered; some connected states stay wrong until their next login",
 			"forgotten", lost)
 	}
+	queued := 0
 	for id, addrs := range users {
-		uid := id + "@" + h.opts.Domain
-		addr, live := h.reg.loginAddrOf(uid)
-		for _, a := range addrs {
-			if !live || a != addr {
-				h.disconnectReport(uid, a)
-			}
-		}
-		if live {
-			h.loginReport(id, "", true, addr)
+		if h.reports.tryResync(id, addrs) {
+			delete(users, id)
+			queued++
 		}
 	}
-	if len(users) > 0 && n == 0 {
-		h.log.Info("verto: reported again the state of users whose reports failed", "users", len(users))
+	h.outage.restore(users)
+	if queued > 0 && n > 1 {
+		left := h.outage.pending()
+		h.log.Debug("verto: reporting again the state of users whose reports failed", "users", queued, "left", left)
+		if left == 0 {
+			h.log.Info("verto: the state of every user whose reports failed is being reported again")
+		}
 	}
 	return true
 }

@@ -102,14 +102,7 @@ func TestQueries(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
 			s := b.Store
-			ch, err := s.CreateChannel(ctx, "Room", true, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := s.CreateClient(ctx, ch.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ch, c := storetest.ChannelWithClient(t, s)
 			steps := []struct {
 				name string
 				run  func() error

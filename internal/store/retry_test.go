@@ -22,14 +22,7 @@ func TestTerminatedConnectionsRetried(t *testing.T) {
 	b := srv.Store(t)
 	s := b.Store
 	ctx := context.Background()
-	ch, err := s.CreateChannel(ctx, "Room", true, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.CreateClient(ctx, ch.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch, c := storetest.ChannelWithClient(t, s)
 	admin, err := sql.Open("pgx", srv.AdminURL())
 	if err != nil {
 		t.Fatal(err)
@@ -68,14 +61,7 @@ func TestFastRestartRetried(t *testing.T) {
 	srv := storetest.PrivatePostgres(t)
 	s := srv.Store(t).Store
 	ctx := context.Background()
-	ch, err := s.CreateChannel(ctx, "Room", true, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.CreateClient(ctx, ch.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, c := storetest.ChannelWithClient(t, s)
 	warm(t, s, c.ID, 16)
 	srv.Restart()
 	// The server is back: every statement from now on must succeed, though

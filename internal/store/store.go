@@ -204,17 +204,30 @@ func (s *Store) Close() error {
 // placeholders, preparing it on first use. Preparing once saves SQLite
 // from parsing and planning the same SQL on every request.
 func (s *Store) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if st, ok := s.stmts[query]; ok {
+	if st := s.prepared(query); st != nil {
 		return st, nil
 	}
+	// Prepared without the lock: preparing waits for a pooled connection,
+	// and every other statement would wait behind it.
 	st, err := s.db.PrepareContext(ctx, s.q(query))
 	if err != nil {
 		return nil, err
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if had, ok := s.stmts[query]; ok { // another caller prepared it meanwhile
+		st.Close()
+		return had, nil
+	}
 	s.stmts[query] = st
 	return st, nil
+}
+
+// prepared returns the statement stmt prepared for query, if any.
+func (s *Store) prepared(query string) *sql.Stmt {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stmts[query]
 }
 
 // scanner is a row to scan: *sql.Row, *sql.Rows, or a failed preparation.
@@ -234,6 +247,13 @@ func (s *Store) Queries() int64 { return s.queries.Load() }
 // connection (retry.go): reads for any sign of a lost connection, writes
 // only when they cannot have run.
 func (s *Store) queryRow(ctx context.Context, query string, args ...any) scanner {
+	if b := s.txOf(ctx); b != nil { // in a Batch (batch.go)
+		st, err := b.stmt(ctx, query)
+		if err != nil {
+			return errRow{err}
+		}
+		return st.QueryRowContext(ctx, args...)
+	}
 	s.queries.Add(1)
 	// A statement that writes (INSERT … RETURNING) is retried only when it
 	// cannot have run: its connection may have died after the commit.
@@ -266,6 +286,13 @@ func isSelect(query string) bool {
 }
 
 func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if b := s.txOf(ctx); b != nil {
+		st, err := b.stmt(ctx, query)
+		if err != nil {
+			return nil, err
+		}
+		return st.QueryContext(ctx, args...)
+	}
 	s.queries.Add(1)
 	for again := false; ; again = true {
 		st, err := s.stmt(ctx, query)
@@ -281,6 +308,13 @@ func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows
 }
 
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if b := s.txOf(ctx); b != nil {
+		st, err := b.stmt(ctx, query)
+		if err != nil {
+			return nil, err
+		}
+		return st.ExecContext(ctx, args...)
+	}
 	s.queries.Add(1)
 	for again := false; ; again = true {
 		st, err := s.stmt(ctx, query)
@@ -301,6 +335,9 @@ func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result
 // begin starts a transaction; a BEGIN whose connection a restart ended
 // is sent once more on a fresh one.
 func (s *Store) begin(ctx context.Context) (*sql.Tx, error) {
+	if s.txOf(ctx) != nil {
+		return nil, ErrNestedTx
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil && s.retry(err, true) {
 		tx, err = s.db.BeginTx(ctx, nil)

@@ -177,3 +177,34 @@ func openStore(t testing.TB, databaseURL string) *store.Store {
 	t.Cleanup(func() { s.Close() })
 	return s
 }
+
+// ChannelWithClient creates a channel on s, "Room", and one client of it:
+// the setup of tests that need a client to look up, log in or report.
+func ChannelWithClient(t testing.TB, s *store.Store) (store.Channel, store.Client) {
+	t.Helper()
+	ch, err := s.CreateChannel(t.Context(), "Room", true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.CreateClient(t.Context(), ch.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch, c
+}
+
+// ClientIDs creates a channel on s and n clients of it, and returns the
+// channel's id and theirs.
+func ClientIDs(t testing.TB, s *store.Store, n int) (channelID string, ids []string) {
+	t.Helper()
+	ch, c := ChannelWithClient(t, s)
+	ids = []string{c.ID}
+	for len(ids) < n {
+		c, err := s.CreateClient(t.Context(), ch.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, c.ID)
+	}
+	return ch.ID, ids[:n]
+}
