@@ -1442,6 +1442,15 @@ func (n *Node) RemoteConns(uid string) int {
 	return n.tbl.conns[uid]
 }
 
+// RemoteAddr implements hub.Fabric: the address a process holding uid
+// gave for its latest login there (of several, any).
+func (n *Node) RemoteAddr(uid string) string {
+	if n.tbl.npeers.Load() == 0 {
+		return ""
+	}
+	return n.tbl.addrOf(uid)
+}
+
 // Broadcast implements hub.Fabric. A member's presence announcements are
 // kept, to be given again to a node that wrongly took this one for dead.
 func (n *Node) Broadcast(sender, channel string, params []byte) {

@@ -119,6 +119,22 @@ func (t *table) reachable(uid string, now time.Time, silent time.Duration) bool 
 	return false
 }
 
+// addrOf is the latest login address a peer holding uid gave for it; ""
+// when no peer holds it.
+func (t *table) addrOf(uid string) string {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.conns[uid] == 0 {
+		return ""
+	}
+	for _, p := range t.peers {
+		if m, ok := p.users[uid]; ok && m.Addr != "" {
+			return m.Addr
+		}
+	}
+	return ""
+}
+
 // silent lists the live peers not heard for more than d before now.
 func (t *table) silent(now time.Time, d time.Duration) []string {
 	t.mu.RLock()

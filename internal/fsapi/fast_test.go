@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"text/template"
 )
 
@@ -187,9 +188,11 @@ func TestReadBodyBounded(t *testing.T) {
 		{"shorter than declared", "a=1", 7, "a=1", nil},
 		{"longer than declared", "a=1&b=2&c=3", 7, "", errLongerBody},
 		{"length unknown", "a=1&b=2", -1, "a=1&b=2", nil},
+		{"one more with the end", "a=1&b", 4, "", errLongerBody},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := readBody(strings.NewReader(tt.body), tt.length, 1<<10)
+			// A reader may return its last bytes with io.EOF.
+			got, err := readBody(iotest.DataErrReader(strings.NewReader(tt.body)), tt.length, 1<<10)
 			if err != tt.err || (err == nil && string(got) != tt.want) {
 				t.Errorf("readBody = %q, %v; want %q, %v", got, err, tt.want, tt.err)
 			}

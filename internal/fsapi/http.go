@@ -291,16 +291,16 @@ func readBody(body io.Reader, length, max int64) ([]byte, error) {
 	for {
 		n, err := body.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
+		if int64(len(b)) > length {
+			// More than the request said: net/http never lets that
+			// through, but whatever reads the body, it stays bounded.
+			return nil, errLongerBody
+		}
 		if err != nil {
 			if err == io.EOF {
 				err = nil
 			}
 			return b, err
-		}
-		if len(b) == cap(b) {
-			// More than the request said: net/http never lets that
-			// through, but whatever reads the body, it stays bounded.
-			return nil, errLongerBody
 		}
 	}
 }

@@ -80,6 +80,10 @@ type Fabric interface {
 	// RemoteConns is how many connections uid holds on the other hubs, as
 	// far as this one knows (under the registry lock).
 	RemoteConns(uid string) int
+	// RemoteAddr is the address of uid's latest login on another hub, as
+	// far as this one knows ("": none known), for the reports this hub
+	// makes of members elsewhere.
+	RemoteAddr(uid string) string
 
 	// Admit takes a place for uid in each of its channels, counted over
 	// the whole cluster, unless one of them already holds limit users; a

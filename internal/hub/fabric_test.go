@@ -35,11 +35,12 @@ type fakeFabric struct {
 	readyMembers map[string]Member
 	readySubs    map[string]int
 	busy         map[string][]string
+	remoteAddr   map[string]string
 	changes      int // UserChanged calls
 }
 
 func newFakeFabric() *fakeFabric {
-	return &fakeFabric{members: map[string]Member{}, subs: map[string]int{}, remote: map[string]int{}, busy: map[string][]string{}, admission: Unavailable}
+	return &fakeFabric{members: map[string]Member{}, subs: map[string]int{}, remote: map[string]int{}, remoteAddr: map[string]string{}, busy: map[string][]string{}, admission: Unavailable}
 }
 
 func (f *fakeFabric) Start(l Local) { f.local = l }
@@ -92,6 +93,11 @@ func (f *fakeFabric) Unsubscribed(ch string) {
 	f.mu.Lock()
 	f.subs[ch]--
 	f.mu.Unlock()
+}
+func (f *fakeFabric) RemoteAddr(uid string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.remoteAddr[uid]
 }
 func (f *fakeFabric) RemoteConns(uid string) int {
 	f.mu.Lock()

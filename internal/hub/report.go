@@ -221,9 +221,14 @@ func (h *Hub) itemForms(forms []url.Values, it reportItem) []url.Values {
 	uid := it.resync + "@" + h.opts.Domain
 	addr, live := h.reg.loginAddrOf(uid)
 	if !live && h.presentElsewhere(uid) {
-		// A member on another hub whose arrival or leave this hub
-		// reported (Back, Gone): its disconnect would clear the address
-		// it is connected with there. Its state is that hub's to tell.
+		// Connected on another hub (whose arrival this hub may have
+		// reported, Back): a disconnect would clear the address it is
+		// connected with there. Its state is that connection's: a login
+		// with that address, which the other hub's disconnect will
+		// match when it ends.
+		if a := h.reg.fab.RemoteAddr(uid); a != "" {
+			forms = append(forms, h.loginForm(it.resync, "", true, a))
+		}
 		return forms
 	}
 	for _, a := range it.addrs {

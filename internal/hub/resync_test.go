@@ -245,9 +245,11 @@ func TestResyncPacedBehindLogins(t *testing.T) {
 }
 
 // TestResyncOfMemberElsewhere: a dirty user this hub holds no connection
-// of but another hub does (its Back or Gone was reported from here, and
-// failed) is not reported disconnected by the resync: that would clear
-// the address it is connected with there. One held nowhere is.
+// of but another hub does (a report of its own connection here, or of its
+// arrival there, failed) is reported logged in with the address it has
+// there, never disconnected: that would clear the address it is connected
+// with there, and a failed arrival would stay unreported. One held
+// nowhere is reported disconnected.
 func TestResyncOfMemberElsewhere(t *testing.T) {
 	fab := newFakeFabric()
 	th := startHub(t, newDirGateway(), func(o *Options) { o.Fabric = fab })
@@ -259,8 +261,10 @@ func TestResyncOfMemberElsewhere(t *testing.T) {
 	}
 	fab.mu.Lock()
 	fab.remote[uid] = 1
+	fab.remoteAddr[uid] = "192.0.2.2:2"
 	fab.mu.Unlock()
-	if forms := th.h.itemForms(nil, item); len(forms) != 0 {
-		t.Errorf("held on another hub: %v, want no report", forms)
+	forms := th.h.itemForms(nil, item)
+	if len(forms) != 1 || forms[0].Get("action") != "verto_client_login" || forms[0].Get("address") != "192.0.2.2:2" {
+		t.Errorf("held on another hub: %v, want one login with the address it has there", forms)
 	}
 }

@@ -314,7 +314,7 @@ func (s *Store) ClientInChannel(ctx context.Context, clientID, channelID string)
 // keeps its new connected time (each row is cleared only if unchanged).
 func (s *Store) ClearConnectedExcept(ctx context.Context, present func(id string) bool, before time.Time) (int64, error) {
 	const what = "clear connected clients nobody holds"
-	rows, err := s.query(ctx, `SELECT id, connected FROM clients WHERE connected IS NOT NULL AND connected < ?`, micros(before))
+	rows, err := s.query(ctx, `SELECT id, connected FROM clients WHERE connected IS NOT NULL AND connected < ? ORDER BY id`, micros(before))
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", what, err)
 	}
@@ -333,7 +333,9 @@ func (s *Store) ClearConnectedExcept(ctx context.Context, present func(id string
 		return 0, fmt.Errorf("%s: %w", what, err)
 	}
 	// In transactions of sweepBatch rows: a crash of a whole cluster may
-	// leave many, and a commit per row is slow on SQLite.
+	// leave many, and a commit per row is slow on SQLite. In id order, as
+	// the hub's report batches write theirs: two writers of several rows
+	// that lock them in one order cannot deadlock.
 	var n int64
 	for len(gone) > 0 {
 		batch := gone[:min(len(gone), sweepBatch)]

@@ -176,6 +176,32 @@ func (s *Store) lockChannel(ctx context.Context, tx *sql.Tx, channelID string) e
 	return tx.QueryRowContext(ctx, s.q(query), channelID).Scan(&id)
 }
 
+// lockClientsInOrder takes, on PostgreSQL, the row locks of the clients
+// Lock writes, in id order, before it writes them. The hub's report
+// batches lock the clients they write in id order too (and the sweep of
+// connected clients), so neither can hold a row the other waits for
+// while waiting for one the other holds: an UPDATE … WHERE channel_id
+// alone locks its rows in the order it finds them, and could deadlock
+// with a batch. SQLite has one writer at a time: nothing to order.
+func (s *Store) lockClientsInOrder(ctx context.Context, tx *sql.Tx, channelID string, since int64, admit string) error {
+	if s.dialect != Postgres {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, s.q(
+		`SELECT id FROM clients
+		 WHERE channel_id = ? AND (connected IS NOT NULL OR last_login >= ? OR id = ?)
+		 ORDER BY id FOR UPDATE`), channelID, since, admit)
+	if err != nil {
+		return fmt.Errorf("lock the present clients: %w", err)
+	}
+	for rows.Next() {
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return fmt.Errorf("lock the present clients: %w", err)
+	}
+	return nil
+}
+
 // Unremove ends the removal of client clientID from channelID, expired or
 // not; ErrNotFound when there is none.
 func (s *Store) Unremove(ctx context.Context, channelID, clientID string) error {
@@ -206,6 +232,9 @@ func (s *Store) Lock(ctx context.Context, channelID string, at time.Time, admit 
 	if !locked.Valid {
 		locked = sql.NullInt64{Int64: micros(at), Valid: true}
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE channels SET locked = ? WHERE id = ?`), locked.Int64, channelID); err != nil {
+			return time.Time{}, fmt.Errorf("%s: %w", what, err)
+		}
+		if err := s.lockClientsInOrder(ctx, tx, channelID, micros(at.Add(-LockPresence)), admit); err != nil {
 			return time.Time{}, fmt.Errorf("%s: %w", what, err)
 		}
 		_, err := tx.ExecContext(ctx, s.q(
