@@ -3,7 +3,6 @@ package cluster_test
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"net/url"
 	"runtime"
 	"slices"
@@ -53,6 +52,7 @@ func benchHubs(b *testing.B, n int, clustered bool) []string {
 			Gateway: memGateway{}, Domain: domain,
 			MaxConnsPerAddress: 1 << 20, MaxConnsPerClient: 1 << 20,
 			RequestRate: 1e9, RequestBurst: 1 << 30,
+			AddressBytes:    hub.Budget{Rate: 1e9, Burst: 1 << 30},
 			BroadcastBudget: hub.Budget{Rate: 1e9, Burst: 1 << 30},
 			MessageBudget:   hub.Budget{Rate: 1e9, Burst: 1 << 30},
 		}
@@ -67,17 +67,7 @@ func benchHubs(b *testing.B, n int, clustered bool) []string {
 			nodes = append(nodes, node)
 		}
 		h := hub.New(o)
-		srv := httptest.NewServer(h)
-		b.Cleanup(func() {
-			srv.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			_ = h.Shutdown(ctx)
-			if node != nil {
-				_ = node.Close(ctx)
-			}
-		})
-		urls = append(urls, "ws"+strings.TrimPrefix(srv.URL, "http")+"/verto")
+		urls = append(urls, serveHub(b, h, node))
 	}
 	// Ready when every hub knows the others (their first heartbeats).
 	deadline := time.Now().Add(10 * time.Second)

@@ -546,15 +546,7 @@ func startHubs(t *testing.T, n int, cfg hubsConfig) (urls []string, nodes []*clu
 			BroadcastBudget: broadcast,
 			MessageBudget:   hub.Budget{Rate: 1e9, Burst: 1 << 30},
 		})
-		srv := httptest.NewServer(h)
-		t.Cleanup(func() {
-			srv.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			_ = h.Shutdown(ctx)
-			_ = node.Close(ctx)
-		})
-		urls = append(urls, "ws"+strings.TrimPrefix(srv.URL, "http")+"/verto")
+		urls = append(urls, serveHub(t, h, node))
 		nodes = append(nodes, node)
 	}
 	if !cfg.noWait {
@@ -574,4 +566,20 @@ func waitKnown(t *testing.T, nodes ...*cluster.Node) {
 		}
 		return true
 	})
+}
+
+// serveHub serves h (of node, nil: none) until the test ends, then stops
+// both, and returns its Verto WebSocket URL.
+func serveHub(t testing.TB, h *hub.Hub, node *cluster.Node) string {
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = h.Shutdown(ctx)
+		if node != nil {
+			_ = node.Close(ctx)
+		}
+	})
+	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/verto"
 }

@@ -1,9 +1,7 @@
 package cluster_test
 
 import (
-	"context"
 	"errors"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -41,15 +39,7 @@ func removalHubs(t *testing.T, natsURL string, n int) []removalHub {
 				return verto.Object("eventChannel", ch, "eventData", "left", "localBroadcast", true)
 			},
 		})
-		srv := httptest.NewServer(h)
-		t.Cleanup(func() {
-			srv.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			_ = h.Shutdown(ctx)
-			_ = node.Close(ctx)
-		})
-		hubs = append(hubs, removalHub{h: h, node: node, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/verto"})
+		hubs = append(hubs, removalHub{h: h, node: node, url: serveHub(t, h, node)})
 	}
 	poll(t, "hubs that know each other", 10*time.Second, func() bool {
 		for _, x := range hubs {
