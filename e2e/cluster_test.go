@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"testing"
 	"time"
 
@@ -28,9 +26,7 @@ func startClusterPair(t testing.TB) (one, two *app) {
 	t.Helper()
 	natsURL := clustertest.NATS(t)
 	db := storetest.PostgresURL(t)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	prefix := "e2e" + hex.EncodeToString(b[:])
+	prefix := clustertest.Prefix("e2e")
 	return startClusterApp(t, db, natsURL, prefix), startClusterApp(t, db, natsURL, prefix)
 }
 

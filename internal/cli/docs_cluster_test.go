@@ -65,9 +65,7 @@ func startClusterProcesses(t *testing.T) (one, two *clusterProcess) {
 	t.Helper()
 	natsURL := clustertest.NATS(t)
 	dbURL := storetest.PostgresURL(t)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	prefix := "proxy" + hex.EncodeToString(b[:])
+	prefix := clustertest.Prefix("proxy")
 	start := func(name string) *clusterProcess {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

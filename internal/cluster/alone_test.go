@@ -36,7 +36,7 @@ func (quietLocal) Settle(string)                                       {}
 // (through the heartbeat's change number), then hears its changes.
 func TestAloneNodeSendsNoDeltas(t *testing.T) {
 	url := clustertest.NATS(t)
-	prefix := "alone" + randomHex(6)
+	prefix := clustertest.Prefix("alone")
 	opts := cluster.Options{URL: url, Prefix: prefix, Heartbeat: 200 * time.Millisecond}
 
 	watch, err := nats.Connect(url)

@@ -44,7 +44,7 @@ func benchHubs(b *testing.B, n int, clustered bool) []string {
 	if clustered {
 		nats = clustertest.NATS(b)
 	}
-	prefix := "bench" + randomHex(6)
+	prefix := clustertest.Prefix("bench")
 	var urls []string
 	var nodes []*cluster.Node
 	for range n {

@@ -494,8 +494,9 @@ func (n *Node) noteCheck(now time.Time) { n.checked.Store(int64(now.Sub(n.starte
 // its check for more than a heartbeat (a stall not noticed yet: after a
 // SIGSTOP every goroutine resumes at once, and a connection's may ask
 // Linked before the loop has looked at the clock).
-func (n *Node) stalled() bool {
-	return n.before(&n.stallUntil) || int64(n.clk.now().Sub(n.started))-n.checked.Load() > int64(n.opts.Heartbeat)
+func (n *Node) stalled(now time.Time) bool {
+	since := int64(now.Sub(n.started))
+	return since < n.stallUntil.Load() || since-n.checked.Load() > int64(n.opts.Heartbeat)
 }
 
 // before reports whether now is before the deadline at (see extend).
@@ -1557,7 +1558,11 @@ func (n *Node) linked() bool {
 // own loop stalled (the others' heartbeats may wait unread). The cost is
 // a map lookup per peer, under the table's read lock.
 func (n *Node) Linked(target string) bool {
-	return n.linked() && (n.stalled() || n.tbl.reachable(target, n.clk.now(), silentBeats*n.opts.Heartbeat))
+	if !n.linked() {
+		return false
+	}
+	now := n.clk.now()
+	return n.stalled(now) || n.tbl.reachable(target, now, silentBeats*n.opts.Heartbeat)
 }
 
 // Relay implements hub.Fabric. The message is published whatever this

@@ -104,7 +104,7 @@ func newSite(t *testing.T, natsURL string, env ...string) *site {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	s := &site{t: t, db: db, st: st, nats: natsURL, prefix: "test" + randomHex(6), env: env}
+	s := &site{t: t, db: db, st: st, nats: natsURL, prefix: clustertest.Prefix("test"), env: env}
 	t.Cleanup(func() {
 		for _, n := range s.nodes {
 			n.stop()
@@ -529,7 +529,7 @@ func startHubs(t *testing.T, n int, cfg hubsConfig) (urls []string, nodes []*clu
 	if broadcast == (hub.Budget{}) {
 		broadcast = hub.Budget{Rate: 1e9, Burst: 1 << 30}
 	}
-	prefix := "hubs" + randomHex(6)
+	prefix := clustertest.Prefix("hubs")
 	for i := range n {
 		node, err := cluster.New(cluster.Options{
 			URL: natsURLs[min(i, len(natsURLs)-1)], Prefix: prefix,

@@ -26,7 +26,7 @@ type removalHub struct {
 // default grace).
 func removalHubs(t *testing.T, natsURL string, n int) []removalHub {
 	t.Helper()
-	prefix := "remove" + randomHex(6)
+	prefix := clustertest.Prefix("remove")
 	var hubs []removalHub
 	for range n {
 		node, err := cluster.New(cluster.Options{URL: natsURL, Prefix: prefix})

@@ -169,7 +169,7 @@ func stalledNode(t *testing.T, opts cluster.Options, setup func(*cluster.Node)) 
 	t.Helper()
 	p = newStallProxy(t, clustertest.NATS(t))
 	opts.URL = "nats://" + p.addr
-	opts.Prefix = "stall" + randomHex(6)
+	opts.Prefix = clustertest.Prefix("stall")
 	n, err := cluster.New(opts)
 	if err != nil {
 		t.Fatal(err)

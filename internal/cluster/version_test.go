@@ -51,7 +51,7 @@ func (l *eventLocal) has(s string) bool {
 // old).
 func TestWireVersions(t *testing.T) {
 	url := clustertest.NATS(t)
-	prefix := "wire" + randomHex(6)
+	prefix := clustertest.Prefix("wire")
 	var oldLogs syncBuffer
 	const expiry = 2 * time.Second
 	start := func(vmin, vmax byte, logs *syncBuffer) (*cluster.Node, *eventLocal) {

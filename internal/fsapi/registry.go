@@ -149,24 +149,44 @@ const (
 )
 
 // Render renders doc as Respond would, without the declaration: for a
-// handler that keeps an answer rendered (Document.Body).
+// handler that keeps an answer rendered (Document.Body). The answer is
+// clipped, and never nil: a caller may keep it and share it (an append
+// to it must copy), and a nil Body means "not rendered".
 func (r *Registry) Render(doc Document) ([]byte, error) {
+	out, err := r.renderTo(nil, "", doc)
+	if err != nil {
+		return nil, fmt.Errorf("fsapi: render: %w", err)
+	}
+	return slices.Clip(append([]byte{}, out...)), nil
+}
+
+// errNoTemplate is renderTo's error for a document with neither a body
+// nor a template.
+var errNoTemplate = errors.New("no template")
+
+// renderTo appends decl and doc, rendered, to dst (which may then be the
+// answer's memory, as with append): its Body as it is, else its template,
+// without text/template where a plan can (render.go).
+func (r *Registry) renderTo(dst []byte, decl string, doc Document) ([]byte, error) {
 	if doc.Body != nil {
-		return doc.Body, nil
+		if dst == nil {
+			dst = make([]byte, 0, len(decl)+len(doc.Body))
+		}
+		return append(append(dst, decl...), doc.Body...), nil
 	}
 	if doc.Template == nil {
-		return nil, errors.New("fsapi: render: no template")
+		return nil, errNoTemplate
 	}
-	// Clipped, and never nil: a caller may keep the answer and share it
-	// (an append to it must copy), and a nil Body means "not rendered".
-	if out, ok := r.plans.render(nil, "", doc); ok {
-		return slices.Clip(append([]byte{}, out...)), nil
+	if out, ok := r.plans.render(dst, decl, doc); ok {
+		return out, nil
 	}
-	var buf bytes.Buffer
-	if err := doc.Template.Execute(&buf, doc.Data); err != nil {
-		return nil, fmt.Errorf("fsapi: render %s: %w", doc.Template.Name(), err)
+	buf := bytes.NewBuffer(dst)
+	buf.Grow(1024)
+	buf.WriteString(decl)
+	if err := doc.Template.Execute(buf, doc.Data); err != nil {
+		return nil, fmt.Errorf("template %s: %w", doc.Template.Name(), err)
 	}
-	return slices.Clip(append([]byte{}, buf.Bytes()...)), nil
+	return buf.Bytes(), nil
 }
 
 // respond is Respond, also telling which handler matched (nil: none) and
@@ -203,26 +223,15 @@ func (r *Registry) respondTo(ctx context.Context, dst []byte, form url.Values) (
 		r.logger.ErrorContext(ctx, "fsapi handler failed", "handler", fmt.Sprintf("%T", h), "err", err)
 		return NotFound(), h, failed
 	}
-	if doc.Body != nil {
-		if dst == nil {
-			dst = make([]byte, 0, len(Declaration)+len(doc.Body))
-		}
-		return append(append(dst, Declaration...), doc.Body...), h, answered
-	}
-	if doc.Template == nil {
+	out, err = r.renderTo(dst, Declaration, doc)
+	if errors.Is(err, errNoTemplate) {
 		r.logger.ErrorContext(ctx, "fsapi handler returned no template", "handler", fmt.Sprintf("%T", h))
 		return NotFound(), h, failed
 	}
-	if out, ok := r.plans.render(dst, Declaration, doc); ok {
-		return out, h, answered
-	}
-	buf := bytes.NewBuffer(dst)
-	buf.Grow(1024)
-	buf.WriteString(Declaration)
-	if err := doc.Template.Execute(buf, doc.Data); err != nil {
+	if err != nil {
 		r.logger.ErrorContext(ctx, "fsapi template failed", "handler", fmt.Sprintf("%T", h),
 			"template", doc.Template.Name(), "err", err)
 		return NotFound(), h, failed
 	}
-	return buf.Bytes(), h, answered
+	return out, h, answered
 }

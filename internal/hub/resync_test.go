@@ -91,18 +91,6 @@ func (g *heldGateway) reported(login string) int {
 	return g.logins[login]
 }
 
-// waitLong waits until cond holds, failing the test after a minute.
-func waitLong(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("still waiting, after a minute, for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // goroutines returns the stacks of the goroutines that run every one of
 // the functions named (as in a stack trace: "hub.(*Hub).resync(").
 func goroutines(funcs ...string) []string {
@@ -166,30 +154,30 @@ func TestResyncRacingDisconnect(t *testing.T) {
 
 			c := dial(t, th, "x", nil)
 			c.login(cl.ID, cl.Password, "s")
-			waitLong(t, "the login report", func() bool { return gw.reported(cl.ID) == 1 })
+			waitWithin(t, "the login report", time.Minute, func() bool { return gw.reported(cl.ID) == 1 })
 
 			// One report at the held gateway, a full queue behind it.
 			gw.hold()
 			h.disconnectReport("zz@"+fixtures.Domain, "192.0.2.1:1")
-			waitLong(t, "the first held report", func() bool { return gw.arrived.Load() == gw.finished.Load()+1 })
+			waitWithin(t, "the first held report", time.Minute, func() bool { return gw.arrived.Load() == gw.finished.Load()+1 })
 			for range reportQueue {
 				h.disconnectReport("zz@"+fixtures.Domain, "192.0.2.1:1")
 			}
 			// The client's older connection's report failed: resync it.
 			markDirty(h, map[string][]string{cl.ID: {"192.0.2.9:9"}})
-			waitLong(t, "the resync pass", func() bool { return resyncIdle(h) })
+			waitWithin(t, "the resync pass", time.Minute, func() bool { return resyncIdle(h) })
 
 			// Now it disconnects; its report waits for room.
 			_ = c.ws.CloseNow()
-			waitLong(t, "the disconnect report's post", func() bool {
+			waitWithin(t, "the disconnect report's post", time.Minute, func() bool {
 				_, live := h.reg.loginAddrOf(cl.ID + "@" + fixtures.Domain)
 				return !live && waiting(goroutines("hub.(*Hub).disconnectReport(", "hub.(*conn)"))
 			})
 			gw.free()
-			waitLong(t, "the resync of the client", func() bool { return h.outage.pending() == 0 && resyncIdle(h) })
+			waitWithin(t, "the resync of the client", time.Minute, func() bool { return h.outage.pending() == 0 && resyncIdle(h) })
 			// A marker behind everything queued (one worker: in order).
 			h.disconnectReport("marker@"+fixtures.Domain, "192.0.2.1:1")
-			waitLong(t, "the marker report", func() bool { return gw.reported("marker@"+fixtures.Domain) == 1 })
+			waitWithin(t, "the marker report", time.Minute, func() bool { return gw.reported("marker@"+fixtures.Domain) == 1 })
 
 			got, err := be.Store.ClientByID(ctx, cl.ID)
 			if err != nil {
@@ -218,7 +206,7 @@ func TestResyncPacedBehindLogins(t *testing.T) {
 		dirty["d"+strconv.Itoa(i)] = []string{"192.0.2.1:1"}
 	}
 	markDirty(h, dirty)
-	waitLong(t, "the resync pass", func() bool { return h.outage.pending() < users && resyncIdle(h) })
+	waitWithin(t, "the resync pass", time.Minute, func() bool { return h.outage.pending() < users && resyncIdle(h) })
 
 	posted := make(chan struct{})
 	go func() {
@@ -231,7 +219,7 @@ func TestResyncPacedBehindLogins(t *testing.T) {
 		t.Fatalf("a login's report still waits, 10 s on, behind the resync (%d queued)", len(h.reports.queues[0]))
 	}
 	gw.free()
-	waitLong(t, "every dirty user reported", func() bool {
+	waitWithin(t, "every dirty user reported", time.Minute, func() bool {
 		for i := range users {
 			if gw.reported("d"+strconv.Itoa(i)+"@"+fixtures.Domain) == 0 {
 				return false

@@ -3,6 +3,8 @@
 package clustertest
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"os"
 	"testing"
 	"time"
@@ -28,4 +30,12 @@ func NATS(t testing.TB) string {
 	}
 	nc.Close()
 	return u
+}
+
+// Prefix returns a subject prefix of name and 12 random hex digits: the
+// cluster of one test, on a NATS server other tests share.
+func Prefix(name string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return name + hex.EncodeToString(b[:])
 }
